@@ -1,0 +1,104 @@
+"""Chunk shapes from a memory budget and the source's tiles: pure arithmetic, no I/O.
+
+The budget is for the whole job on one machine. Each worker thread holds a few copies of a
+chunk at once (the decoded input, the labels, temporaries of the kernels), so a chunk gets
+``budget / (threads * WORKING_COPIES)`` bytes of input at most.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from dask.utils import parse_bytes
+
+from .errors import ParameterError
+
+#: Default memory budget of a job (``--memory-limit``).
+DEFAULT_MEMORY_LIMIT = "1GiB"
+#: How many chunk-sized buffers a thread may hold at once (input, labels, codes, temporaries).
+WORKING_COPIES = 6
+#: Bytes of per-pixel working memory beyond the input itself (labels, colour codes, float row).
+EXTRA_BYTES_PER_PIXEL = 8
+#: Chunks are never smaller than this many pixels on a side unless the image or tile is.
+MIN_SIDE = 256
+#: Nor larger than this, so a gigapixel image still has enough chunks for every thread.
+MAX_SIDE = 8192
+
+
+def parse_memory_limit(value: str | int | float | None) -> int:
+    """Return a memory budget in bytes from ``"2GiB"``, ``"500MB"``, an int, or None (default).
+
+    Raises
+    ------
+    ParameterError
+        If the value cannot be parsed or is below 64 MiB.
+    """
+    if value is None:
+        value = DEFAULT_MEMORY_LIMIT
+    try:
+        n = int(parse_bytes(value)) if isinstance(value, str) else int(value)
+    except (ValueError, TypeError) as exc:
+        raise ParameterError(f"memory limit {value!r} is not a size such as '2GiB' or '500MB'") from exc
+    if n < 64 * 2**20:
+        raise ParameterError(f"memory limit {value!r} ({n} bytes) is below the minimum of 64MiB")
+    return n
+
+
+def default_threads() -> int:
+    """The number of threads Dask's local scheduler uses here."""
+    return max(1, os.cpu_count() or 1)
+
+
+def chunk_budget_bytes(memory_limit: int, threads: int | None = None) -> int:
+    """Bytes of working memory one chunk may use."""
+    threads = threads or default_threads()
+    return max(1, memory_limit // (threads * WORKING_COPIES))
+
+
+def _round_to(n: int, step: int) -> int:
+    return max(step, (n // step) * step)
+
+
+def choose_chunks(
+    shape: tuple[int, int],
+    bytes_per_pixel: int,
+    memory_limit: int,
+    tile: tuple[int, int] | None = None,
+    threads: int | None = None,
+) -> tuple[int, int]:
+    """Choose a (rows, cols) chunk shape for an image of ``shape`` (rows, cols).
+
+    The chunk is square-ish, a whole multiple of ``tile`` (so every source tile is read by one
+    task), and holds at most ``chunk_budget_bytes(memory_limit, threads)`` of working memory.
+    A chunk never exceeds the image; a tile bigger than the budget is still read whole.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Image rows and columns.
+    bytes_per_pixel : int
+        Bytes of one input pixel (itemsize times channels).
+    memory_limit : int
+        Job memory budget in bytes.
+    tile : (int, int), optional
+        The source's tile or chunk shape; the result is a multiple of it (or the full extent).
+    threads : int, optional
+        Worker threads sharing the budget (default: CPU count).
+    """
+    rows, cols = int(shape[0]), int(shape[1])
+    tr, tc = tile if tile else (1, 1)
+    tr, tc = max(1, min(int(tr), rows)), max(1, min(int(tc), cols))
+    per_pixel = bytes_per_pixel + EXTRA_BYTES_PER_PIXEL
+    max_pixels = max(1, chunk_budget_bytes(memory_limit, threads) // per_pixel)
+    side = int(math.isqrt(max_pixels))
+    side = min(max(side, MIN_SIDE), MAX_SIDE)
+    # Whole multiples of the tile; at least one tile.
+    cr = min(rows, _round_to(side, tr))
+    cc = min(cols, _round_to(side, tc))
+    # A short, wide image (or a narrow one) gives the spare budget to the long side.
+    if cr == rows and cr * cc < max_pixels:
+        cc = min(cols, _round_to(max_pixels // max(cr, 1), tc))
+    elif cc == cols and cr * cc < max_pixels:
+        cr = min(rows, _round_to(max_pixels // max(cc, 1), tr))
+    return cr, cc
