@@ -1,0 +1,187 @@
+"""Compiled per-block loops (numba, GIL released, cached on disk).
+
+Every kernel works on one chunk of pixels flattened to ``(n, C)`` and never builds an
+``n x K`` temporary: each pixel is assigned to its nearest centroid and accumulated in the same
+loop. Distances use ``|c|^2 - 2 x.c`` to choose the centroid (3 multiply-adds per channel and
+centroid), then the exact ``|x - c|^2`` of the chosen one for the inertia, so the inertia does not
+suffer from the cancellation of the expanded form.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+
+
+@njit(**_JIT)
+def lloyd_partials(x, w, centroids):  # pragma: no cover - compiled
+    """Assign and accumulate one block.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, C), any real dtype
+        Pixels (or distinct colours) of one block.
+    w : ndarray of shape (n,) or (0,), float64
+        Weight of each row (pixel counts of distinct colours); empty means all ones.
+    centroids : ndarray of shape (K, C), float64
+
+    Returns
+    -------
+    partial : ndarray of shape (K + 1, C + 2), float64
+        Rows 0..K-1: per-cluster sums of the members (C columns), their total weight and their
+        inertia (sum of squared distances). Row K: ``[non-finite rows seen, 0, ...]``; rows that
+        hold NaN or inf are skipped and counted there.
+    """
+    n, c = x.shape
+    k = centroids.shape[0]
+    out = np.zeros((k + 1, c + 2), dtype=np.float64)
+    cn = np.empty(k, dtype=np.float64)
+    for j in range(k):
+        s = 0.0
+        for ch in range(c):
+            s += centroids[j, ch] * centroids[j, ch]
+        cn[j] = s
+    weighted = w.shape[0] > 0
+    row = np.empty(c, dtype=np.float64)
+    for i in range(n):
+        finite = True
+        for ch in range(c):
+            v = np.float64(x[i, ch])
+            row[ch] = v
+            if not np.isfinite(v):
+                finite = False
+        if not finite:
+            out[k, 0] += 1.0
+            continue
+        best = 0
+        bestd = np.inf
+        for j in range(k):
+            d = cn[j]
+            for ch in range(c):
+                d -= 2.0 * row[ch] * centroids[j, ch]
+            if d < bestd:
+                bestd = d
+                best = j
+        wi = w[i] if weighted else 1.0
+        err = 0.0
+        for ch in range(c):
+            out[best, ch] += wi * row[ch]
+            diff = row[ch] - centroids[best, ch]
+            err += diff * diff
+        out[best, c] += wi
+        out[best, c + 1] += wi * err
+    return out
+
+
+@njit(**_JIT)
+def assign_labels(x, centroids, labels):  # pragma: no cover - compiled
+    """Write the index of the nearest centroid of every row of ``x`` into ``labels``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, C), any real dtype
+    centroids : ndarray of shape (K, C), float64
+    labels : ndarray of shape (n,), uint8 or uint16 (written)
+
+    Returns
+    -------
+    stats : ndarray of shape (K + 3,), float64
+        Members per label (K), the sum of squared errors against the centroids, and the
+        minimum and maximum value seen (the data range, for PSNR of float images).
+    """
+    n, c = x.shape
+    k = centroids.shape[0]
+    stats = np.zeros(k + 3, dtype=np.float64)
+    stats[k + 1] = np.inf
+    stats[k + 2] = -np.inf
+    cn = np.empty(k, dtype=np.float64)
+    for j in range(k):
+        s = 0.0
+        for ch in range(c):
+            s += centroids[j, ch] * centroids[j, ch]
+        cn[j] = s
+    row = np.empty(c, dtype=np.float64)
+    for i in range(n):
+        for ch in range(c):
+            v = np.float64(x[i, ch])
+            row[ch] = v
+            if v < stats[k + 1]:
+                stats[k + 1] = v
+            if v > stats[k + 2]:
+                stats[k + 2] = v
+        best = 0
+        bestd = np.inf
+        for j in range(k):
+            d = cn[j]
+            for ch in range(c):
+                d -= 2.0 * row[ch] * centroids[j, ch]
+            if d < bestd:
+                bestd = d
+                best = j
+        labels[i] = best
+        err = 0.0
+        for ch in range(c):
+            diff = row[ch] - centroids[best, ch]
+            err += diff * diff
+        stats[best] += 1.0
+        stats[k] += err
+    return stats
+
+
+@njit(**_JIT)
+def colour_codes(x):  # pragma: no cover - compiled
+    """Pack uint8 pixels of shape (n, C), C <= 3, into uint32 codes ``c0 << 16 | c1 << 8 | c2``."""
+    n, c = x.shape
+    codes = np.empty(n, dtype=np.uint32)
+    for i in range(n):
+        v = np.uint32(0)
+        for ch in range(c):
+            v = (v << np.uint32(8)) | np.uint32(x[i, ch])
+        codes[i] = v
+    return codes
+
+
+@njit(**_JIT)
+def sparse_histogram(codes, counts, nbins):  # pragma: no cover - compiled
+    """Sum ``counts`` per code in a dense table of ``nbins`` and return the non-zero entries.
+
+    ``counts`` may be empty, meaning one per code. Returns ``(codes, counts)`` sorted by code,
+    uint32 and int64.
+    """
+    table = np.zeros(nbins, dtype=np.int64)
+    if counts.shape[0] == 0:
+        for i in range(codes.shape[0]):
+            table[codes[i]] += 1
+    else:
+        for i in range(codes.shape[0]):
+            table[codes[i]] += counts[i]
+    m = 0
+    for b in range(nbins):
+        if table[b] != 0:
+            m += 1
+    out_codes = np.empty(m, dtype=np.uint32)
+    out_counts = np.empty(m, dtype=np.int64)
+    m = 0
+    for b in range(nbins):
+        if table[b] != 0:
+            out_codes[m] = b
+            out_counts[m] = table[b]
+            m += 1
+    return out_codes, out_counts
+
+
+@njit(**_JIT)
+def lut_labels(x, lut, labels, k):  # pragma: no cover - compiled
+    """Label uint8 pixels (n, C) through a colour-code -> label table; return members per label (K,)."""
+    n, c = x.shape
+    counts = np.zeros(k, dtype=np.float64)
+    for i in range(n):
+        v = np.uint32(0)
+        for ch in range(c):
+            v = (v << np.uint32(8)) | np.uint32(x[i, ch])
+        lab = lut[v]
+        labels[i] = lab
+        counts[lab] += 1.0
+    return counts

@@ -1,0 +1,174 @@
+"""Exact colour-histogram path for integer images of at most 24 bits per pixel (uint8, C <= 3).
+
+Identical colours always land in the same cluster, so Lloyd's k-means on the distinct colours
+weighted by their pixel counts is the same algorithm as Lloyd's on every pixel. The work is:
+
+1. one map-reduce pass builds the sparse histogram (per chunk: a dense count table of at most
+   2**24 entries turned sparse; the tree reduction merges the sparse parts);
+2. Lloyd's iterations run on the distinct colours and their counts with the same engine as the
+   pixel path (:func:`bigquant.kmeans.lloyd`), first on a coarse 15-bit histogram to get close
+   cheaply, then on the exact one until convergence;
+3. one more pass labels every pixel through a colour -> label lookup table.
+"""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+
+from . import _kernels
+from .kmeans import LloydResult, lloyd, tree_reduce
+
+#: Rows per chunk of the distinct-colour arrays the Lloyd iterations run on.
+COLOUR_CHUNK = 1 << 19
+#: Bits per channel of the coarse histogram used to warm-start the exact iterations.
+COARSE_BITS = 5
+
+
+def applies(dtype: np.dtype, channels: int) -> bool:
+    """True where the exact histogram path applies: uint8 with 1 to 3 channels."""
+    return np.dtype(dtype) == np.uint8 and 1 <= channels <= 3
+
+
+def _nbins(channels: int) -> int:
+    return 1 << (8 * channels)
+
+
+def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = block.reshape(-1, block.shape[-1])
+    codes = _kernels.colour_codes(flat)
+    return _kernels.sparse_histogram(codes, np.empty(0, np.int64), _nbins(flat.shape[1]))
+
+
+def _merge_hists(parts, nbins):
+    codes = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[1] for p in parts])
+    return _kernels.sparse_histogram(codes, counts, nbins)
+
+
+def colour_histogram(x: da.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Exact histogram of the colours of a uint8 image (rows, cols, C), C <= 3, in one pass.
+
+    Returns
+    -------
+    colours : ndarray of shape (M, C), uint8
+        The distinct colours, sorted by their packed code.
+    counts : ndarray of shape (M,), int64
+        Pixels of each colour.
+    """
+    c = x.shape[-1]
+    if x.numblocks[-1] != 1:
+        x = x.rechunk({x.ndim - 1: -1})
+    blocks = x.to_delayed().ravel().tolist()
+    parts = [dask.delayed(_block_hist, pure=True, nout=2)(b) for b in blocks]
+    nbins = _nbins(c)
+    merge = lambda ps: _merge_hists(ps, nbins)  # noqa: E731
+    (hist,) = dask.compute(tree_reduce(parts, merge))
+    codes, counts = hist
+    return codes_to_colours(codes, c), counts
+
+
+def codes_to_colours(codes: np.ndarray, channels: int) -> np.ndarray:
+    """Unpack uint32 colour codes into an (M, C) uint8 array."""
+    shifts = np.arange(channels - 1, -1, -1, dtype=np.uint32) * 8
+    return ((codes[:, None] >> shifts[None, :]) & 0xFF).astype(np.uint8)
+
+
+def coarse_histogram(colours: np.ndarray, counts: np.ndarray, bits: int = COARSE_BITS):
+    """Merge colours into bins of ``bits`` per channel; each bin is the weighted mean of its colours.
+
+    Returns ``(points (m, C) float64, weights (m,) float64)``.
+    """
+    shift = 8 - bits
+    c = colours.shape[1]
+    key = np.zeros(len(colours), dtype=np.int64)
+    for ch in range(c):
+        key = (key << bits) | (colours[:, ch].astype(np.int64) >> shift)
+    uniq, inv = np.unique(key, return_inverse=True)
+    w = np.bincount(inv, weights=counts.astype(np.float64), minlength=len(uniq))
+    pts = np.empty((len(uniq), c), dtype=np.float64)
+    for ch in range(c):
+        pts[:, ch] = np.bincount(inv, weights=colours[:, ch] * counts.astype(np.float64),
+                                 minlength=len(uniq)) / w
+    return pts, w
+
+
+def sample_from_histogram(colours: np.ndarray, counts: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """A reproducible sample of ``n`` pixels drawn from the histogram (with replacement)."""
+    rng = np.random.default_rng(seed)
+    p = counts / counts.sum()
+    idx = rng.choice(len(colours), size=n, replace=True, p=p)
+    return colours[np.sort(idx)]
+
+
+def as_dask(colours: np.ndarray, counts: np.ndarray) -> tuple[da.Array, da.Array]:
+    """The distinct colours and their counts as dask arrays chunked for the Lloyd engine.
+
+    They are persisted, so on a distributed cluster they travel to the workers once rather
+    than with every iteration.
+    """
+    pts = da.from_array(colours, chunks=(COLOUR_CHUNK, colours.shape[1]), name=False)
+    w = da.from_array(counts.astype(np.float64), chunks=(COLOUR_CHUNK,), name=False)
+    return dask.persist(pts, w)
+
+
+def fit(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *, max_iter: int, tol_abs: float,
+        sample: np.ndarray, coarse: bool = True, callback=None) -> LloydResult:
+    """Weighted Lloyd's k-means on a colour histogram, warm-started on its coarse version.
+
+    The coarse stage (at most 2**15 bins) costs almost nothing and brings the centroids near the
+    optimum; the exact stage then runs the same algorithm as every-pixel Lloyd's from there.
+    With ``coarse=False`` the exact stage starts at ``init`` (used to check the path against the
+    pixel-level engine from the same initial centroids).
+    """
+    start = np.asarray(init, dtype=np.float64)
+    coarse_iters = 0
+    if coarse and len(colours) > 4 * len(start) and len(colours) > (1 << (3 * COARSE_BITS)) // 8:
+        cpts, cw = coarse_histogram(colours, counts)
+        cres = lloyd(da.from_array(cpts, chunks=(COLOUR_CHUNK, cpts.shape[1])),
+                     start, weights=da.from_array(cw, chunks=(COLOUR_CHUNK,)),
+                     max_iter=max_iter, tol_abs=tol_abs, sample=sample)
+        start, coarse_iters = cres.centroids, cres.n_iter
+    pts, w = as_dask(colours, counts)
+    res = lloyd(pts, start, weights=w, max_iter=max_iter, tol_abs=tol_abs, sample=sample,
+                callback=callback)
+    res.coarse_iterations = coarse_iters  # type: ignore[attr-defined]
+    return res
+
+
+def label_table(colours: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Colour-code -> label lookup table over all ``2**(8C)`` codes, and each colour's squared error.
+
+    Only the colours present are filled in; the table is uint8 for K <= 256, else uint16.
+
+    Returns
+    -------
+    lut : ndarray of shape (2**(8C),)
+    sq_err : ndarray of shape (M,), float64
+        Squared distance of each distinct colour to its codebook entry.
+    """
+    k, c = codebook.shape
+    dtype = np.uint8 if k <= 256 else np.uint16
+    labels = np.empty(len(colours), dtype=dtype)
+    cb = np.asarray(codebook, dtype=np.float64)
+    _kernels.assign_labels(colours, cb, labels)
+    sq_err = ((colours.astype(np.float64) - cb[labels]) ** 2).sum(1)
+    lut = np.zeros(_nbins(c), dtype=dtype)
+    codes = _kernels.colour_codes(colours)
+    lut[codes] = labels
+    return lut, sq_err
+
+
+def label_block(block: np.ndarray, lut: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Label one uint8 chunk (rows, cols, C) through ``lut``.
+
+    Returns ``(labels (rows, cols), stats (K + 3,))`` in the layout of
+    :func:`bigquant.kmeans.label_block` (the squared-error entry is left 0: the exact error comes
+    from the histogram).
+    """
+    flat = block.reshape(-1, block.shape[-1])
+    labels = np.empty(len(flat), dtype=lut.dtype)
+    counts = _kernels.lut_labels(flat, lut, labels, k)
+    stats = np.concatenate([counts, [0.0, 0.0, 255.0]])
+    return labels.reshape(block.shape[:-1]), stats

@@ -1,0 +1,313 @@
+"""Lloyd's k-means as map-reduce over the chunks of a dask array: pure algorithm, no file I/O.
+
+One Lloyd step is ``map_blocks(partials) -> tree sum -> one compute``: every chunk returns a
+``(K + 1, C + 2)`` array (per-cluster sums, weights and inertia, plus a count of non-finite
+rows) and a tree reduction adds them up. Nothing proportional to the image is ever materialised.
+The step works on any dask array whose last axis holds the C channels, so the same engine runs
+on the pixels of an image (H, W, C) and on the distinct colours of its histogram (M, C) with
+their counts as weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.delayed import Delayed
+
+from . import _kernels
+from .errors import InputError, ParameterError
+
+#: Default number of pixels sampled for the k-means++ initialisation and empty-cluster repair.
+DEFAULT_SAMPLE_SIZE = 100_000
+#: Largest number of chunks the initialisation sample is drawn from (bounds that pass's I/O).
+SAMPLE_MAX_BLOCKS = 64
+#: Largest K bigquant accepts: labels are stored as uint16.
+MAX_K = 65536
+
+
+def check_k(k: object) -> int:
+    """Return ``k`` as an int if it is a whole number in ``[1, MAX_K]``, else raise ParameterError."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        if isinstance(k, (float, np.floating)) and float(k).is_integer():
+            k = int(k)
+        else:
+            raise ParameterError(f"K must be a whole number between 1 and {MAX_K}, got {k!r}")
+    k = int(k)
+    if not 1 <= k <= MAX_K:
+        raise ParameterError(f"K must be between 1 and {MAX_K}, got {k}")
+    return k
+
+
+def tree_reduce(parts: Sequence[Delayed], combine: Callable, split_every: int = 8) -> Delayed:
+    """Combine delayed parts in a tree: ``combine`` takes a list of parts and returns one part.
+
+    The tree's shape depends only on ``len(parts)`` and ``split_every``, and each combine adds
+    its inputs in list order, so float results are bit-identical from run to run and scheduler
+    to scheduler.
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("tree_reduce needs at least one part")
+    fn = dask.delayed(combine, pure=True)
+    while len(parts) > 1:
+        parts = [fn(parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
+    if not isinstance(parts[0], Delayed):
+        return dask.delayed(parts[0])
+    return parts[0]
+
+
+def _sum_parts(parts: list[np.ndarray]) -> np.ndarray:
+    out = np.array(parts[0], dtype=np.float64, copy=True)
+    for p in parts[1:]:
+        out += p
+    return out
+
+
+def _flat(block: np.ndarray) -> np.ndarray:
+    return block.reshape(-1, block.shape[-1])
+
+
+def _partials_block(block, *rest):
+    # rest is (centroids,) or (weights_block, centroids); returns shape (1, ..., 1, L)
+    if len(rest) == 2:
+        wblock, centroids = rest
+        w = np.ascontiguousarray(wblock.reshape(-1), dtype=np.float64)
+    else:
+        (centroids,) = rest
+        w = np.empty(0, dtype=np.float64)
+    out = _kernels.lloyd_partials(_flat(block), w, centroids)
+    return out.reshape((1,) * (block.ndim - 1) + (-1,))
+
+
+def lloyd_step_graph(points: da.Array, centroids: np.ndarray, weights: da.Array | None = None) -> Delayed:
+    """Delayed ``(K + 1, C + 2)`` sum of the per-chunk partials of one Lloyd step.
+
+    Parameters
+    ----------
+    points : dask array of shape (..., C)
+        Pixels (rows, cols, C) or colours (M, C); one chunk along the last axis.
+    centroids : ndarray of shape (K, C), float64
+    weights : dask array of shape (...,) chunked like ``points`` without its last axis, optional
+    """
+    k, c = centroids.shape
+    if points.numblocks[-1] != 1:
+        points = points.rechunk({points.ndim - 1: -1})
+    cen = dask.delayed(np.ascontiguousarray(centroids, dtype=np.float64), pure=True)
+    width = (k + 1) * (c + 2)
+    out_chunks = tuple((1,) * n for n in points.numblocks[:-1]) + ((width,),)
+    args = [points]
+    if weights is not None:
+        args.append(weights[..., None])
+    partial = da.map_blocks(_partials_block, *args, cen, chunks=out_chunks, dtype=np.float64,
+                            name="bigquant-lloyd-partials")
+    parts = partial.to_delayed().ravel().tolist()
+    total = tree_reduce(parts, _sum_parts)
+    return dask.delayed(np.reshape, pure=True)(total, (k + 1, c + 2))
+
+
+@dataclass
+class LloydResult:
+    """Outcome of :func:`lloyd`.
+
+    Attributes
+    ----------
+    centroids : ndarray of shape (K, C), float64
+    n_iter : int
+        Lloyd steps (passes over the data) run.
+    converged : bool
+        True if the largest centroid shift fell to ``tol_abs`` or below before ``max_iter``.
+    inertia : float
+        Sum of squared distances of the points to the centroids they were assigned to in the
+        last step (before that step's update).
+    inertia_history, shift_history : list of float
+        Per step: the inertia, and the largest centroid shift of the update.
+    reseeded : int
+        Empty clusters that were re-seeded over the run.
+    """
+
+    centroids: np.ndarray
+    n_iter: int
+    converged: bool
+    inertia: float
+    inertia_history: list = field(default_factory=list)
+    shift_history: list = field(default_factory=list)
+    reseeded: int = 0
+
+
+def _reseed_empty(new: np.ndarray, empty: np.ndarray, sample: np.ndarray | None) -> np.ndarray:
+    """Move each empty cluster onto the sample point farthest from its nearest centroid."""
+    if not empty.any():
+        return new
+    if sample is None or len(sample) == 0:
+        raise RuntimeError("an empty cluster needs a sample to be re-seeded from")
+    new = new.copy()
+    full = new[~empty]
+    if len(full):
+        d = _min_sq_dist(sample, full)
+    else:
+        d = np.ones(len(sample))
+    order = np.argsort(-d, kind="stable")
+    for j, idx in zip(np.flatnonzero(empty), order):
+        new[j] = sample[idx]
+    return new
+
+
+def _min_sq_dist(points: np.ndarray, centroids: np.ndarray, block: int = 65536) -> np.ndarray:
+    out = np.empty(len(points))
+    cn = (centroids**2).sum(1)
+    for s in range(0, len(points), block):
+        p = points[s : s + block].astype(np.float64)
+        d = (p**2).sum(1)[:, None] - 2.0 * p @ centroids.T + cn[None, :]
+        out[s : s + block] = np.maximum(d.min(1), 0.0)
+    return out
+
+
+def lloyd(
+    points: da.Array,
+    init: np.ndarray,
+    *,
+    weights: da.Array | None = None,
+    max_iter: int = 100,
+    tol_abs: float = 0.0,
+    sample: np.ndarray | None = None,
+    callback: Callable[[int, float, float], None] | None = None,
+) -> LloydResult:
+    """Run Lloyd's algorithm from ``init`` until the largest shift is ``<= tol_abs`` or ``max_iter``.
+
+    Each step is one pass over ``points`` (one ``compute``). Empty clusters are re-seeded with the
+    points of ``sample`` farthest from their nearest centroid, never left as NaN.
+
+    Parameters
+    ----------
+    points : dask array of shape (..., C)
+        Real-valued data; rows containing NaN or inf raise :class:`InputError` after the first pass.
+    init : ndarray of shape (K, C)
+    weights : dask array, optional
+        Non-negative weight per row of ``points`` (pixel counts of distinct colours).
+    max_iter : int
+    tol_abs : float
+        Absolute tolerance on the largest Euclidean centroid shift of one step.
+    sample : ndarray of shape (n, C), optional
+        Points to re-seed empty clusters from.
+    callback : callable(iteration, inertia, shift), optional
+        Called after every step, e.g. for progress output.
+    """
+    if max_iter < 1:
+        raise ParameterError(f"max_iter must be at least 1, got {max_iter}")
+    centroids = np.array(init, dtype=np.float64)
+    k, c = centroids.shape
+    result = LloydResult(centroids=centroids, n_iter=0, converged=False, inertia=float("nan"))
+    for it in range(1, max_iter + 1):
+        (total,) = dask.compute(lloyd_step_graph(points, centroids, weights))
+        if it == 1 and total[k, 0] > 0:
+            raise InputError(f"the image holds {int(total[k, 0])} pixels with NaN or inf values; "
+                             "bigquant needs finite values")
+        sums, counts, inertia = total[:k, :c], total[:k, c], float(total[:k, c + 1].sum())
+        empty = counts <= 0
+        new = np.where(empty[:, None], centroids, sums / np.where(empty, 1.0, counts)[:, None])
+        if empty.any():
+            new = _reseed_empty(new, empty, sample)
+            result.reseeded += int(empty.sum())
+        shift = float(np.sqrt(((new - centroids) ** 2).sum(1)).max())
+        centroids = new
+        result.inertia_history.append(inertia)
+        result.shift_history.append(shift)
+        result.n_iter, result.inertia, result.centroids = it, inertia, centroids
+        if callback is not None:
+            callback(it, inertia, shift)
+        if shift <= tol_abs and not empty.any():
+            result.converged = True
+            break
+    return result
+
+
+def _block_sample(block, n, seed):
+    flat = _flat(block)
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(flat), size=min(n, len(flat)), replace=False))
+    return np.array(flat[idx])
+
+
+def sample_pixels(x: da.Array, n: int = DEFAULT_SAMPLE_SIZE, seed: int = 0,
+                  max_blocks: int = SAMPLE_MAX_BLOCKS) -> np.ndarray:
+    """A reproducible random sample of about ``n`` pixels of ``x`` (..., C), as an (n, C) array.
+
+    Draws from at most ``max_blocks`` chunks chosen at random with probability proportional to
+    their size, so the pass that feeds the initialisation reads a bounded part of the image.
+    The same seed and chunking always give the same sample.
+    """
+    rng = np.random.default_rng(seed)
+    blocks = list(np.ndindex(*x.numblocks[:-1]))
+    sizes = np.array([math.prod(x.chunks[a][i] for a, i in enumerate(b)) for b in blocks], dtype=np.float64)
+    total = sizes.sum()
+    n = int(min(n, total))
+    if len(blocks) > max_blocks:
+        chosen = np.sort(rng.choice(len(blocks), size=max_blocks, replace=False, p=sizes / total))
+    else:
+        chosen = np.arange(len(blocks))
+    alloc = rng.multinomial(n, sizes[chosen] / sizes[chosen].sum())
+    alloc = np.minimum(alloc, sizes[chosen].astype(np.int64))
+    seeds = rng.integers(0, 2**63 - 1, size=len(chosen))
+    delayed_blocks = x.to_delayed().reshape(len(blocks)) if x.ndim > 1 else x.to_delayed()
+    parts = [dask.delayed(_block_sample, pure=True)(delayed_blocks[i], int(m), int(s))
+             for i, m, s in zip(chosen, alloc, seeds) if m > 0]
+    out = dask.compute(*parts)
+    return np.concatenate(out, axis=0) if out else np.empty((0, x.shape[-1]), x.dtype)
+
+
+def init_centroids(sample: np.ndarray, k: int, seed: int = 0,
+                   sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """k-means++ (scikit-learn's ``kmeans_plusplus``) on a sample; returns (K, C) float64."""
+    from sklearn.cluster import kmeans_plusplus
+
+    pts = np.asarray(sample, dtype=np.float64)
+    centers, _ = kmeans_plusplus(pts, n_clusters=k, random_state=seed, sample_weight=sample_weight)
+    return centers
+
+
+def data_scale(sample: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The data's scale for the tolerance: the square root of the mean per-channel variance."""
+    pts = np.asarray(sample, dtype=np.float64)
+    if weights is None:
+        var = pts.var(axis=0)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        mean = (pts * w[:, None]).sum(0) / w.sum()
+        var = (((pts - mean) ** 2) * w[:, None]).sum(0) / w.sum()
+    return float(np.sqrt(var.mean()))
+
+
+def distinct_rows(sample: np.ndarray) -> int:
+    """How many distinct rows ``sample`` holds."""
+    return len(np.unique(np.asarray(sample), axis=0))
+
+
+def label_block(block: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label one chunk (rows, cols, C) with its nearest codebook entries.
+
+    Returns
+    -------
+    labels : ndarray of shape (rows, cols), uint8 for K <= 256 else uint16
+    stats : ndarray of shape (K + 3,), float64
+        Pixels per label, the sum of squared errors, and the minimum and maximum value seen.
+        Combine the stats of several chunks with :func:`combine_label_stats`.
+    """
+    k = codebook.shape[0]
+    flat = block.reshape(-1, block.shape[-1])
+    labels = np.empty(len(flat), dtype=np.uint8 if k <= 256 else np.uint16)
+    stats = _kernels.assign_labels(flat, np.ascontiguousarray(codebook, dtype=np.float64), labels)
+    return labels.reshape(block.shape[:-1]), stats
+
+
+def combine_label_stats(parts: list[np.ndarray]) -> np.ndarray:
+    """Combine per-chunk label stats: sum the counts and errors, take min and max of the range."""
+    stack = np.stack([np.asarray(p, dtype=np.float64).reshape(-1) for p in parts])
+    out = stack.sum(0)
+    out[-2] = stack[:, -2].min()
+    out[-1] = stack[:, -1].max()
+    return out

@@ -1,0 +1,56 @@
+"""The exact colour-histogram path."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from bigquant import histogram, kmeans
+
+
+@pytest.mark.parametrize(
+    "channels",
+    [1, 2, 3],  # every channel count the 24-bit path takes: its code packing differs for each
+)
+def test_histogram_is_exact(channels):
+    rng = np.random.default_rng(channels)
+    img = rng.integers(0, 40, size=(70, 90, channels)).astype(np.uint8)
+    x = da.from_array(img, chunks=(32, 25, -1))
+    colours, counts = histogram.colour_histogram(x)
+    ref_c, ref_n = np.unique(img.reshape(-1, channels), axis=0, return_counts=True)
+    assert np.array_equal(colours, ref_c)
+    assert np.array_equal(counts, ref_n)
+
+
+def test_histogram_path_equals_pixel_path_from_same_init(china):
+    x = da.from_array(china, chunks=(128, 160, -1))
+    rng = np.random.default_rng(0)
+    init = china.reshape(-1, 3)[rng.choice(china.shape[0] * china.shape[1], 16, replace=False)].astype(float)
+    pix = kmeans.lloyd(x, init, max_iter=300, tol_abs=0.0)
+    colours, counts = histogram.colour_histogram(x)
+    hist = histogram.fit(colours, counts, init, max_iter=300, tol_abs=0.0, sample=colours.astype(float),
+                         coarse=False)
+    assert pix.converged and hist.converged
+    assert hist.n_iter == pix.n_iter
+    np.testing.assert_allclose(hist.centroids, pix.centroids, rtol=1e-9, atol=1e-9)
+
+
+def test_label_table_labels_like_the_pixel_kernel(coffee):
+    x = da.from_array(coffee, chunks=(100, 100, -1))
+    colours, counts = histogram.colour_histogram(x)
+    codebook = colours[:: max(1, len(colours) // 20)][:20].astype(np.uint8)
+    lut, sq_err = histogram.label_table(colours, codebook)
+    lab_h, stats_h = histogram.label_block(coffee, lut, len(codebook))
+    lab_p, stats_p = kmeans.label_block(coffee, codebook)
+    assert np.array_equal(lab_h, lab_p)
+    assert np.array_equal(stats_h[:20], stats_p[:20])
+    assert np.isclose((sq_err * counts).sum(), stats_p[20])
+
+
+def test_coarse_histogram_keeps_mass_and_mean(coffee):
+    colours, counts = histogram.colour_histogram(da.from_array(coffee, chunks=(200, 300, -1)))
+    pts, w = histogram.coarse_histogram(colours, counts)
+    assert len(pts) <= 2**15 and w.sum() == counts.sum()
+    np.testing.assert_allclose((pts * w[:, None]).sum(0) / w.sum(),
+                               (colours * counts[:, None]).sum(0) / counts.sum())

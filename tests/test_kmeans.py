@@ -1,0 +1,147 @@
+"""The map-reduce Lloyd engine against scikit-learn and against known answers."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+
+from bigquant import kmeans
+from bigquant.errors import InputError, ParameterError
+from conftest import known_colours_image
+
+
+def _init(img: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    pts = img.reshape(-1, img.shape[-1] if img.ndim == 3 else 1).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    return pts[rng.choice(len(pts), k, replace=False)]
+
+
+def _as3d(img):
+    return img if img.ndim == 3 else img[..., None]
+
+
+@pytest.mark.parametrize(
+    "name, k, chunks",
+    [
+        ("china", 16, (100, 130)),   # scikit-learn's photo, ragged chunks on both axes
+        ("coffee", 8, (64, 97)),     # scikit-image's photo, many small ragged chunks
+        ("camera", 5, (512, 512)),   # greyscale (C=1), one chunk: the degenerate map-reduce
+    ],
+)
+def test_matches_sklearn_from_same_init(request, name, k, chunks):
+    img = _as3d(request.getfixturevalue(name))
+    init = _init(img, k)
+    X = img.reshape(-1, img.shape[-1]).astype(np.float64)
+    ref = KMeans(k, init=init, n_init=1, algorithm="lloyd", max_iter=300, tol=0).fit(X)
+    x = da.from_array(img, chunks=chunks + (-1,))
+    res = kmeans.lloyd(x, init, max_iter=300, tol_abs=0.0)
+    assert res.converged
+    scale = np.abs(ref.cluster_centers_).max()
+    np.testing.assert_allclose(res.centroids, ref.cluster_centers_, rtol=0, atol=1e-4 * scale)
+
+
+def test_chunking_does_not_change_the_result(coffee):
+    init = _init(coffee, 12, seed=3)
+    results = []
+    for chunks in [(400, 600), (128, 128), (33, 250), (400, 7)]:  # one chunk, square, wide, tall strips
+        x = da.from_array(coffee, chunks=chunks + (-1,))
+        results.append(kmeans.lloyd(x, init, max_iter=300, tol_abs=0.0).centroids)
+    for r in results[1:]:
+        np.testing.assert_allclose(r, results[0], rtol=1e-4, atol=1e-4)
+
+
+def test_same_chunking_is_bit_identical(china):
+    x = da.from_array(china, chunks=(100, 130, -1))
+    init = _init(china, 16, seed=5)
+    a = kmeans.lloyd(x, init, max_iter=20)
+    b = kmeans.lloyd(x, init, max_iter=20)
+    assert np.array_equal(a.centroids, b.centroids)
+    assert a.inertia_history == b.inertia_history
+
+
+def test_recovers_known_colours():
+    img, colours = known_colours_image(k=6, noise=2.0)
+    x = da.from_array(img, chunks=(50, 60, -1))
+    sample = kmeans.sample_pixels(x, 5000, seed=0)
+    init = kmeans.init_centroids(sample, 6, seed=0)
+    res = kmeans.lloyd(x, init, max_iter=100, tol_abs=1e-6, sample=sample.astype(float))
+    assert res.converged
+    # every true colour has a centroid within a unit (noise sigma 2, thousands of pixels each)
+    d = np.sqrt(((colours[:, None, :] - res.centroids[None]) ** 2).sum(-1))
+    assert d.min(axis=1).max() < 1.0
+    assert sorted(d.argmin(axis=1)) == list(range(6))
+
+
+def test_empty_cluster_is_reseeded_not_nan():
+    img, _ = known_colours_image(k=4, noise=1.0)
+    x = da.from_array(img, chunks=(60, 60, -1))
+    sample = kmeans.sample_pixels(x, 2000, seed=1).astype(np.float64)
+    init = kmeans.init_centroids(sample, 4, seed=0)
+    init[3] = [1e4, 1e4, 1e4]  # no pixel is ever nearest to this centroid
+    res = kmeans.lloyd(x, init, max_iter=50, tol_abs=1e-6, sample=sample)
+    assert res.reseeded >= 1
+    assert np.isfinite(res.centroids).all()
+    assert np.abs(res.centroids).max() <= 255
+
+
+def test_weights_equal_repeated_rows():
+    rng = np.random.default_rng(0)
+    pts = rng.integers(0, 256, (500, 3)).astype(np.uint8)
+    w = rng.integers(1, 5, 500)
+    rep = np.repeat(pts, w, axis=0)
+    init = pts[:7].astype(np.float64)
+    a = kmeans.lloyd(da.from_array(pts, chunks=(128, 3)), init, weights=da.from_array(w.astype(float), chunks=128),
+                     max_iter=50)
+    b = kmeans.lloyd(da.from_array(rep, chunks=(300, 3)), init, max_iter=50)
+    np.testing.assert_allclose(a.centroids, b.centroids, rtol=1e-9)
+    assert a.n_iter == b.n_iter
+
+
+def test_nan_is_refused_after_first_pass():
+    img = np.random.default_rng(0).random((40, 50, 3))
+    img[17, 3, 1] = np.nan
+    x = da.from_array(img, chunks=(16, 16, -1))
+    with pytest.raises(InputError, match="NaN or inf"):
+        kmeans.lloyd(x, img[0, :4].astype(float), max_iter=5)
+
+
+def test_sample_is_reproducible_and_bounded():
+    x = da.random.RandomState(0).randint(0, 255, size=(800, 900, 3), chunks=(100, 100, 3)).astype(np.uint8)
+    a = kmeans.sample_pixels(x, 3000, seed=7, max_blocks=10)
+    b = kmeans.sample_pixels(x, 3000, seed=7, max_blocks=10)
+    assert a.shape == (3000, 3) and np.array_equal(a, b)
+    assert not np.array_equal(a, kmeans.sample_pixels(x, 3000, seed=8, max_blocks=10))
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        (1, True),        # smallest K
+        (65536, True),    # largest K (uint16 labels)
+        (16.0, True),     # a float that is a whole number is accepted
+        (0, False),       # K < 1
+        (65537, False),   # K > 65536
+        (2.5, False),     # not a whole number
+        ("8", False),     # a string is not a number here (the CLI parses its own)
+        (True, False),    # bool is not a count
+    ],
+)
+def test_check_k(value, ok):
+    if ok:
+        assert kmeans.check_k(value) == int(value)
+    else:
+        with pytest.raises(ParameterError, match="K must be"):
+            kmeans.check_k(value)
+
+
+def test_tree_reduce_is_a_tree():
+    parts = [dask.delayed(np.full)(2, float(i)) for i in range(100)]
+    total = kmeans.tree_reduce(parts, kmeans._sum_parts, split_every=4)
+    assert np.array_equal(total.compute(), np.full(2, float(sum(range(100)))))
+    # depth is logarithmic: 100 parts -> 25 -> 7 -> 2 -> 1 combines
+    graph = dict(total.__dask_graph__())
+    combines = [k for k in graph if str(k).startswith("_sum_parts")]
+    assert len(combines) == 25 + 7 + 2 + 1
