@@ -1,0 +1,148 @@
+"""The store format: layout readable without bigquant, atomic writes, validation on open."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import zarr
+
+import bigquant
+from bigquant import store as bqstore
+from bigquant.errors import OutputError, StoreFormatError
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory, china):
+    path = tmp_path_factory.mktemp("s") / "china.bq.zarr"
+    bigquant.compress(china, path, k=16, chunks=(128, 200))
+    return path
+
+
+def test_layout_is_readable_with_zarr_and_numpy_only(written, china):
+    # A fresh interpreter that never imports bigquant rebuilds the image from the store.
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, zarr
+        g = zarr.open_group({str(written)!r}, mode="r")
+        meta = g.attrs["bigquant"]
+        labels, codebook = g["labels"][...], g["codebook"][...]
+        assert labels.shape == tuple(meta["shape"][:2]) and labels.dtype == np.uint8
+        assert codebook.shape == (meta["k"], meta["shape"][2]) and str(codebook.dtype) == meta["dtype"]
+        recon = codebook[labels]
+        np.save(sys.argv[1], recon)
+        assert "bigquant" not in sys.modules
+    """)
+    out = written.parent / "recon.npy"
+    subprocess.run([sys.executable, "-c", script, str(out)], check=True)
+    recon = np.load(out)
+    assert recon.shape == china.shape
+    mse = ((recon.astype(float) - china) ** 2).mean()
+    assert np.isclose(mse, bigquant.open(written).metadata["mse"])
+
+
+def test_metadata_has_the_documented_keys(written):
+    meta = zarr.open_group(str(written), mode="r").attrs["bigquant"]
+    for key in ("format_version", "complete", "k", "shape", "dtype", "iterations", "converged", "inertia",
+                "mse", "psnr", "seed", "source", "chunks", "method", "inertia_history", "label_counts"):
+        assert key in meta, key
+    assert meta["format_version"] == bqstore.FORMAT_VERSION and meta["complete"] is True
+    assert sum(meta["label_counts"]) == 427 * 640
+    g = zarr.open_group(str(written), mode="r")
+    assert g["labels"].metadata.zarr_format == 3
+    assert g["labels"].chunks == (128, 200)
+    assert any("zstd" in type(c).__name__.lower() for c in g["labels"].compressors)
+
+
+def test_uint16_labels_above_256_colours(tmp_path, coffee):
+    s = bigquant.compress(coffee[:100, :120], tmp_path / "big.bq.zarr", k=300, max_iter=3)
+    assert s.labels.dtype == np.uint16 and s.k == 300
+    assert int(s.labels.max().compute()) >= 256
+
+
+def test_existing_output_is_refused_and_untouched(written, china):
+    before = sorted(p.name for p in written.iterdir())
+    with pytest.raises(OutputError, match="exists; pass --overwrite"):
+        bigquant.compress(china, written, k=4)
+    assert sorted(p.name for p in written.iterdir()) == before
+
+
+def test_interrupted_write_leaves_no_store(tmp_path, china, monkeypatch):
+    target = tmp_path / "x.bq.zarr"
+
+    def boom(*a, **k):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(bqstore.StoreWriter, "commit", boom)
+    with pytest.raises(RuntimeError):
+        bigquant.compress(china, target, k=4, max_iter=2)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # the partial sibling was removed too
+
+
+def test_partial_store_is_not_complete(tmp_path):
+    w = bqstore.StoreWriter(tmp_path / "p.bq.zarr", (10, 10, 3), (10, 10), 4)
+    with pytest.raises(StoreFormatError, match="incomplete"):
+        bqstore.open_store(w.tmp)
+    w.abort()
+    assert not w.tmp.exists()
+
+
+def _edit_meta(path, **changes):
+    zj = path / "zarr.json"
+    doc = json.loads(zj.read_text())
+    doc["attributes"]["bigquant"].update(changes)
+    zj.write_text(json.dumps(doc))
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("newer", "newer than"),                 # a store from a future bigquant
+        ("incomplete", "incomplete"),            # complete flag missing: an interrupted write
+        ("no_labels", "no 'labels'"),            # labels array deleted
+        ("no_codebook", "no 'codebook'"),        # codebook array deleted
+        ("bad_k", "codebook shape"),             # metadata K disagrees with the codebook
+        ("absurd_shape", "absurd shape"),        # metadata claims an impossible size
+        ("not_a_store", "not a bigquant store"), # a plain zarr group
+    ],
+)
+def test_open_refuses_damaged_stores(tmp_path, written, damage, message):
+    import shutil
+
+    p = _copy(written, tmp_path / "d.bq.zarr")
+    if damage == "newer":
+        _edit_meta(p, format_version=bqstore.FORMAT_VERSION + 1)
+    elif damage == "incomplete":
+        _edit_meta(p, complete=False)
+    elif damage == "no_labels":
+        shutil.rmtree(p / "labels")
+    elif damage == "no_codebook":
+        shutil.rmtree(p / "codebook")
+    elif damage == "bad_k":
+        _edit_meta(p, k=17)
+    elif damage == "absurd_shape":
+        _edit_meta(p, shape=[10**9, 10**9, 3])
+    elif damage == "not_a_store":
+        shutil.rmtree(p)
+        zarr.create_group(str(p), zarr_format=3)
+    with pytest.raises(StoreFormatError, match=message):
+        bigquant.open(p)
+
+
+def test_labels_beyond_k_are_caught_on_decode(tmp_path, written):
+    p = _copy(written, tmp_path / "d.bq.zarr")
+    zarr.open_array(str(p / "labels"), mode="r+")[5, 5] = 200
+    s = bigquant.open(p)
+    with pytest.raises(StoreFormatError, match="labels hold the value 200"):
+        s.reconstruct().compute()
