@@ -1,0 +1,34 @@
+"""bigquant: colour quantization by K-means for images too big for memory."""
+
+from ._version import __version__
+from .api import Store, compress, decode, open_store
+from .api import open_store as open  # noqa: A001  - bigquant.open(path), like zarr.open
+from .errors import (
+    BigquantError,
+    BigquantWarning,
+    InputError,
+    KReducedWarning,
+    MemoryBudgetError,
+    OutputError,
+    ParameterError,
+    StoreFormatError,
+)
+from .io import read_image
+
+__all__ = [
+    "__version__",
+    "BigquantError",
+    "BigquantWarning",
+    "InputError",
+    "KReducedWarning",
+    "MemoryBudgetError",
+    "OutputError",
+    "ParameterError",
+    "Store",
+    "StoreFormatError",
+    "compress",
+    "decode",
+    "open",
+    "open_store",
+    "read_image",
+]

@@ -1,0 +1,256 @@
+"""The ``bigquant`` command line: a thin face on :mod:`bigquant.api`.
+
+Exit status: 0 success; 2 a problem with the input, arguments or output (one line on stderr);
+1 a bug (short message; the traceback with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+from . import api
+from ._version import __version__
+from .chunking import DEFAULT_MEMORY_LIMIT
+from .errors import BigquantError, BigquantWarning
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage line + one error line, exit 2 (argparse's convention)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"bigquant: error: {message}\n")
+
+
+def _chunks(text: str) -> tuple[int, int]:
+    try:
+        r, c = (int(v) for v in text.split(","))
+        if r < 1 or c < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"chunks must be ROWS,COLS with positive integers, got {text!r}")
+    return r, c
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bigquant", description="Colour quantization by K-means for images too big for memory.")
+    p.add_argument("--version", action="version", version=f"bigquant {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def common_run(sp):
+        sp.add_argument("--memory-limit", default=None, metavar="SIZE",
+                        help=f"memory budget of the job; chunk sizes follow from it (default {DEFAULT_MEMORY_LIMIT})")
+        sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run on an existing dask.distributed cluster, e.g. tcp://host:8786 "
+                             "(default: $DASK_SCHEDULER_ADDRESS, else Dask's local scheduler)")
+        sp.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="start a local dask.distributed cluster of N worker processes for this run")
+        sp.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
+        sp.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    c = sub.add_parser("compress", help="fit a K-colour codebook and write labels + codebook to a store",
+                       description="Quantize an image to K colours and write a bigquant store (Zarr v3).")
+    c.add_argument("input", nargs="?", help="PNG, JPEG, TIFF or Zarr image")
+    c.add_argument("--sample", action="store_true",
+                   help="compress scikit-learn's sample photograph (china.jpg) instead of an input")
+    c.add_argument("-k", default="16", metavar="K", help="colours in the codebook, 1-65536 (default 16)")
+    c.add_argument("-o", "--output", default=None, help="store to write (default: <input stem>.bq.zarr "
+                   "beside the input; for --sample, in the current folder)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the sample and k-means++ (default 0)")
+    c.add_argument("--max-iter", type=int, default=100, help="most Lloyd iterations (default 100)")
+    c.add_argument("--tol", type=float, default=1e-4,
+                   help="stop when the largest centroid shift is below TOL times the data's scale (default 1e-4)")
+    c.add_argument("--method", choices=api.METHODS, default="auto",
+                   help="histogram: exact Lloyd's on the colour histogram (uint8, 1-3 channels); "
+                        "pixels: Lloyd's over every pixel; auto (default): histogram where it applies")
+    c.add_argument("--level", type=int, default=0, help="pyramid level of a pyramidal TIFF (default 0, full size)")
+    c.add_argument("--chunks", type=_chunks, default=None, metavar="ROWS,COLS",
+                   help="chunk shape instead of one derived from --memory-limit")
+    common_run(c)
+
+    d = sub.add_parser("decode", help="write the reconstruction codebook[labels] of a store",
+                       description="Stream a store's reconstruction to .tif/.tiff (tiled BigTIFF), "
+                                   ".zarr, or .png/.jpg (small images).")
+    d.add_argument("store", help="bigquant store (.bq.zarr)")
+    d.add_argument("-o", "--output", required=True, help="output image: .tif, .tiff, .zarr, .png, .jpg")
+    common_run(d)
+
+    i = sub.add_parser("info", help="summarise a store", description="Print a store's metadata and accounting.")
+    i.add_argument("store", help="bigquant store (.bq.zarr)")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def _sample_path() -> Path:
+    import sklearn.datasets
+
+    return Path(sklearn.datasets.__file__).parent / "images" / "china.jpg"
+
+
+@contextlib.contextmanager
+def _scheduler(args, err):
+    """Connect to a cluster (--scheduler / $DASK_SCHEDULER_ADDRESS) or start one (--workers)."""
+    address = getattr(args, "scheduler", None) or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    workers = getattr(args, "workers", None)
+    if address is None and not workers:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    from .errors import ParameterError
+
+    cluster = None
+    try:
+        if address:
+            try:
+                client = Client(address, timeout="10s", set_as_default=True)
+            except (OSError, TimeoutError) as exc:
+                raise ParameterError(f"cannot connect to the Dask scheduler at {address}: {exc}") from exc
+        else:
+            if workers < 1:
+                raise ParameterError(f"--workers must be at least 1, got {workers}")
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0",
+                                   processes=True)
+            client = Client(cluster, set_as_default=True)
+    except BigquantError:
+        raise
+    if not args.quiet:
+        print(f"dask dashboard: {client.dashboard_link}", file=err)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def summary_lines(info: dict) -> list[str]:
+    rows, cols, c = info["shape"]
+    k_note = "" if info["k"] == info.get("k_requested", info["k"]) else f" (reduced from {info['k_requested']}: " \
+        "fewer distinct colours)"
+    psnr = info["psnr"]
+    psnr_s = "inf" if psnr is None or (isinstance(psnr, float) and math.isinf(psnr)) or psnr == "inf" else f"{psnr:.2f}"
+    return [
+        f"  size        {rows} x {cols} x {c} {info['dtype']} ({rows * cols / 1e6:.2f} Mpx)",
+        f"  K           {info['k']}{k_note}, method {info['method']}",
+        f"  iterations  {info['iterations']} ({'converged' if info['converged'] else 'not converged'})",
+        f"  MSE         {info['mse']:.4g}    PSNR {psnr_s} dB",
+        f"  store       {_fmt_bytes(info['store_bytes'])} ({info['bits_per_pixel']:.3f} bits/pixel); "
+        f"raw {_fmt_bytes(info['raw_bytes'])}; ratio {info['ratio']:.1f}:1",
+        f"  time        {info.get('time_s', float('nan')):.1f} s",
+    ]
+
+
+def _cmd_compress(args, out, err) -> int:
+    if args.sample and args.input:
+        raise _usage("give an input or --sample, not both")
+    if not args.sample and not args.input:
+        raise _usage("an input image is needed (or --sample for the bundled sample photograph)")
+    source = _sample_path() if args.sample else args.input
+    output = args.output or (Path.cwd() / "china.bq.zarr" if args.sample else None)
+    progress = None if args.quiet or not err.isatty() else (lambda msg: print(msg, file=err, flush=True))
+    with _scheduler(args, err):
+        store = api.compress(source, output, k=_k(args.k), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+                             method=args.method, memory_limit=args.memory_limit, chunks=args.chunks,
+                             level=args.level, overwrite=args.overwrite, progress=progress)
+    info = store.info()
+    print(f"wrote {store.path}", file=out)
+    print("\n".join(summary_lines(info)), file=out)
+    return 0
+
+
+def _k(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)  # check_k accepts 16.0, refuses 16.5 with a clear message
+        except ValueError:
+            return text
+
+
+def _cmd_decode(args, out, err) -> int:
+    with _scheduler(args, err):
+        path = api.decode(args.store, args.output, overwrite=args.overwrite, memory_limit=args.memory_limit)
+    print(f"wrote {path}", file=out)
+    return 0
+
+
+def _cmd_info(args, out, err) -> int:
+    info = api.open_store(args.store).info()
+    if args.json:
+        print(json.dumps(info, default=str), file=out)
+    else:
+        print(f"{info['path']}  (bigquant store, format {info['format_version']})", file=out)
+        print("\n".join(summary_lines(info)), file=out)
+        print(f"  seeds' bits {info['seed_bits']:,} ({100 * info['seed_ratio']:.1f} % of raw)", file=out)
+        print(f"  source      {info['source']}  seed {info['seed']}", file=out)
+    return 0
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _usage(msg: str) -> _UsageError:
+    return _UsageError(msg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    out, err = sys.stdout, sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help(err)
+        return 2
+    handlers = {"compress": _cmd_compress, "decode": _cmd_decode, "info": _cmd_info}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BigquantWarning)
+        try:
+            status = handlers[args.command](args, out, err)
+        except _UsageError as exc:
+            print(f"bigquant {args.command}: error: {exc}", file=err)
+            return 2
+        except BigquantError as exc:
+            if args.debug:
+                traceback.print_exc(file=err)
+            print(f"bigquant: error: {exc}", file=err)
+            return 2
+        except KeyboardInterrupt:
+            print("bigquant: interrupted", file=err)
+            return 130
+        except Exception as exc:  # a bug: short message, traceback only with --debug
+            if args.debug:
+                traceback.print_exc(file=err)
+            print(f"bigquant: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                  file=err)
+            return 1
+        finally:
+            for w in caught:
+                if issubclass(w.category, BigquantWarning):
+                    print(f"bigquant: warning: {w.message}", file=err)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The command line as a user sees it: main([...]) with exit codes, messages and files."""
+
+from __future__ import annotations
+
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+import bigquant
+from bigquant.cli import main
+
+
+@pytest.fixture()
+def photo(tmp_path, china):
+    p = tmp_path / "china.png"
+    iio.imwrite(p, china)
+    return p
+
+
+def _one_error_line(err: str) -> str:
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_compress_info_decode(photo, tmp_path, capsys, china):
+    assert main(["compress", str(photo), "-k", "8", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    store = tmp_path / "china.bq.zarr"  # default output: beside the input
+    assert f"wrote {store}" in out
+    for word in ("427 x 640 x 3", "K           8", "iterations", "PSNR", "ratio"):
+        assert word in out
+
+    assert main(["info", str(store), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["k"] == 8 and info["shape"] == [427, 640, 3] and info["store_bytes"] > 0
+
+    assert main(["info", str(store)]) == 0
+    assert "seeds' bits" in capsys.readouterr().out
+
+    expected = bigquant.open(store).reconstruct().compute()
+    for name in ("r.tif", "r.png", "r.zarr"):
+        assert main(["decode", str(store), "-o", str(tmp_path / name)]) == 0
+    assert np.array_equal(tifffile.imread(tmp_path / "r.tif"), expected)
+    assert np.array_equal(iio.imread(tmp_path / "r.png"), expected)
+    assert np.array_equal(zarr.open_array(str(tmp_path / "r.zarr"), mode="r")[...], expected)
+    assert tifffile.TiffFile(tmp_path / "r.tif").pages[0].is_tiled
+
+
+def test_sample(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["compress", "--sample", "-k", "16", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and (tmp_path / "china.bq.zarr").is_dir()
+    assert bigquant.open(tmp_path / "china.bq.zarr").k == 16
+
+
+def test_k_reduced_is_said(tmp_path, capsys):
+    img = np.zeros((40, 50, 3), np.uint8)
+    img[:, 20:] = [255, 0, 0]
+    img[30:, :] = [0, 0, 255]
+    p = tmp_path / "three.png"
+    iio.imwrite(p, img)
+    assert main(["compress", str(p), "-k", "8", "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert "reduced from 8" in cap.out and "K reduced from 8 to 3" in cap.err
+    meta = bigquant.open(tmp_path / "three.bq.zarr").metadata
+    assert meta["k"] == 3 and meta["k_requested"] == 8
+    rec = bigquant.open(tmp_path / "three.bq.zarr").reconstruct().compute()
+    assert np.array_equal(rec, img)  # three colours, three clusters: lossless
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["compress", "{tmp}/missing.png"], "does not exist"),                  # missing input
+        (["compress", "{tmp}/text.png"], "text.png"),                           # a text file named .png
+        (["compress", "{photo}", "-k", "0"], "K must be between 1 and 65536"),  # K < 1
+        (["compress", "{photo}", "-k", "65537"], "K must be between"),          # K > 65536
+        (["compress", "{photo}", "-k", "2.5"], "whole number"),                 # K not an integer
+        (["compress", "{photo}", "-k", "many"], "whole number"),                # K not a number
+        (["compress", "{photo}", "-o", "{tmp}/exists"], "exists"),              # output exists
+        (["decode", "{tmp}/exists", "-o", "{tmp}/o.tif"], "not a bigquant store"),  # not a store
+        (["info", "{tmp}/missing.bq.zarr"], "does not exist"),                 # missing store
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, photo, capsys, args, message):
+    (tmp_path / "text.png").write_text("this is not an image\n")
+    (tmp_path / "exists").mkdir()
+    (tmp_path / "exists" / "keep.txt").write_text("precious")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    argv = [a.format(tmp=tmp_path, photo=photo) for a in args]
+    assert main(argv) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert message in line
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written or deleted
+    assert (tmp_path / "exists" / "keep.txt").read_text() == "precious"
+
+
+def test_decode_refuses_unknown_extension_and_existing_output(tmp_path, photo, capsys):
+    assert main(["compress", str(photo), "-k", "4", "--quiet", "--max-iter", "3"]) == 0
+    store = tmp_path / "china.bq.zarr"
+    capsys.readouterr()
+    assert main(["decode", str(store), "-o", str(tmp_path / "out.webp")]) == 2
+    assert ".webp" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out.webp").exists()
+    (tmp_path / "out.tif").write_bytes(b"keep")
+    assert main(["decode", str(store), "-o", str(tmp_path / "out.tif")]) == 2
+    assert "exists" in _one_error_line(capsys.readouterr().err)
+    assert (tmp_path / "out.tif").read_bytes() == b"keep"
+    assert main(["decode", str(store), "-o", str(tmp_path / "out.tif"), "--overwrite"]) == 0
+    assert tifffile.imread(tmp_path / "out.tif").shape == (427, 640, 3)
+
+
+def test_overwrite_replaces_store(tmp_path, photo, capsys):
+    assert main(["compress", str(photo), "-k", "4", "--quiet", "--max-iter", "2"]) == 0
+    assert main(["compress", str(photo), "-k", "6", "--quiet", "--max-iter", "2", "--overwrite"]) == 0
+    assert bigquant.open(tmp_path / "china.bq.zarr").k == 6
+
+
+def test_same_seed_same_bits(tmp_path, photo):
+    for name in ("a", "b"):
+        assert main(["compress", str(photo), "-k", "16", "-o", str(tmp_path / f"{name}.bq.zarr"), "--quiet",
+                     "--seed", "3"]) == 0
+    a, b = bigquant.open(tmp_path / "a.bq.zarr"), bigquant.open(tmp_path / "b.bq.zarr")
+    assert np.array_equal(a.codebook, b.codebook)
+    assert np.array_equal(a.labels.compute(), b.labels.compute())
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main([]) == 2
+    assert main(["compress"]) == 2
+    assert "an input image is needed" in capsys.readouterr().err
