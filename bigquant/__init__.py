@@ -1,7 +1,7 @@
 """bigquant: colour quantization by K-means for images too big for memory."""
 
 from ._version import __version__
-from .api import Store, compress, decode, open_store
+from .api import Palette, Store, compress, decode, fit, open_store
 from .api import open_store as open  # noqa: A001  - bigquant.open(path), like zarr.open
 from .errors import (
     BigquantError,
@@ -24,10 +24,12 @@ __all__ = [
     "MemoryBudgetError",
     "OutputError",
     "ParameterError",
+    "Palette",
     "Store",
     "StoreFormatError",
     "compress",
     "decode",
+    "fit",
     "open",
     "open_store",
     "read_image",

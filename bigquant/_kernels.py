@@ -173,15 +173,34 @@ def sparse_histogram(codes, counts, nbins):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
-def lut_labels(x, lut, labels, k):  # pragma: no cover - compiled
-    """Label uint8 pixels (n, C) through a colour-code -> label table; return members per label (K,)."""
+def lut_labels(x, lut, codebook, labels):  # pragma: no cover - compiled
+    """Label uint8 pixels (n, C) through a colour-code -> label table.
+
+    Returns the stats of :func:`assign_labels`: members per label (K), the sum of squared errors
+    against ``codebook`` (K, C) float64, and the minimum and maximum value seen.
+    """
     n, c = x.shape
-    counts = np.zeros(k, dtype=np.float64)
+    k = codebook.shape[0]
+    stats = np.zeros(k + 3, dtype=np.float64)
+    lo = 255.0
+    hi = 0.0
     for i in range(n):
         v = np.uint32(0)
         for ch in range(c):
             v = (v << np.uint32(8)) | np.uint32(x[i, ch])
         lab = lut[v]
         labels[i] = lab
-        counts[lab] += 1.0
-    return counts
+        stats[lab] += 1.0
+        err = 0.0
+        for ch in range(c):
+            p = np.float64(x[i, ch])
+            if p < lo:
+                lo = p
+            if p > hi:
+                hi = p
+            diff = p - codebook[lab, ch]
+            err += diff * diff
+        stats[k] += err
+    stats[k + 1] = lo
+    stats[k + 2] = hi
+    return stats

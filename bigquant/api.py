@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import dask
 import dask.array as da
@@ -21,7 +22,7 @@ from . import histogram, io, kmeans, metrics
 from . import store as _store
 from ._version import __version__
 from .chunking import choose_chunks, parse_memory_limit
-from .errors import InputError, KReducedWarning, ParameterError
+from .errors import BigquantWarning, InputError, KReducedWarning, ParameterError
 
 METHODS = ("auto", "histogram", "pixels")
 Progress = Callable[[str], None]
@@ -75,6 +76,103 @@ def _load(source, *, level, memory_limit, chunks) -> tuple[da.Array, str]:
     return as_image(source, memory_limit=memory_limit, chunks=chunks), f"<{type(source).__name__}>"
 
 
+def _check_run_args(k, method, max_iter, tol) -> int:
+    k = kmeans.check_k(k)
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ParameterError(f"max_iter must be a whole number of at least 1, got {max_iter!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+        raise ParameterError(f"tol must be a number >= 0, got {tol!r}")
+    return k
+
+
+@dataclass
+class _Fit:
+    """A fitted codebook and how it was obtained."""
+
+    codebook: np.ndarray  # (K, C) in the image dtype
+    method: str  # "histogram", "pixels" or "fixed"
+    result: kmeans.LloydResult | None = None
+    coarse_iterations: int = 0
+    colours: np.ndarray | None = None  # histogram path: the distinct colours, for the label table
+    counts: np.ndarray | None = None
+
+
+def _use_histogram(method: str, dtype, c: int) -> bool:
+    applies = histogram.applies(dtype, c)
+    if method == "histogram" and not applies:
+        raise ParameterError(f"the histogram method needs a uint8 image with 1-3 channels, not {dtype} with {c}")
+    return applies and method != "pixels"
+
+
+def _fit_histogram(colours, counts, k, dtype, *, seed, max_iter, tol, sample_size, init, on_iter) -> _Fit:
+    sample = histogram.sample_from_histogram(colours, counts, min(sample_size, int(counts.sum())), seed)
+    start = _initial(init, sample, k, colours.shape[1], seed)
+    tol_abs = tol * kmeans.data_scale(colours, counts)
+    res = histogram.fit(colours, counts, start, max_iter=max_iter, tol_abs=tol_abs, sample=sample.astype(float),
+                        coarse=init is None, callback=on_iter)
+    return _Fit(metrics.round_codebook(res.centroids, dtype), "histogram", res,
+                getattr(res, "coarse_iterations", 0), colours, counts)
+
+
+def _fit_pixels(xs, sample, k, dtype, *, seed, max_iter, tol, init, on_iter) -> _Fit:
+    start = _initial(init, sample, k, sample.shape[1], seed)
+    tol_abs = tol * kmeans.data_scale(sample)
+    res = kmeans.lloyd(xs, start, max_iter=max_iter, tol_abs=tol_abs, sample=sample.astype(np.float64),
+                       callback=on_iter)
+    return _Fit(metrics.round_codebook(res.centroids, dtype), "pixels", res)
+
+
+def _histogram_psnr(fit: _Fit, dtype) -> float:
+    _, sq_err = histogram.label_table(fit.colours, fit.codebook)
+    n = float(fit.counts.sum()) * fit.colours.shape[1]
+    return metrics.psnr(float((sq_err * fit.counts).sum()) / n, metrics.peak_value(dtype))
+
+
+def _search_k(fit_k: Callable[[int], _Fit], psnr_of: Callable[[_Fit], float], target: float, max_k: int,
+              say: Progress) -> tuple[int, _Fit, dict]:
+    """Smallest K in [1, max_k] whose PSNR reaches ``target`` (bisection; PSNR grows with K)."""
+    cache: dict[int, tuple[_Fit, float]] = {}
+
+    def trial(k: int) -> float:
+        if k not in cache:
+            f = fit_k(k)
+            cache[k] = (f, psnr_of(f))
+            say(f"auto K: K={k} gives {cache[k][1]:.2f} dB")
+        return cache[k][1]
+
+    if trial(max_k) < target:
+        warnings.warn(f"PSNR {cache[max_k][1]:.2f} dB at --max-k {max_k} stays below the target {target} dB; "
+                      f"using K={max_k}", BigquantWarning, stacklevel=4)
+        best = max_k
+    else:
+        lo, hi = 1, max_k  # psnr(hi) >= target
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if trial(mid) >= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        best = hi
+    tried = {str(k): round(v[1], 4) for k, v in sorted(cache.items())}
+    return best, cache[best][0], tried
+
+
+def _label_plan(x: da.Array, fit: _Fit):
+    """The per-chunk labelling function and its (delayed) arguments for the store's last pass."""
+    cb = fit.codebook
+    c = x.shape[2]
+    if fit.colours is not None:
+        lut, _ = histogram.label_table(fit.colours, cb)
+        return histogram.label_block, (dask.delayed(lut, pure=True), dask.delayed(cb, pure=True))
+    if histogram.applies(x.dtype, c) and x.shape[0] * x.shape[1] >= (1 << (8 * c)) // 4:
+        # More pixels than colours: label every possible colour once, then look pixels up.
+        lut = histogram.full_label_table(cb, c)
+        return histogram.label_block, (dask.delayed(lut, pure=True), dask.delayed(cb, pure=True))
+    return kmeans.label_block, (dask.delayed(cb, pure=True),)
+
+
 def compress(
     source: Any,
     output: str | os.PathLike | None = None,
@@ -89,6 +187,9 @@ def compress(
     level: int = 0,
     sample_size: int = kmeans.DEFAULT_SAMPLE_SIZE,
     init: np.ndarray | None = None,
+    codebook: str | os.PathLike | np.ndarray | None = None,
+    target_psnr: float | None = None,
+    max_k: int = 256,
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> "Store":
@@ -125,6 +226,14 @@ def compress(
         Pixels sampled for the k-means++ initialisation.
     init : ndarray of shape (K, C), optional
         Initial centroids instead of k-means++ (e.g. to compare with another implementation).
+    codebook : path or ndarray of shape (K, C), optional
+        Encode with this fixed codebook (a palette from :func:`fit`, another store, or an array)
+        instead of fitting one: one pass over the image. ``k`` is then the codebook's size.
+    target_psnr : float, optional
+        Choose the smallest K up to ``max_k`` whose PSNR reaches this many dB (``k`` is ignored).
+        Exact for the histogram path; estimated on the pixel sample for the pixel path.
+    max_k : int
+        Largest K ``target_psnr`` may choose.
     overwrite : bool
         Replace an existing output store.
     progress : callable(str), optional
@@ -137,13 +246,19 @@ def compress(
     """
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
-    k_requested = kmeans.check_k(k)
-    if method not in METHODS:
-        raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if not isinstance(max_iter, int) or max_iter < 1:
-        raise ParameterError(f"max_iter must be a whole number of at least 1, got {max_iter!r}")
-    if not (isinstance(tol, (int, float)) and tol >= 0):
-        raise ParameterError(f"tol must be a number >= 0, got {tol!r}")
+    k_requested = _check_run_args(k, method, max_iter, tol)
+    if target_psnr is not None:
+        if codebook is not None:
+            raise ParameterError("give either a target PSNR or a fixed codebook, not both")
+        if isinstance(target_psnr, bool) or not isinstance(target_psnr, (int, float)) or not target_psnr > 0:
+            raise ParameterError(f"target PSNR must be a positive number of dB, got {target_psnr!r}")
+        k_requested = max_k = kmeans.check_k(max_k)
+    fixed = None
+    if codebook is not None:
+        fixed, cb_meta = _fixed_codebook(codebook)
+        k_requested = fixed.shape[0]
+    elif init is None:
+        kmeans.preload_init()
     mem = parse_memory_limit(memory_limit)
     if output is None:
         if not isinstance(source, (str, os.PathLike)):
@@ -157,55 +272,71 @@ def compress(
     x = _regular(x)
     rows, cols, c = x.shape
     n_pixels = rows * cols
-    use_hist = histogram.applies(x.dtype, c)
-    if method == "histogram" and not use_hist:
-        raise ParameterError(f"the histogram method needs a uint8 image with 1-3 channels, "
-                             f"not {x.dtype} with {c}")
-    if method == "pixels":
-        use_hist = False
-    k = k_requested
-    say(f"reading {source_name}: {rows} x {cols} x {c} {x.dtype}, chunks {x.chunksize[:2]}, "
-        f"{'histogram' if use_hist else 'pixel'} path")
+    use_hist = _use_histogram(method, x.dtype, c)
+    extra: dict[str, Any] = {}
 
     def on_iter(it: int, inertia: float, shift: float) -> None:
         say(f"iteration {it}: inertia {inertia:.6g}, largest shift {shift:.4g}")
 
-    coarse_iters = 0
-    if use_hist:
-        colours, counts = histogram.colour_histogram(x)
-        say(f"histogram: {len(colours)} distinct colours")
-        k = _reduce_k(k, len(colours))
-        sample = histogram.sample_from_histogram(colours, counts, min(sample_size, n_pixels), seed)
-        start = _initial(init, sample, k, c, seed)
-        tol_abs = tol * kmeans.data_scale(colours, counts)
-        res = histogram.fit(colours, counts, start, max_iter=max_iter, tol_abs=tol_abs, sample=sample,
-                            coarse=init is None, callback=on_iter)
-        coarse_iters = getattr(res, "coarse_iterations", 0)
-        codebook = metrics.round_codebook(res.centroids, x.dtype)
-        lut, sq_err = histogram.label_table(colours, codebook)
-        sse = float((sq_err * counts).sum())
-        label_fn, fn_args = histogram.label_block, (dask.delayed(lut, pure=True), codebook.shape[0])
+    if fixed is not None:
+        if fixed.shape[1] != c:
+            raise ParameterError(f"the codebook has {fixed.shape[1]} channels, the image {c}")
+        say(f"reading {source_name}: {rows} x {cols} x {c} {x.dtype}; encoding with a fixed codebook of K={len(fixed)}")
+        fit = _Fit(metrics.round_codebook(fixed, x.dtype), "fixed")
+        extra["codebook_source"] = cb_meta
     else:
-        sample = kmeans.sample_pixels(x, sample_size, seed)
-        if sample.dtype.kind == "f" and not np.isfinite(sample).all():
-            raise InputError("the image holds NaN or inf values; bigquant needs finite values")
-        k = _reduce_k(k, kmeans.distinct_rows(sample))
-        start = _initial(init, sample, k, c, seed)
-        tol_abs = tol * kmeans.data_scale(sample)
-        res = kmeans.lloyd(x, start, max_iter=max_iter, tol_abs=tol_abs, sample=sample.astype(np.float64),
-                           callback=on_iter)
-        codebook = metrics.round_codebook(res.centroids, x.dtype)
-        label_fn, fn_args = kmeans.label_block, (dask.delayed(codebook, pure=True),)
-        sse = None
+        say(f"reading {source_name}: {rows} x {cols} x {c} {x.dtype}, chunks {x.chunksize[:2]}, "
+            f"{'histogram' if use_hist else 'pixel'} path")
+        if use_hist:
+            colours, counts = histogram.colour_histogram(x)
+            say(f"histogram: {len(colours)} distinct colours")
+            k = _reduce_k(k_requested, len(colours))
 
-    k = codebook.shape[0]
+            def fit_k(kk: int) -> _Fit:
+                return _fit_histogram(colours, counts, kk, x.dtype, seed=seed, max_iter=max_iter, tol=tol,
+                                      sample_size=sample_size, init=init,
+                                      on_iter=on_iter if target_psnr is None else None)
+
+            psnr_of = lambda f: _histogram_psnr(f, x.dtype)  # noqa: E731
+        else:
+            sample = kmeans.sample_pixels(x, sample_size, seed)
+            if sample.dtype.kind == "f" and not np.isfinite(sample).all():
+                raise InputError("the image holds NaN or inf values; bigquant needs finite values")
+            k = _reduce_k(k_requested, kmeans.distinct_rows(sample))
+
+            def fit_k(kk: int) -> _Fit:
+                return _fit_pixels(x, sample, kk, x.dtype, seed=seed, max_iter=max_iter, tol=tol, init=init,
+                                   on_iter=on_iter)
+
+            def sample_fit(kk: int) -> _Fit:
+                pts = da.from_array(sample, chunks=(1 << 16, c))
+                return _fit_pixels(pts, sample, kk, x.dtype, seed=seed, max_iter=max_iter, tol=tol, init=None,
+                                   on_iter=None)
+
+            def psnr_of(f: _Fit) -> float:
+                labels = np.empty(len(sample), dtype=np.uint16)
+                st = _kernels_assign(sample, f.codebook, labels)
+                return metrics.psnr(st / sample.size, metrics.peak_value(x.dtype, (sample.min(), sample.max())))
+
+        if target_psnr is not None:
+            search_fit = fit_k if use_hist else sample_fit
+            k, fit, tried = _search_k(search_fit, psnr_of, float(target_psnr), min(k, max_k), say)
+            extra.update(target_psnr=float(target_psnr), max_k=int(max_k), auto_k_trials=tried,
+                         auto_k_estimate="exact (histogram)" if use_hist else f"pixel sample of {len(sample)}")
+            say(f"auto K: chose K={k}")
+            if not use_hist:
+                fit = fit_k(k)
+        else:
+            fit = fit_k(k)
+
+    k = fit.codebook.shape[0]
+    label_fn, fn_args = _label_plan(x, fit)
     say(f"writing labels ({'uint8' if k <= 256 else 'uint16'}) to {output}")
+    res = fit.result
     with _store.StoreWriter(output, (rows, cols, c), x.chunksize[:2], k, overwrite=overwrite) as writer:
         stats = writer.write_labels(x, label_fn, fn_args, k + 3, kmeans.combine_label_stats)
-        label_counts = stats[:k]
-        if sse is None:
-            sse = float(stats[k])
-        data_range = (float(stats[k + 1]), float(stats[k + 2])) if not use_hist else None
+        sse = float(stats[k])
+        data_range = (float(stats[k + 1]), float(stats[k + 2]))
         mse = sse / (n_pixels * c)
         peak = metrics.peak_value(x.dtype, data_range)
         meta = {
@@ -214,29 +345,50 @@ def compress(
             "shape": [int(rows), int(cols), int(c)],
             "dtype": str(x.dtype),
             "chunks": [int(s) for s in x.chunksize[:2]],
-            "method": "histogram" if use_hist else "pixels",
-            "iterations": int(res.n_iter),
-            "coarse_iterations": int(coarse_iters),
-            "converged": bool(res.converged),
+            "method": fit.method,
+            "iterations": int(res.n_iter) if res else 0,
+            "coarse_iterations": int(fit.coarse_iterations),
+            "converged": bool(res.converged) if res else True,
             "max_iter": int(max_iter),
             "tol": float(tol),
             "inertia": sse,
-            "inertia_history": [float(v) for v in res.inertia_history],
-            "shift_history": [float(v) for v in res.shift_history],
-            "reseeded_clusters": int(res.reseeded),
+            "inertia_history": [float(v) for v in res.inertia_history] if res else [],
+            "shift_history": [float(v) for v in res.shift_history] if res else [],
+            "reseeded_clusters": int(res.reseeded) if res else 0,
             "mse": mse,
             "psnr": metrics.psnr(mse, peak),
             "psnr_peak": peak,
-            "data_range": list(data_range) if data_range else None,
-            "label_counts": [int(v) for v in label_counts],
+            "data_range": list(data_range),
+            "label_counts": [int(v) for v in stats[:k]],
             "seed": int(seed),
             "source": source_name,
             "bigquant_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "time_s": round(time.perf_counter() - t0, 3),
+            **extra,
         }
-        path = writer.commit(codebook, meta)
+        meta["time_s"] = round(time.perf_counter() - t0, 3)
+        path = writer.commit(fit.codebook, meta)
     return Store(path)
+
+
+def _kernels_assign(points: np.ndarray, codebook: np.ndarray, labels: np.ndarray) -> float:
+    from . import _kernels
+
+    stats = _kernels.assign_labels(points, np.ascontiguousarray(codebook, dtype=np.float64), labels)
+    return float(stats[codebook.shape[0]])
+
+
+def _fixed_codebook(codebook) -> tuple[np.ndarray, Any]:
+    if isinstance(codebook, (str, os.PathLike)):
+        cb, meta = _store.read_codebook(codebook)
+        return cb, str(codebook)
+    cb = np.asarray(codebook)
+    if cb.ndim != 2 or cb.shape[0] < 1 or cb.dtype.kind not in "uif":
+        raise ParameterError(f"a codebook must be a (K, C) numeric array, got shape {cb.shape} {cb.dtype}")
+    if cb.dtype.kind == "f" and not np.isfinite(cb).all():
+        raise ParameterError("the codebook holds NaN or inf")
+    kmeans.check_k(cb.shape[0])
+    return cb, "<array>"
 
 
 def _reduce_k(k: int, distinct: int) -> int:
@@ -254,6 +406,117 @@ def _initial(init, sample, k, c, seed) -> np.ndarray:
     if start.shape != (k, c):
         raise ParameterError(f"init has shape {start.shape}, expected (K, C) = {(k, c)}")
     return start
+
+
+@dataclass
+class Palette:
+    """A codebook fitted across several images (see :func:`fit`).
+
+    Attributes
+    ----------
+    path : Path
+    codebook : ndarray of shape (K, C)
+    metadata : dict
+    """
+
+    path: Path
+    codebook: np.ndarray
+    metadata: dict
+
+
+def fit(
+    sources: Sequence[Any],
+    output: str | os.PathLike,
+    *,
+    k: int = 16,
+    seed: int = 0,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    method: str = "auto",
+    memory_limit: str | int | None = None,
+    chunks: tuple[int, int] | None = None,
+    level: int = 0,
+    sample_size: int = kmeans.DEFAULT_SAMPLE_SIZE,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Palette:
+    """Fit one codebook across several images and write it as a palette store.
+
+    Every Lloyd step (or, for uint8 images, the colour histogram) is one map-reduce across all
+    chunks of all the images, so the palette is the k-means of their pixels taken together.
+    Encode each image with it by ``compress(image, out, codebook=palette_path)``.
+
+    Parameters
+    ----------
+    sources : sequence of paths or arrays
+        Images with the same number of channels and dtype.
+    output : path
+        The palette store to write (a Zarr v3 group with ``codebook`` and metadata, no labels).
+    k, seed, max_iter, tol, method, memory_limit, chunks, level, sample_size, overwrite, progress
+        As for :func:`compress`.
+    """
+    t0 = time.perf_counter()
+    say = progress or (lambda msg: None)
+    k_requested = _check_run_args(k, method, max_iter, tol)
+    if isinstance(sources, (str, os.PathLike)) or not len(sources):
+        raise ParameterError("fit needs a list of one or more images")
+    kmeans.preload_init()
+    mem = parse_memory_limit(memory_limit)
+    _store.check_target(output, overwrite)
+    loaded = [_load(s, level=level, memory_limit=mem, chunks=chunks) for s in sources]
+    xs = [_regular(x) for x, _ in loaded]
+    names = [name for _, name in loaded]
+    c, dtype = xs[0].shape[2], xs[0].dtype
+    for x, name in zip(xs, names):
+        if x.shape[2] != c or x.dtype != dtype:
+            raise ParameterError(f"all images need the same channels and dtype: {names[0]} is {c} x {dtype}, "
+                                 f"{name} is {x.shape[2]} x {x.dtype}")
+    use_hist = _use_histogram(method, dtype, c)
+    say(f"fitting K={k_requested} across {len(xs)} images ({'histogram' if use_hist else 'pixel'} path)")
+
+    def on_iter(it: int, inertia: float, shift: float) -> None:
+        say(f"iteration {it}: inertia {inertia:.6g}, largest shift {shift:.4g}")
+
+    if use_hist:
+        colours, counts = histogram.colour_histogram(xs)
+        k = _reduce_k(k_requested, len(colours))
+        f = _fit_histogram(colours, counts, k, dtype, seed=seed, max_iter=max_iter, tol=tol,
+                           sample_size=sample_size, init=None, on_iter=on_iter)
+        n = float(counts.sum()) * c
+        _, sq_err = histogram.label_table(colours, f.codebook)
+        mse = float((sq_err * counts).sum()) / n
+        peak = metrics.peak_value(dtype)
+    else:
+        sample = kmeans.sample_pixels(xs, sample_size, seed)
+        if sample.dtype.kind == "f" and not np.isfinite(sample).all():
+            raise InputError("an image holds NaN or inf values; bigquant needs finite values")
+        k = _reduce_k(k_requested, kmeans.distinct_rows(sample))
+        f = _fit_pixels(xs, sample, k, dtype, seed=seed, max_iter=max_iter, tol=tol, init=None, on_iter=on_iter)
+        n = float(sum(x.shape[0] * x.shape[1] for x in xs)) * c
+        mse = f.result.inertia / n  # against the float centroids of the last step
+        peak = metrics.peak_value(dtype, (float(sample.min()), float(sample.max())))
+    res = f.result
+    meta = {
+        "k_requested": int(k_requested),
+        "sources": names,
+        "shapes": [list(map(int, x.shape)) for x in xs],
+        "method": f.method,
+        "iterations": int(res.n_iter),
+        "coarse_iterations": int(f.coarse_iterations),
+        "converged": bool(res.converged),
+        "max_iter": int(max_iter),
+        "tol": float(tol),
+        "inertia_history": [float(v) for v in res.inertia_history],
+        "mse": mse,
+        "psnr": metrics.psnr(mse, peak),
+        "seed": int(seed),
+        "bigquant_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "time_s": round(time.perf_counter() - t0, 3),
+    }
+    path = _store.write_palette(output, f.codebook, meta, overwrite=overwrite)
+    cb, meta = _store.read_codebook(path)
+    return Palette(path=path, codebook=cb, metadata=meta)
 
 
 class Store:

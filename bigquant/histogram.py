@@ -47,8 +47,11 @@ def _merge_hists(parts, nbins):
     return _kernels.sparse_histogram(codes, counts, nbins)
 
 
-def colour_histogram(x: da.Array) -> tuple[np.ndarray, np.ndarray]:
+def colour_histogram(x) -> tuple[np.ndarray, np.ndarray]:
     """Exact histogram of the colours of a uint8 image (rows, cols, C), C <= 3, in one pass.
+
+    ``x`` may be a list of such images with the same C: their histograms are summed in the same
+    tree reduction (one palette across several images).
 
     Returns
     -------
@@ -57,11 +60,13 @@ def colour_histogram(x: da.Array) -> tuple[np.ndarray, np.ndarray]:
     counts : ndarray of shape (M,), int64
         Pixels of each colour.
     """
-    c = x.shape[-1]
-    if x.numblocks[-1] != 1:
-        x = x.rechunk({x.ndim - 1: -1})
-    blocks = x.to_delayed().ravel().tolist()
-    parts = [dask.delayed(_block_hist, pure=True, nout=2)(b) for b in blocks]
+    arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+    c = arrays[0].shape[-1]
+    parts = []
+    for arr in arrays:
+        if arr.numblocks[-1] != 1:
+            arr = arr.rechunk({arr.ndim - 1: -1})
+        parts += [dask.delayed(_block_hist, pure=True, nout=2)(b) for b in arr.to_delayed().ravel().tolist()]
     nbins = _nbins(c)
     merge = lambda ps: _merge_hists(ps, nbins)  # noqa: E731
     (hist,) = dask.compute(tree_reduce(parts, merge))
@@ -160,15 +165,37 @@ def label_table(colours: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, 
     return lut, sq_err
 
 
-def label_block(block: np.ndarray, lut: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def full_label_table(codebook: np.ndarray, channels: int) -> np.ndarray:
+    """Colour-code -> label table over every possible colour (for a fixed codebook).
+
+    Labelling all ``2**(8C)`` colours once is cheaper than labelling each pixel against K
+    centroids when the image has more pixels than there are colours. Computed in parallel
+    chunks of the colour space.
+    """
+    k = codebook.shape[0]
+    dtype = np.uint8 if k <= 256 else np.uint16
+    nbins = _nbins(channels)
+    cb = np.ascontiguousarray(codebook, dtype=np.float64)
+    cbd = dask.delayed(cb, pure=True)
+
+    def block(codes, cb):
+        labels = np.empty(len(codes), dtype=dtype)
+        _kernels.assign_labels(codes_to_colours(codes, channels), cb, labels)
+        return labels
+
+    codes = da.arange(nbins, dtype=np.uint32, chunks=1 << 20)
+    (lut,) = dask.compute(da.map_blocks(block, codes, cbd, dtype=dtype))
+    return lut
+
+
+def label_block(block: np.ndarray, lut: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Label one uint8 chunk (rows, cols, C) through ``lut``.
 
     Returns ``(labels (rows, cols), stats (K + 3,))`` in the layout of
-    :func:`bigquant.kmeans.label_block` (the squared-error entry is left 0: the exact error comes
-    from the histogram).
+    :func:`bigquant.kmeans.label_block`: pixels per label, the sum of squared errors against
+    ``codebook`` (K, C), and the data range.
     """
     flat = block.reshape(-1, block.shape[-1])
     labels = np.empty(len(flat), dtype=lut.dtype)
-    counts = _kernels.lut_labels(flat, lut, labels, k)
-    stats = np.concatenate([counts, [0.0, 0.0, 255.0]])
+    stats = _kernels.lut_labels(flat, lut, np.ascontiguousarray(codebook, dtype=np.float64), labels)
     return labels.reshape(block.shape[:-1]), stats

@@ -11,6 +11,7 @@ their counts as weights.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -84,28 +85,36 @@ def _partials_block(block, *rest):
     return out.reshape((1,) * (block.ndim - 1) + (-1,))
 
 
-def lloyd_step_graph(points: da.Array, centroids: np.ndarray, weights: da.Array | None = None) -> Delayed:
+def _as_list(obj) -> list:
+    return list(obj) if isinstance(obj, (list, tuple)) else [obj]
+
+
+def lloyd_step_graph(points, centroids: np.ndarray, weights=None) -> Delayed:
     """Delayed ``(K + 1, C + 2)`` sum of the per-chunk partials of one Lloyd step.
 
     Parameters
     ----------
-    points : dask array of shape (..., C)
-        Pixels (rows, cols, C) or colours (M, C); one chunk along the last axis.
+    points : dask array of shape (..., C), or a list of them
+        Pixels (rows, cols, C) or colours (M, C); several arrays (several images) are reduced
+        together, so one codebook is fitted across all of them.
     centroids : ndarray of shape (K, C), float64
-    weights : dask array of shape (...,) chunked like ``points`` without its last axis, optional
+    weights : dask array (or list, one per array) of the shape of ``points`` without its last
+        axis, optional
     """
     k, c = centroids.shape
-    if points.numblocks[-1] != 1:
-        points = points.rechunk({points.ndim - 1: -1})
+    arrays = _as_list(points)
+    wlist = _as_list(weights) if weights is not None else [None] * len(arrays)
     cen = dask.delayed(np.ascontiguousarray(centroids, dtype=np.float64), pure=True)
     width = (k + 1) * (c + 2)
-    out_chunks = tuple((1,) * n for n in points.numblocks[:-1]) + ((width,),)
-    args = [points]
-    if weights is not None:
-        args.append(weights[..., None])
-    partial = da.map_blocks(_partials_block, *args, cen, chunks=out_chunks, dtype=np.float64,
-                            name="bigquant-lloyd-partials")
-    parts = partial.to_delayed().ravel().tolist()
+    parts: list = []
+    for arr, w in zip(arrays, wlist):
+        if arr.numblocks[-1] != 1:
+            arr = arr.rechunk({arr.ndim - 1: -1})
+        out_chunks = tuple((1,) * n for n in arr.numblocks[:-1]) + ((width,),)
+        args = [arr] if w is None else [arr, w[..., None]]
+        partial = da.map_blocks(_partials_block, *args, cen, chunks=out_chunks, dtype=np.float64,
+                                name="bigquant-lloyd-partials")
+        parts.extend(partial.to_delayed().ravel().tolist())
     total = tree_reduce(parts, _sum_parts)
     return dask.delayed(np.reshape, pure=True)(total, (k + 1, c + 2))
 
@@ -168,7 +177,7 @@ def _min_sq_dist(points: np.ndarray, centroids: np.ndarray, block: int = 65536) 
 
 
 def lloyd(
-    points: da.Array,
+    points,
     init: np.ndarray,
     *,
     weights: da.Array | None = None,
@@ -184,8 +193,9 @@ def lloyd(
 
     Parameters
     ----------
-    points : dask array of shape (..., C)
-        Real-valued data; rows containing NaN or inf raise :class:`InputError` after the first pass.
+    points : dask array of shape (..., C), or a list of them
+        Real-valued data; rows containing NaN or inf raise :class:`InputError` after the first
+        pass. A list is fitted as one data set (one codebook across several images).
     init : ndarray of shape (K, C)
     weights : dask array, optional
         Non-negative weight per row of ``points`` (pixel counts of distinct colours).
@@ -233,31 +243,62 @@ def _block_sample(block, n, seed):
     return np.array(flat[idx])
 
 
-def sample_pixels(x: da.Array, n: int = DEFAULT_SAMPLE_SIZE, seed: int = 0,
+def sample_pixels(points, n: int = DEFAULT_SAMPLE_SIZE, seed: int = 0,
                   max_blocks: int = SAMPLE_MAX_BLOCKS) -> np.ndarray:
-    """A reproducible random sample of about ``n`` pixels of ``x`` (..., C), as an (n, C) array.
+    """A reproducible random sample of about ``n`` pixels of ``points`` (..., C), as an (n, C) array.
 
-    Draws from at most ``max_blocks`` chunks chosen at random with probability proportional to
-    their size, so the pass that feeds the initialisation reads a bounded part of the image.
-    The same seed and chunking always give the same sample.
+    ``points`` may be a list of arrays (several images): the sample is drawn from all of them in
+    proportion to their sizes. Draws from at most ``max_blocks`` chunks chosen at random with
+    probability proportional to their size, so the pass that feeds the initialisation reads a
+    bounded part of the data. The same seed and chunking always give the same sample.
     """
+    arrays = _as_list(points)
     rng = np.random.default_rng(seed)
-    blocks = list(np.ndindex(*x.numblocks[:-1]))
-    sizes = np.array([math.prod(x.chunks[a][i] for a, i in enumerate(b)) for b in blocks], dtype=np.float64)
-    total = sizes.sum()
+    blocks, sizes, delayed_blocks = [], [], []
+    for x in arrays:
+        nd = x.numblocks[:-1]
+        dl = x.to_delayed().reshape(-1)
+        for flat, b in enumerate(np.ndindex(*nd)):
+            blocks.append(b)
+            sizes.append(math.prod(x.chunks[a][i] for a, i in enumerate(b)))
+            delayed_blocks.append(dl[flat])
+    sizes_a = np.array(sizes, dtype=np.float64)
+    total = sizes_a.sum()
     n = int(min(n, total))
     if len(blocks) > max_blocks:
-        chosen = np.sort(rng.choice(len(blocks), size=max_blocks, replace=False, p=sizes / total))
+        chosen = np.sort(rng.choice(len(blocks), size=max_blocks, replace=False, p=sizes_a / total))
     else:
         chosen = np.arange(len(blocks))
-    alloc = rng.multinomial(n, sizes[chosen] / sizes[chosen].sum())
-    alloc = np.minimum(alloc, sizes[chosen].astype(np.int64))
+    alloc = rng.multinomial(n, sizes_a[chosen] / sizes_a[chosen].sum())
+    alloc = np.minimum(alloc, sizes_a[chosen].astype(np.int64))
     seeds = rng.integers(0, 2**63 - 1, size=len(chosen))
-    delayed_blocks = x.to_delayed().reshape(len(blocks)) if x.ndim > 1 else x.to_delayed()
     parts = [dask.delayed(_block_sample, pure=True)(delayed_blocks[i], int(m), int(s))
              for i, m, s in zip(chosen, alloc, seeds) if m > 0]
     out = dask.compute(*parts)
-    return np.concatenate(out, axis=0) if out else np.empty((0, x.shape[-1]), x.dtype)
+    c = arrays[0].shape[-1]
+    return np.concatenate(out, axis=0) if out else np.empty((0, c), arrays[0].dtype)
+
+
+_preload: "threading.Thread | None" = None
+
+
+def preload_init() -> None:
+    """Import scikit-learn (for k-means++) in a background thread.
+
+    The import takes about a second, as long as reading a large image; starting it first lets
+    the two overlap (the readers and kernels release the GIL).
+    """
+    global _preload
+    if _preload is None:
+        _preload = threading.Thread(target=_import_sklearn, name="bigquant-preload", daemon=True)
+        _preload.start()
+
+
+def _import_sklearn() -> None:
+    try:
+        import sklearn.cluster  # noqa: F401
+    except Exception:  # the real import in init_centroids reports any problem
+        pass
 
 
 def init_centroids(sample: np.ndarray, k: int, seed: int = 0,

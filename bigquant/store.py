@@ -43,6 +43,8 @@ ATTRS = "bigquant"
 #: Largest image a store may claim: guards against allocating from corrupt metadata.
 MAX_PIXELS = 1 << 42
 ZSTD_LEVEL = 3
+#: ``kind`` of a palette store: a codebook fitted across images, without labels.
+PALETTE = "palette"
 
 
 def labels_dtype(k: int) -> np.dtype:
@@ -233,6 +235,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
     if version > FORMAT_VERSION:
         raise StoreFormatError(f"store {str(p)!r} has format_version {version}, newer than the "
                                f"{FORMAT_VERSION} this bigquant reads; upgrade bigquant")
+    if meta.get("kind") == PALETTE:
+        return _check_palette_meta(p, meta)
     shape, k = meta.get("shape"), meta.get("k")
     if (not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape)
             or math.prod(shape[:2]) > MAX_PIXELS or shape[2] > 64):
@@ -251,6 +255,9 @@ def open_store(path: str | os.PathLike) -> StoreContents:
     """
     p = Path(path)
     meta = read_metadata(p)
+    if meta.get("kind") == PALETTE:
+        raise StoreFormatError(f"{str(p)!r} is a palette (a codebook without labels); "
+                               "use it with `bigquant compress IMAGE --codebook` instead")
     try:
         group = zarr.open_group(str(p), mode="r")
     except Exception as exc:  # zarr raises several kinds for a damaged group
@@ -283,3 +290,58 @@ def store_bytes(path: str | os.PathLike) -> int:
     if p.is_file():
         return p.stat().st_size
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+def _check_palette_meta(p: Path, meta: dict) -> dict:
+    k, c = meta.get("k"), meta.get("channels")
+    if not isinstance(k, int) or not 1 <= k <= 65536 or not isinstance(c, int) or not 1 <= c <= 64:
+        raise StoreFormatError(f"palette {str(p)!r} claims an invalid K {k!r} or channel count {c!r}")
+    return meta
+
+
+def write_palette(target, codebook: np.ndarray, metadata: dict[str, Any], *, overwrite: bool = False) -> Path:
+    """Write a palette store (Zarr v3 group with a ``codebook`` array and metadata, no labels).
+
+    Atomic like :class:`StoreWriter`: built in a hidden sibling, renamed into place.
+    """
+    cb = np.asarray(codebook)
+    target = check_target(target, overwrite)
+    _clean_stale_partials(target)
+    tmp = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        group = zarr.create_group(str(tmp), zarr_format=3, attributes={ATTRS: {"complete": False}})
+        group.create_array(CODEBOOK, shape=cb.shape, dtype=cb.dtype, chunks=cb.shape, fill_value=0,
+                           dimension_names=["label", "channel"])
+        group[CODEBOOK][...] = cb
+        meta = dict(metadata)
+        meta.update(format_version=FORMAT_VERSION, complete=True, kind=PALETTE, k=int(cb.shape[0]),
+                    channels=int(cb.shape[1]), dtype=str(cb.dtype))
+        group.attrs[ATTRS] = _jsonable(meta)
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def read_codebook(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """The codebook (K, C) and metadata of a palette or of a full store (``--codebook``)."""
+    p = Path(path)
+    meta = read_metadata(p)
+    try:
+        cb = np.asarray(zarr.open_array(str(p / CODEBOOK), mode="r")[...])
+    except Exception as exc:
+        raise StoreFormatError(f"{str(p)!r} has no readable 'codebook' array ({exc})") from exc
+    channels = meta.get("channels") if meta.get("kind") == PALETTE else meta["shape"][2]
+    if cb.ndim != 2 or cb.shape != (meta["k"], channels):
+        raise StoreFormatError(f"{str(p)!r}: codebook shape {cb.shape} disagrees with the metadata "
+                               f"(K={meta['k']}, C={channels})")
+    if cb.dtype.kind == "f" and not np.isfinite(cb).all():
+        raise StoreFormatError(f"{str(p)!r}: codebook holds NaN or inf")
+    return cb, meta

@@ -41,11 +41,20 @@ def test_label_table_labels_like_the_pixel_kernel(coffee):
     colours, counts = histogram.colour_histogram(x)
     codebook = colours[:: max(1, len(colours) // 20)][:20].astype(np.uint8)
     lut, sq_err = histogram.label_table(colours, codebook)
-    lab_h, stats_h = histogram.label_block(coffee, lut, len(codebook))
+    lab_h, stats_h = histogram.label_block(coffee, lut, codebook)
     lab_p, stats_p = kmeans.label_block(coffee, codebook)
     assert np.array_equal(lab_h, lab_p)
-    assert np.array_equal(stats_h[:20], stats_p[:20])
+    np.testing.assert_allclose(stats_h, stats_p)  # counts, squared error and data range agree
     assert np.isclose((sq_err * counts).sum(), stats_p[20])
+
+
+def test_full_label_table_matches_nearest_codebook_entry():
+    rng = np.random.default_rng(4)
+    codebook = rng.integers(0, 256, (9, 2)).astype(np.uint8)
+    lut = histogram.full_label_table(codebook, 2)
+    colours = histogram.codes_to_colours(np.arange(1 << 16, dtype=np.uint32), 2)
+    labels, _ = kmeans.label_block(colours[None], codebook)  # every 16-bit colour, one row
+    assert np.array_equal(lut, labels[0])
 
 
 def test_coarse_histogram_keeps_mass_and_mean(coffee):
