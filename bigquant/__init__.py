@@ -13,6 +13,7 @@ from .errors import (
     ParameterError,
     StoreFormatError,
 )
+from .estimator import KMeans
 from .io import read_image
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "BigquantError",
     "BigquantWarning",
     "InputError",
+    "KMeans",
     "KReducedWarning",
     "MemoryBudgetError",
     "OutputError",

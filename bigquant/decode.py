@@ -36,4 +36,4 @@ def reconstruct(labels: da.Array, codebook: np.ndarray) -> da.Array:
     cbd = dask.delayed(cb, pure=True)
     return da.map_blocks(_lookup, labels, cbd, new_axis=2, chunks=labels.chunks + ((c,),),
                          dtype=cb.dtype, meta=np.empty((0, 0, 0), dtype=cb.dtype),
-                         name="bigquant-reconstruct")
+                         token="bigquant-reconstruct")

@@ -113,7 +113,7 @@ def lloyd_step_graph(points, centroids: np.ndarray, weights=None) -> Delayed:
         out_chunks = tuple((1,) * n for n in arr.numblocks[:-1]) + ((width,),)
         args = [arr] if w is None else [arr, w[..., None]]
         partial = da.map_blocks(_partials_block, *args, cen, chunks=out_chunks, dtype=np.float64,
-                                name="bigquant-lloyd-partials")
+                                token="bigquant-lloyd-partials")
         parts.extend(partial.to_delayed().ravel().tolist())
     total = tree_reduce(parts, _sum_parts)
     return dask.delayed(np.reshape, pure=True)(total, (k + 1, c + 2))
@@ -148,22 +148,22 @@ class LloydResult:
     reseeded: int = 0
 
 
-def _reseed_empty(new: np.ndarray, empty: np.ndarray, sample: np.ndarray | None) -> np.ndarray:
-    """Move each empty cluster onto the sample point farthest from its nearest centroid."""
-    if not empty.any():
-        return new
+def _reseed_empty(new: np.ndarray, empty: np.ndarray, sample: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """Move each empty cluster onto the sample point farthest from its nearest centroid.
+
+    Returns the centroids and whether that moved anything: when every sample point already sits
+    on a centroid (fewer distinct points than K), there is nothing to re-seed with, and the empty
+    clusters must not keep the run from converging.
+    """
     if sample is None or len(sample) == 0:
         raise RuntimeError("an empty cluster needs a sample to be re-seeded from")
     new = new.copy()
     full = new[~empty]
-    if len(full):
-        d = _min_sq_dist(sample, full)
-    else:
-        d = np.ones(len(sample))
+    d = _min_sq_dist(sample, full) if len(full) else np.ones(len(sample))
     order = np.argsort(-d, kind="stable")
     for j, idx in zip(np.flatnonzero(empty), order):
         new[j] = sample[idx]
-    return new
+    return new, bool(d[order[0]] > 0)
 
 
 def _min_sq_dist(points: np.ndarray, centroids: np.ndarray, block: int = 65536) -> np.ndarray:
@@ -220,9 +220,10 @@ def lloyd(
         sums, counts, inertia = total[:k, :c], total[:k, c], float(total[:k, c + 1].sum())
         empty = counts <= 0
         new = np.where(empty[:, None], centroids, sums / np.where(empty, 1.0, counts)[:, None])
+        reseeded = False
         if empty.any():
-            new = _reseed_empty(new, empty, sample)
-            result.reseeded += int(empty.sum())
+            new, reseeded = _reseed_empty(new, empty, sample)
+            result.reseeded += int(empty.sum()) if reseeded else 0
         shift = float(np.sqrt(((new - centroids) ** 2).sum(1)).max())
         centroids = new
         result.inertia_history.append(inertia)
@@ -230,7 +231,7 @@ def lloyd(
         result.n_iter, result.inertia, result.centroids = it, inertia, centroids
         if callback is not None:
             callback(it, inertia, shift)
-        if shift <= tol_abs and not empty.any():
+        if shift <= tol_abs and not reseeded:
             result.converged = True
             break
     return result

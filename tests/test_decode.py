@@ -32,3 +32,14 @@ def test_store_round_trip(tmp_path, coffee):
     rec = s.reconstruct()
     assert isinstance(rec, da.Array) and rec.shape == coffee.shape
     assert np.array_equal(rec.compute(), s.codebook[s.labels.compute()])
+
+
+def test_two_reconstructions_computed_together_stay_distinct(tmp_path, china):
+    # Regression: fixed task names made dask merge the graphs of two stores into one.
+    import dask
+
+    a = bigquant.compress(china, tmp_path / "a.bq.zarr", k=4, max_iter=5)
+    b = bigquant.compress(china, tmp_path / "b.bq.zarr", k=9, max_iter=5)
+    ra, rb = dask.compute(a.reconstruct(), b.reconstruct())
+    assert np.array_equal(ra, a.codebook[a.labels.compute()])
+    assert np.array_equal(rb, b.codebook[b.labels.compute()])
