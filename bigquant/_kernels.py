@@ -144,31 +144,30 @@ def colour_codes(x):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
-def sparse_histogram(codes, counts, nbins):  # pragma: no cover - compiled
-    """Sum ``counts`` per code in a dense table of ``nbins`` and return the non-zero entries.
+def sparse_histogram(codes, counts, table):  # pragma: no cover - compiled
+    """Sum ``counts`` per code and return the distinct codes with their totals, sorted by code.
 
-    ``counts`` may be empty, meaning one per code. Returns ``(codes, counts)`` sorted by code,
-    uint32 and int64.
+    ``table`` is an all-zero int64 scratch array of at least ``max(codes) + 1`` entries; it is
+    left all-zero again on return, so one table serves many calls (clearing only the entries
+    that were touched keeps the cost proportional to ``len(codes)``, not to the table's size).
+    ``counts`` may be empty, meaning one per code. Returns ``(codes uint32, counts int64)``.
     """
-    table = np.zeros(nbins, dtype=np.int64)
-    if counts.shape[0] == 0:
-        for i in range(codes.shape[0]):
-            table[codes[i]] += 1
-    else:
-        for i in range(codes.shape[0]):
-            table[codes[i]] += counts[i]
+    n = codes.shape[0]
+    weighted = counts.shape[0] > 0
+    uniq = np.empty(n, dtype=np.uint32)
     m = 0
-    for b in range(nbins):
-        if table[b] != 0:
+    for i in range(n):
+        c = codes[i]
+        if table[c] == 0:
+            uniq[m] = c
             m += 1
-    out_codes = np.empty(m, dtype=np.uint32)
+        table[c] += counts[i] if weighted else 1
+    out_codes = np.sort(uniq[:m])
     out_counts = np.empty(m, dtype=np.int64)
-    m = 0
-    for b in range(nbins):
-        if table[b] != 0:
-            out_codes[m] = b
-            out_counts[m] = table[b]
-            m += 1
+    for j in range(m):
+        c = out_codes[j]
+        out_counts[j] = table[c]
+        table[c] = 0
     return out_codes, out_counts
 
 

@@ -13,6 +13,8 @@ weighted by their pixel counts is the same algorithm as Lloyd's on every pixel. 
 
 from __future__ import annotations
 
+import threading
+
 import dask
 import dask.array as da
 import numpy as np
@@ -35,16 +37,30 @@ def _nbins(channels: int) -> int:
     return 1 << (8 * channels)
 
 
+_scratch = threading.local()
+
+
+def _table(nbins: int) -> np.ndarray:
+    """A zeroed per-thread count table of ``nbins`` entries, reused across tasks.
+
+    The kernels leave it zeroed, so a task pays for the colours it sees, not for 2**24 entries.
+    """
+    t = getattr(_scratch, "table", None)
+    if t is None or len(t) < nbins:
+        t = _scratch.table = np.zeros(nbins, dtype=np.int64)
+    return t
+
+
 def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flat = block.reshape(-1, block.shape[-1])
     codes = _kernels.colour_codes(flat)
-    return _kernels.sparse_histogram(codes, np.empty(0, np.int64), _nbins(flat.shape[1]))
+    return _kernels.sparse_histogram(codes, np.empty(0, np.int64), _table(_nbins(flat.shape[1])))
 
 
 def _merge_hists(parts, nbins):
     codes = np.concatenate([p[0] for p in parts])
     counts = np.concatenate([p[1] for p in parts])
-    return _kernels.sparse_histogram(codes, counts, nbins)
+    return _kernels.sparse_histogram(codes, counts, _table(nbins))
 
 
 def colour_histogram(x) -> tuple[np.ndarray, np.ndarray]:
