@@ -203,3 +203,82 @@ def lut_labels(x, lut, codebook, labels):  # pragma: no cover - compiled
     stats[k + 1] = lo
     stats[k + 2] = hi
     return stats
+
+
+@njit(**_JIT)
+def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):  # pragma: no cover
+    """One weighted Lloyd step with Hamerly's bounds: exact, but skips most distance computations.
+
+    Lloyd's algorithm on in-memory points (the distinct colours of a histogram), keeping per point
+    the index of its centroid, an upper bound on the distance to it and a lower bound on the
+    distance to any other. A point whose upper bound is below both its lower bound and half the
+    distance from its centroid to the nearest other centroid cannot change cluster, so only
+    its own distance (C operations) is computed. Near convergence that is almost every point.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, C)
+    w : ndarray of shape (n,), float64
+    centroids : ndarray of shape (K, C), float64
+    shift : ndarray of shape (K,), float64
+        How far each centroid moved in the last update (ignored when ``first``).
+    half_sep : ndarray of shape (K,), float64
+        Half the distance from each centroid to its nearest other centroid.
+    assign : ndarray of shape (n,), int32; upper, lower : ndarray of shape (n,), float64
+        The per-point state, updated in place (initialised when ``first``).
+
+    Returns
+    -------
+    partial : ndarray of shape (K + 1, C + 2), float64
+        As :func:`lloyd_partials`.
+    """
+    n, c = x.shape
+    k = centroids.shape[0]
+    out = np.zeros((k + 1, c + 2), dtype=np.float64)
+    maxshift = 0.0
+    if not first:
+        for j in range(k):
+            if shift[j] > maxshift:
+                maxshift = shift[j]
+    row = np.empty(c, dtype=np.float64)
+    for i in range(n):
+        for ch in range(c):
+            row[ch] = np.float64(x[i, ch])
+        recompute = first
+        dsq = 0.0
+        if not first:
+            a = assign[i]
+            for ch in range(c):
+                diff = row[ch] - centroids[a, ch]
+                dsq += diff * diff
+            upper[i] = np.sqrt(dsq)
+            lower[i] -= maxshift
+            z = lower[i] if lower[i] > half_sep[a] else half_sep[a]
+            if upper[i] > z:
+                recompute = True
+        if recompute:
+            b1 = 0
+            d1 = np.inf
+            d2 = np.inf
+            for j in range(k):
+                d = 0.0
+                for ch in range(c):
+                    diff = row[ch] - centroids[j, ch]
+                    d += diff * diff
+                if d < d1:
+                    d2 = d1
+                    d1 = d
+                    b1 = j
+                elif d < d2:
+                    d2 = d
+            assign[i] = b1
+            dsq = d1
+            upper[i] = np.sqrt(d1)
+            lower[i] = np.sqrt(d2)
+        a = assign[i]
+        wi = w[i]
+        for ch in range(c):
+            out[a, ch] += wi * row[ch]
+        out[a, c] += wi
+        out[a, c + 1] += wi * dsq
+    return out

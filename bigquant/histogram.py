@@ -5,27 +5,30 @@ weighted by their pixel counts is the same algorithm as Lloyd's on every pixel. 
 
 1. one map-reduce pass builds the sparse histogram (per chunk: a dense count table of at most
    2**24 entries turned sparse; the tree reduction merges the sparse parts);
-2. Lloyd's iterations run on the distinct colours and their counts with the same engine as the
-   pixel path (:func:`bigquant.kmeans.lloyd`), first on a coarse 15-bit histogram to get close
-   cheaply, then on the exact one until convergence;
+2. Lloyd's iterations run on the distinct colours weighted by their counts, in memory (at most
+   2**24 of them), with the same loop as the pixel path (:func:`bigquant.kmeans.lloyd_loop`) and
+   Hamerly's bounds to skip the distance computations that cannot change an assignment: first
+   on a coarse 15-bit histogram to get close cheaply, then on the exact one until convergence;
 3. one more pass labels every pixel through a colour -> label lookup table.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import dask
 import dask.array as da
 import numpy as np
 
 from . import _kernels
-from .kmeans import LloydResult, lloyd, tree_reduce
+from .kmeans import LloydResult, lloyd_loop, tree_reduce
 
-#: Rows per chunk of the distinct-colour arrays the Lloyd iterations run on.
-COLOUR_CHUNK = 1 << 19
 #: Bits per channel of the coarse histogram used to warm-start the exact iterations.
 COARSE_BITS = 5
+#: Points per slice of the in-memory Lloyd iterations (fixed, so results don't depend on threads).
+HAMERLY_SLICE = 1 << 18
 
 
 def applies(dtype: np.dtype, channels: int) -> bool:
@@ -123,15 +126,44 @@ def sample_from_histogram(colours: np.ndarray, counts: np.ndarray, n: int, seed:
     return colours[np.sort(idx)]
 
 
-def as_dask(colours: np.ndarray, counts: np.ndarray) -> tuple[da.Array, da.Array]:
-    """The distinct colours and their counts as dask arrays chunked for the Lloyd engine.
+def _threads() -> int:
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
-    They are persisted, so on a distributed cluster they travel to the workers once rather
-    than with every iteration.
+
+def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *, max_iter: int,
+                    tol_abs: float, sample: np.ndarray | None = None, callback=None) -> LloydResult:
+    """Weighted Lloyd's on in-memory points with Hamerly's bounds (:func:`_kernels.hamerly_step`).
+
+    Exact Lloyd's k-means (the same assignments and updates as :func:`bigquant.kmeans.lloyd`),
+    but after the first steps almost every point is skipped by its bounds, so the long tail of
+    small updates costs little. The points are split in fixed slices processed on threads
+    (the kernel releases the GIL) and their partial sums added in slice order, so the result
+    does not depend on the number of threads.
     """
-    pts = da.from_array(colours, chunks=(COLOUR_CHUNK, colours.shape[1]), name=False)
-    w = da.from_array(counts.astype(np.float64), chunks=(COLOUR_CHUNK,), name=False)
-    return dask.persist(pts, w)
+    n = len(colours)
+    w = np.ascontiguousarray(counts, dtype=np.float64)
+    x = np.ascontiguousarray(colours)
+    assign = np.zeros(n, dtype=np.int32)
+    upper = np.zeros(n)
+    lower = np.zeros(n)
+    slices = [(s, min(n, s + HAMERLY_SLICE)) for s in range(0, n, HAMERLY_SLICE)]
+
+    with ThreadPoolExecutor(max_workers=max(1, min(_threads(), len(slices)))) as pool:
+
+        def step(centroids: np.ndarray, shift: np.ndarray, first: bool) -> np.ndarray:
+            cen = np.ascontiguousarray(centroids)
+            d = np.sqrt(((cen[:, None, :] - cen[None, :, :]) ** 2).sum(-1))
+            np.fill_diagonal(d, np.inf)
+            half_sep = 0.5 * d.min(1) if len(cen) > 1 else np.full(1, np.inf)
+            parts = pool.map(lambda ab: _kernels.hamerly_step(
+                x[ab[0]:ab[1]], w[ab[0]:ab[1]], cen, shift, half_sep, assign[ab[0]:ab[1]],
+                upper[ab[0]:ab[1]], lower[ab[0]:ab[1]], first), slices)
+            total = None
+            for p in parts:
+                total = p if total is None else total + p
+            return total
+
+        return lloyd_loop(step, init, max_iter=max_iter, tol_abs=tol_abs, sample=sample, callback=callback)
 
 
 def fit(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *, max_iter: int, tol_abs: float,
@@ -147,13 +179,10 @@ def fit(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *, max_iter: 
     coarse_iters = 0
     if coarse and len(colours) > 4 * len(start) and len(colours) > (1 << (3 * COARSE_BITS)) // 8:
         cpts, cw = coarse_histogram(colours, counts)
-        cres = lloyd(da.from_array(cpts, chunks=(COLOUR_CHUNK, cpts.shape[1])),
-                     start, weights=da.from_array(cw, chunks=(COLOUR_CHUNK,)),
-                     max_iter=max_iter, tol_abs=tol_abs, sample=sample)
+        cres = lloyd_in_memory(cpts, cw, start, max_iter=max_iter, tol_abs=tol_abs, sample=sample)
         start, coarse_iters = cres.centroids, cres.n_iter
-    pts, w = as_dask(colours, counts)
-    res = lloyd(pts, start, weights=w, max_iter=max_iter, tol_abs=tol_abs, sample=sample,
-                callback=callback)
+    res = lloyd_in_memory(colours, counts, start, max_iter=max_iter, tol_abs=tol_abs, sample=sample,
+                          callback=callback)
     res.coarse_iterations = coarse_iters  # type: ignore[attr-defined]
     return res
 

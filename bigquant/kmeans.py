@@ -209,11 +209,35 @@ def lloyd(
     """
     if max_iter < 1:
         raise ParameterError(f"max_iter must be at least 1, got {max_iter}")
+
+    def step(centroids: np.ndarray, shift: np.ndarray, first: bool) -> np.ndarray:
+        (total,) = dask.compute(lloyd_step_graph(points, centroids, weights))
+        return total
+
+    return lloyd_loop(step, init, max_iter=max_iter, tol_abs=tol_abs, sample=sample, callback=callback)
+
+
+def lloyd_loop(
+    step: Callable[[np.ndarray, np.ndarray, bool], np.ndarray],
+    init: np.ndarray,
+    *,
+    max_iter: int,
+    tol_abs: float,
+    sample: np.ndarray | None = None,
+    callback: Callable[[int, float, float], None] | None = None,
+) -> LloydResult:
+    """The Lloyd loop around a ``step(centroids, shift, first) -> (K + 1, C + 2)`` partial sum.
+
+    ``shift`` holds how far each centroid moved in the previous update (for steps that keep
+    distance bounds, see :func:`bigquant.histogram.fit`). Handles the update, empty clusters,
+    the convergence test and the history; :func:`lloyd` is this loop around one map-reduce pass.
+    """
     centroids = np.array(init, dtype=np.float64)
     k, c = centroids.shape
     result = LloydResult(centroids=centroids, n_iter=0, converged=False, inertia=float("nan"))
+    moved = np.zeros(k)
     for it in range(1, max_iter + 1):
-        (total,) = dask.compute(lloyd_step_graph(points, centroids, weights))
+        total = step(centroids, moved, it == 1)
         if it == 1 and total[k, 0] > 0:
             raise InputError(f"the image holds {int(total[k, 0])} pixels with NaN or inf values; "
                              "bigquant needs finite values")
@@ -224,7 +248,8 @@ def lloyd(
         if empty.any():
             new, reseeded = _reseed_empty(new, empty, sample)
             result.reseeded += int(empty.sum()) if reseeded else 0
-        shift = float(np.sqrt(((new - centroids) ** 2).sum(1)).max())
+        moved = np.sqrt(((new - centroids) ** 2).sum(1))
+        shift = float(moved.max())
         centroids = new
         result.inertia_history.append(inertia)
         result.shift_history.append(shift)
