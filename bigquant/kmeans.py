@@ -327,12 +327,26 @@ def _import_sklearn() -> None:
         pass
 
 
+#: k-means++ runs on at most max(INIT_MIN_POINTS, INIT_POINTS_PER_CLUSTER * K) sampled points.
+INIT_MIN_POINTS = 10_000
+INIT_POINTS_PER_CLUSTER = 40
+
+
 def init_centroids(sample: np.ndarray, k: int, seed: int = 0,
                    sample_weight: np.ndarray | None = None) -> np.ndarray:
-    """k-means++ (scikit-learn's ``kmeans_plusplus``) on a sample; returns (K, C) float64."""
+    """k-means++ (scikit-learn's ``kmeans_plusplus``) on a sample; returns (K, C) float64.
+
+    k-means++ costs O(points x K x log K); it only seeds Lloyd's iterations, which then run on all
+    the data, so it runs on a random subset of ``max(10000, 40 K)`` points of the sample.
+    """
     from sklearn.cluster import kmeans_plusplus
 
     pts = np.asarray(sample, dtype=np.float64)
+    limit = max(INIT_MIN_POINTS, INIT_POINTS_PER_CLUSTER * k)
+    if len(pts) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(pts), size=limit, replace=False))
+        pts = pts[keep]
+        sample_weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
     centers, _ = kmeans_plusplus(pts, n_clusters=k, random_state=seed, sample_weight=sample_weight)
     return centers
 
