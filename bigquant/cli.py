@@ -1,7 +1,11 @@
 """The ``bigquant`` command line: a thin face on :mod:`bigquant.api`.
 
-Exit status: 0 success; 2 a problem with the input, arguments or output (one line on stderr);
-1 a bug (short message; the traceback with ``--debug``).
+Exit status: 0 success; 2 a problem with the input, arguments, output or scheduler address (one
+line on stderr); 1 a bug or a failure of the Dask cluster (short message; the traceback with
+``--debug``).
+
+Scheduler: ``--scheduler ADDRESS``, else ``$DASK_SCHEDULER_ADDRESS``, else Dask's local threaded
+scheduler; ``--workers N`` starts a ``LocalCluster`` of N processes for the run instead.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import json
 import math
 import os
+import socket
 import sys
 import time
 import traceback
@@ -20,13 +25,41 @@ from pathlib import Path
 from . import api
 from ._version import __version__
 from .chunking import DEFAULT_MEMORY_LIMIT
-from .errors import BigquantError, BigquantWarning
+from .errors import BigquantError, BigquantWarning, SchedulerError
+
+#: Seconds to wait for a Dask scheduler to answer before giving up.
+CONNECT_TIMEOUT_S = 10
+#: Seconds for the plain TCP connection that checks the address first (refused: at once).
+PROBE_TIMEOUT_S = 5
+#: Longest error message printed (a cluster's exception can quote a whole task graph).
+MAX_MESSAGE_CHARS = 2000
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage line + one error line, exit 2 (argparse's convention)
         self.print_usage(sys.stderr)
         self.exit(2, f"bigquant: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return n
+
+
+def _seed(text: str) -> int:
+    # numpy's generators take any non-negative int; scikit-learn's k-means++ takes 32 bits.
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n < 2**32:
+        raise argparse.ArgumentTypeError(f"seed must be a whole number from 0 to {2**32 - 1}, got {text!r}")
+    return n
 
 
 def _chunks(text: str) -> tuple[int, int]:
@@ -45,14 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    def debug(sp):  # also accepted after the command; SUPPRESS keeps the top-level value
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of unexpected errors")
+
     def common_run(sp):
+        debug(sp)
         sp.add_argument("--memory-limit", default=None, metavar="SIZE",
                         help=f"memory budget of the job; chunk sizes follow from it (default {DEFAULT_MEMORY_LIMIT})")
         sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run on an existing dask.distributed cluster, e.g. tcp://host:8786 "
                              "(default: $DASK_SCHEDULER_ADDRESS, else Dask's local scheduler)")
-        sp.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="start a local dask.distributed cluster of N worker processes for this run")
+        sp.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                        help="start a local dask.distributed cluster of N worker processes for this run "
+                             "(instead of --scheduler or $DASK_SCHEDULER_ADDRESS)")
         sp.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
         sp.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
@@ -64,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-k", default="16", metavar="K", help="colours in the codebook, 1-65536 (default 16)")
     c.add_argument("-o", "--output", default=None, help="store to write (default: <input stem>.bq.zarr "
                    "beside the input; for --sample, in the current folder)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the sample and k-means++ (default 0)")
+    c.add_argument("--seed", type=_seed, default=0, help="seed of the sample and k-means++ (default 0)")
     c.add_argument("--max-iter", type=int, default=100, help="most Lloyd iterations (default 100)")
     c.add_argument("--tol", type=float, default=1e-4,
                    help="stop when the largest centroid shift is below TOL times the data's scale (default 1e-4)")
@@ -86,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="summarise a store", description="Print a store's metadata and accounting.")
     i.add_argument("store", help="bigquant store (.bq.zarr)")
     i.add_argument("--json", action="store_true", help="print one JSON object")
+    debug(i)
     return p
 
 
@@ -95,36 +135,129 @@ def _sample_path() -> Path:
     return Path(sklearn.datasets.__file__).parent / "images" / "china.jpg"
 
 
+def _scheduler_address(args) -> tuple[str | None, str]:
+    """The scheduler address to connect to and where it came from, or (None, "") for none."""
+    explicit = getattr(args, "scheduler", None)
+    if explicit is not None and getattr(args, "workers", None):
+        raise _usage("give --scheduler or --workers, not both")
+    if explicit is not None:
+        if not explicit.strip():
+            raise SchedulerError("--scheduler needs an address such as tcp://HOST:8786, got ''")
+        return explicit.strip(), "--scheduler"
+    env = os.environ.get("DASK_SCHEDULER_ADDRESS", "").strip()
+    if env and not getattr(args, "workers", None):  # an explicit --workers beats the environment
+        return env, "$DASK_SCHEDULER_ADDRESS"
+    return None, ""
+
+
+def _probe(address: str, source: str) -> None:
+    """Fail fast, in one line, unless a Dask scheduler answers at ``address``.
+
+    distributed's own connect retries a refused connection until its timeout, and its Client
+    waits forever on a peer that accepts the connection but never speaks (another service's
+    port). So: parse the address; open a plain TCP connection (refused: at once); then ask the
+    peer who it is, bounded by CONNECT_TIMEOUT_S, and insist on a scheduler (not a worker or a
+    nanny). Other protocols (tls, ucx, inproc) need their own settings and go straight to Client.
+    """
+    import asyncio
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    def fail(reason: str) -> SchedulerError:
+        return SchedulerError(f"cannot connect to the Dask scheduler at {address} ({source}): {reason}")
+
+    try:
+        protocol, location = parse_address(address)
+        if protocol != "tcp":
+            return
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise SchedulerError(f"scheduler address {address!r} ({source}) is not valid: {exc}; "
+                             "expected tcp://HOST:PORT") from None
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise fail(exc.strerror or type(exc).__name__) from None
+    try:
+        asyncio.get_running_loop()
+        return  # called from async code (a notebook): leave it to Client
+    except RuntimeError:
+        pass
+
+    async def identity() -> dict:
+        from distributed.core import rpc
+
+        async def ask() -> dict:
+            r = rpc(address, timeout=CONNECT_TIMEOUT_S)
+            try:
+                return await r.identity()
+            finally:
+                await r.close_rpc()
+
+        return await asyncio.wait_for(ask(), CONNECT_TIMEOUT_S)
+
+    try:
+        info = asyncio.run(identity())
+    except asyncio.TimeoutError:
+        raise fail(f"no answer in {CONNECT_TIMEOUT_S} s; is it a Dask scheduler's address?") from None
+    except Exception as exc:  # something answered, but not in Dask's protocol
+        raise fail(f"it does not speak Dask's protocol ({type(exc).__name__}: {exc})") from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind != "Scheduler":
+        raise fail(f"that is a Dask {kind or 'server'}, not a scheduler")
+
+
+def _describe(client) -> str:
+    """One line about the cluster: address, workers, threads, dashboard link."""
+    try:
+        nthreads = client.nthreads()
+        n, t = len(nthreads), sum(nthreads.values())
+        workers = f"{n} worker{'s' if n != 1 else ''}, {t} thread{'s' if t != 1 else ''}"
+        if not nthreads:
+            workers = "no workers yet (tasks wait until one joins)"
+    except Exception:  # purely informative
+        workers = "workers unknown"
+    try:
+        link = client.dashboard_link
+    except Exception:
+        link = None
+    where = getattr(client.scheduler, "address", None) or "the cluster"
+    return f"dask: {where}, {workers}; dashboard {link or 'not available'}"
+
+
 @contextlib.contextmanager
 def _scheduler(args, err):
-    """Connect to a cluster (--scheduler / $DASK_SCHEDULER_ADDRESS) or start one (--workers)."""
-    address = getattr(args, "scheduler", None) or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    """Connect to a cluster (--scheduler / $DASK_SCHEDULER_ADDRESS) or start one (--workers).
+
+    Yields the ``distributed.Client`` (set as Dask's default scheduler for the run) or None for
+    Dask's local scheduler. The client, and a cluster started here, are closed on the way out.
+    """
+    address, source = _scheduler_address(args)
     workers = getattr(args, "workers", None)
     if address is None and not workers:
         yield None
         return
     from distributed import Client, LocalCluster
 
-    from .errors import ParameterError
-
     cluster = None
-    try:
-        if address:
-            try:
-                client = Client(address, timeout="10s", set_as_default=True)
-            except (OSError, TimeoutError) as exc:
-                raise ParameterError(f"cannot connect to the Dask scheduler at {address}: {exc}") from exc
-        else:
-            if workers < 1:
-                raise ParameterError(f"--workers must be at least 1, got {workers}")
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0",
-                                   processes=True)
+    if address:
+        _probe(address, source)
+        try:
+            client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=True)
+        except Exception as exc:  # refused, timed out, or not a Dask scheduler at all
+            raise SchedulerError(f"cannot connect to the Dask scheduler at {address} ({source}): "
+                                 f"{type(exc).__name__}: {exc}") from exc
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0",
+                               processes=True)
+        try:
             client = Client(cluster, set_as_default=True)
-    except BigquantError:
-        raise
-    if not args.quiet:
-        print(f"dask dashboard: {client.dashboard_link}", file=err)
+        except BaseException:
+            cluster.close()
+            raise
     try:
+        if not args.quiet:
+            print(_describe(client), file=err, flush=True)
         yield client
     finally:
         client.close()
@@ -212,6 +345,17 @@ def _usage(msg: str) -> _UsageError:
     return _UsageError(msg)
 
 
+def _one_line(text: object) -> str:
+    """``text`` on one line (newlines and runs of spaces collapsed), at most MAX_MESSAGE_CHARS."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_MESSAGE_CHARS else line[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
+def _from_cluster(exc: BaseException) -> bool:
+    """True for dask.distributed's own failures (a worker died too often, a lost connection)."""
+    return type(exc).__module__.split(".")[0] == "distributed"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     out, err = sys.stdout, sys.stderr
@@ -229,26 +373,27 @@ def main(argv: list[str] | None = None) -> int:
         try:
             status = handlers[args.command](args, out, err)
         except _UsageError as exc:
-            print(f"bigquant {args.command}: error: {exc}", file=err)
+            print(f"bigquant {args.command}: error: {_one_line(exc)}", file=err)
             return 2
         except BigquantError as exc:
             if args.debug:
                 traceback.print_exc(file=err)
-            print(f"bigquant: error: {exc}", file=err)
+            print(f"bigquant: error: {_one_line(exc)}", file=err)
             return 2
         except KeyboardInterrupt:
             print("bigquant: interrupted", file=err)
             return 130
-        except Exception as exc:  # a bug: short message, traceback only with --debug
+        except Exception as exc:  # a bug (or the cluster failing): short message, traceback with --debug
             if args.debug:
                 traceback.print_exc(file=err)
-            print(f"bigquant: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                  file=err)
+            what = "the Dask cluster failed" if _from_cluster(exc) else "internal error"
+            print(f"bigquant: {what}: {_one_line(f'{type(exc).__name__}: {exc}')} "
+                  "(run with --debug for the traceback)", file=err)
             return 1
         finally:
             for w in caught:
                 if issubclass(w.category, BigquantWarning):
-                    print(f"bigquant: warning: {w.message}", file=err)
+                    print(f"bigquant: warning: {_one_line(w.message)}", file=err)
     return status
 
 

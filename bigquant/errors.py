@@ -28,6 +28,11 @@ class StoreFormatError(BigquantError):
     """A path is not a complete, valid bigquant store, or was written by a newer format version."""
 
 
+class SchedulerError(BigquantError):
+    """The Dask scheduler given (``--scheduler`` or ``$DASK_SCHEDULER_ADDRESS``) cannot be used:
+    a malformed address, nothing listening there, or something that is not a Dask scheduler."""
+
+
 class MemoryBudgetError(InputError):
     """An operation would need more memory than the configured budget allows."""
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import glob
 import os
 import shutil
+import socket
 import struct
 import threading
 import uuid
@@ -30,7 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
+import dask.threaded
 from dask.base import tokenize
 import imagecodecs
 import numpy as np
@@ -648,7 +652,8 @@ def _read_zarr(p: Path, budget: int, chunks: Sequence[int] | None, threads: int 
     # Align to shards where there are any: a shard is the unit a reader fetches in one request.
     tile = tuple(getattr(arr, "shards", None) or arr.chunks)[:2]
     cr, cc = _resolve_chunks(shape[:2], dtype.itemsize * channels, budget, chunks, tile, threads)
-    x = da.from_zarr(str(p), component=component, chunks=(cr, cc) + shape[2:])
+    # Absolute: the graph may run on workers whose working folder is not ours.
+    x = da.from_zarr(os.path.abspath(p), component=component, chunks=(cr, cc) + shape[2:])
     if x.dtype != dtype:
         x = x.astype(dtype)  # big-endian zarr v2 data
     if x.ndim == 2:
@@ -694,12 +699,98 @@ def check_output_path(
         )
     if (p.exists() or p.is_symlink()) and not overwrite:
         raise OutputError(f"output '{path}' exists; pass --overwrite to replace it")
-    parent = p.parent
-    if not parent.is_dir():
-        raise OutputError(f"folder '{parent}' of output '{path}' does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"folder '{parent}' of output '{path}' is not writable")
+    if p.is_dir() and not p.is_symlink() and not (
+        p.suffix.lower() == ".zarr" and any((p / m).exists() for m in ("zarr.json", ".zarray", ".zgroup"))
+    ):
+        # --overwrite replaces an image (a file, or a zarr folder), never an unrelated folder.
+        raise OutputError(f"output '{path}' is a folder that is not a zarr image; --overwrite will not "
+                          "replace it: remove it or choose another output")
+    check_output_folder(p)
     return p
+
+
+# --------------------------------------------------------------------------------------------
+# Output staging: write under a hidden sibling name, rename into place at the end
+# --------------------------------------------------------------------------------------------
+
+#: This machine, as written into staging names (other hosts sharing a file system keep theirs).
+_HOST = "".join(ch if ch.isalnum() else "_" for ch in socket.gethostname()) or "host"
+
+
+def check_output_folder(target: PathLike) -> Path:
+    """Check that the folder of ``target`` exists and that we can really create entries in it.
+
+    ``os.access`` is not enough: as root it says yes to read-only bind mounts, ``/proc`` and
+    ``/sys``. So an empty hidden folder is created and removed again as a probe. Returns the
+    folder.
+
+    Raises
+    ------
+    OutputError
+        The folder does not exist, is a file, or refuses new entries (the message says why).
+    """
+    t = Path(target)
+    parent = t.parent
+    if not parent.exists():
+        raise OutputError(f"folder '{parent}' of output '{t}' does not exist")
+    if not parent.is_dir():
+        raise OutputError(f"folder '{parent}' of output '{t}' is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"folder '{parent}' of output '{t}' is not writable")
+    probe = staging_path(t, "probe")
+    try:
+        os.mkdir(probe)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise OutputError(
+            f"folder '{parent}' of output '{t}' is not writable ({exc.strerror or type(exc).__name__})"
+        ) from None
+    return parent
+
+
+def staging_path(target: PathLike, kind: str = "partial") -> Path:
+    """A hidden sibling ``.NAME.KIND-PID-HOST-XXXXXXXX`` of ``target`` for this process.
+
+    ``kind`` is ``partial`` (being written), ``old`` (a replaced output on its way out) or
+    ``probe``. The PID and host let :func:`clean_stale_staging` tell a killed run's leftovers
+    from those of a run still going on, here or on another machine sharing the folder.
+    """
+    t = Path(target)
+    return t.with_name(f".{t.name}.{kind}-{os.getpid()}-{_HOST}-{uuid.uuid4().hex[:8]}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def clean_stale_staging(target: PathLike) -> list[Path]:
+    """Remove the hidden siblings of ``target`` left by killed runs on this machine.
+
+    Only entries whose process is gone are removed; a run still writing (here or on another
+    host) keeps its folder. Returns what was removed.
+    """
+    t = Path(target)
+    removed = []
+    for kind in ("partial", "old", "probe"):
+        prefix = f".{t.name}.{kind}-"
+        try:
+            entries = list(t.parent.glob(glob.escape(prefix) + "*"))
+        except OSError:
+            continue
+        for entry in entries:
+            pid_s, _, rest = entry.name[len(prefix):].partition("-")
+            host = rest.rpartition("-")[0]  # '' for names without a host part
+            if not pid_s.isdigit() or host not in ("", _HOST) or _pid_alive(int(pid_s)):
+                continue
+            _remove(entry)
+            removed.append(entry)
+    return removed
 
 
 def write_image(
@@ -912,7 +1003,7 @@ def _write_zarr(image: da.Array, target: Path, compression: str | None) -> None:
     if not (regular(image.chunks[0]) and regular(image.chunks[1]) and len(image.chunks[2]) == 1):
         image = image.rechunk((image.chunks[0][0], image.chunks[1][0], channels))
     compressors = [zarr.codecs.ZstdCodec(level=3)] if compression is not None else None
-    arr = zarr.create_array(
+    zarr.create_array(
         store=str(target),
         shape=image.shape,
         chunks=(image.chunks[0][0], image.chunks[1][0], channels),
@@ -921,7 +1012,20 @@ def _write_zarr(image: da.Array, target: Path, compression: str | None) -> None:
         zarr_format=3,
         dimension_names=("rows", "cols", "channels"),
     )
-    da.store(image, arr, lock=False)
+    # Each task opens the array by (absolute) path and writes its one chunk: nothing unpicklable
+    # in the graph, workers in other folders find it, and the keys hash the target path, so two
+    # writes never share a task.
+    nr, nc = image.numblocks[:2]
+    done = da.map_blocks(_write_zarr_block, image, os.path.abspath(target), dtype=np.int8,
+                         chunks=((1,) * nr, (1,) * nc, (1,)), token="bigquant-write-zarr",
+                         meta=np.empty((0, 0, 0), np.int8))
+    compute_settled(*done.to_delayed().ravel().tolist())
+
+
+def _write_zarr_block(block: np.ndarray, path: str, block_info=None) -> np.ndarray:
+    (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
+    zarr.open_array(path, mode="r+")[r0:r1, c0:c1] = block
+    return np.zeros((1, 1, 1), np.int8)
 
 
 def _compute_small(image: da.Array, p: Path, budget: int, *, jpeg: bool) -> np.ndarray:
@@ -953,13 +1057,20 @@ def _staged(target: Path, overwrite: bool) -> Iterator[Path]:
 
     On any exception the temporary is removed and ``target`` is left as it was.
     """
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.partial")
+    clean_stale_staging(target)
+    tmp = staging_path(target)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # disk full, quota, a folder gone read-only: the user can act on it
+            raise OutputError(f"cannot write output '{target}': {exc.strerror or exc}") from exc
         # Someone may have created the target while we worked; don't clobber it unasked.
         if (target.exists() or target.is_symlink()) and not overwrite:
-            raise OutputError(f"output '{target}' exists; pass --overwrite to replace it")
-        _move_into_place(tmp, target)
+            raise OutputError(f"output '{target}' appeared while writing; pass --overwrite to replace it")
+        try:
+            _move_into_place(tmp, target)
+        except OSError as exc:
+            raise OutputError(f"cannot move output '{target}' into place: {exc.strerror or exc}") from exc
     except BaseException:
         _remove(tmp)
         raise
@@ -970,7 +1081,7 @@ def _move_into_place(tmp: Path, target: Path) -> None:
         os.replace(tmp, target)  # atomic
         return
     # A directory cannot atomically replace another: move the old one aside first.
-    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.old")
+    old = staging_path(target, "old")
     had_old = target.exists() or target.is_symlink()
     if had_old:
         os.replace(target, old)
@@ -982,6 +1093,30 @@ def _move_into_place(tmp: Path, target: Path) -> None:
         raise
     if had_old:
         _remove(old)
+
+
+def compute_settled(*collections: Any) -> tuple:
+    """``dask.compute(*collections)``, but on failure it raises only once no task is still running.
+
+    Dask's schedulers raise at the first failed task while others run on; tasks that write files
+    (zarr chunks) would then write into a folder the caller is removing and bring it back. On
+    the local threaded scheduler the graph runs in a pool of its own, which is drained before
+    returning or raising; on a ``dask.distributed`` client every collection becomes a future and
+    all are waited for. Pass every writing task as its own collection (a list of delayed parts).
+    """
+    sched = dask.base.get_scheduler(collections=list(collections))
+    client = getattr(sched, "__self__", None)
+    if client is not None and type(client).__module__.startswith("distributed"):
+        from distributed import wait
+
+        futures = client.compute(list(collections))
+        wait(futures)  # every future finished or erred: no task of this graph still runs
+        return tuple(client.gather(futures))
+    if sched is dask.threaded.get:
+        workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bigquant-dask") as pool:
+            return dask.compute(*collections, scheduler="threads", pool=pool)  # exit drains the pool
+    return dask.compute(*collections)
 
 
 def _remove(p: Path) -> None:

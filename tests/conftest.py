@@ -46,3 +46,108 @@ def known_colours_image(k: int = 6, shape=(120, 170), noise: float = 2.0, seed: 
     if np.dtype(dtype).kind == "u":
         img = np.clip(np.rint(img), 0, np.iinfo(dtype).max)
     return img.astype(dtype), colours
+
+
+# --- A real dask.distributed cluster: `dask scheduler` + `dask worker` subprocesses on 127.0.0.1 ---
+# Used by tests/test_distributed.py and tests/test_faults.py, each through a module-scoped fixture.
+
+import contextlib  # noqa: E402
+
+
+class DaskCluster:
+    """A scheduler and worker processes started by :func:`dask_cluster`; ``address`` is tcp://..."""
+
+    def __init__(self, folder, n_workers: int):
+        self.folder = folder
+        self.n_workers = n_workers
+        self.address = None
+        self.procs = []  # (name, Popen, log path); each its own process group
+
+    def client(self, **kw):
+        """A short-lived Client (use in a ``with``); never set as Dask's default."""
+        from distributed import Client
+
+        return Client(self.address, timeout="20s", set_as_default=False, **kw)
+
+    def worker_pids(self) -> dict:
+        """{worker address: pid of the worker process (not its nanny)}."""
+        import os
+
+        with self.client() as c:
+            return c.run(os.getpid)
+
+    def logs(self) -> str:
+        out = []
+        for name, _, log in self.procs:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            out.append(f"--- {name} ---\n" + "\n".join(text.splitlines()[-15:]))
+        return "\n".join(out)
+
+
+@contextlib.contextmanager
+def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90):
+    """Start `dask scheduler` and ``n_workers`` `dask worker --nthreads 1` (with nannies) on 127.0.0.1.
+
+    Each process runs in its own session, so teardown kills whole process groups (nanny and worker
+    alike): SIGTERM, then SIGKILL whatever is left after a few seconds. Workers also exit by
+    themselves 60 s after losing the scheduler (``--death-timeout``), should teardown never run.
+    """
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import bigquant
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.pop("DASK_SCHEDULER_ADDRESS", None)
+    # Workers import the same bigquant as this process, installed or not.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(bigquant.__file__).parents[1]),
+                                                      env.get("PYTHONPATH")]))
+    dask_cli = [sys.executable, "-m", "dask"]
+    sched_file = folder / "scheduler.json"
+    cluster = DaskCluster(folder, n_workers)
+
+    def spawn(name, args):
+        log = folder / f"{name}.log"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(dask_cli + args, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                    cwd=folder, start_new_session=True)
+        cluster.procs.append((name, proc, log))
+        return proc
+
+    try:
+        sched = spawn("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                    "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file)])
+        deadline = time.monotonic() + start_timeout
+        while not sched_file.exists():
+            if sched.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("dask scheduler did not start\n" + cluster.logs())
+            time.sleep(0.1)
+        time.sleep(0.2)  # the file is written in one go, but give it a moment
+        cluster.address = json.loads(sched_file.read_text())["address"]
+        for i in range(n_workers):
+            spawn(f"worker{i}", ["worker", "--scheduler-file", str(sched_file), "--nthreads", "1",
+                                 "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "60",
+                                 "--local-directory", str(folder / f"worker{i}")])
+        with cluster.client() as c:
+            c.wait_for_workers(n_workers, timeout=max(1.0, deadline - time.monotonic()))
+        yield cluster
+    finally:
+        for _, proc, _ in reversed(cluster.procs):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        end = time.monotonic() + 10
+        for _, proc, _ in cluster.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, end - time.monotonic()))
+        for _, proc, _ in cluster.procs:  # nannies' children too: the whole group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)

@@ -1,0 +1,237 @@
+"""Faults: a worker killed mid-job, bigquant itself killed mid-write, two jobs sharing a cluster.
+
+(a) Dask reruns the tasks a dead worker held; the tree reductions fix the order of every sum,
+    so the result is bit-identical to an undisturbed run.
+(b) A store is built in a hidden sibling folder and renamed into place at the end, so a SIGKILL
+    while writing leaves no complete-looking store at the target (and an existing one untouched);
+    the same command run again succeeds and removes the dead run's partial folder.
+(c) Every task key depends on its job's inputs and output path, so two jobs on one scheduler
+    never share a task and each gets what it would have got alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pty
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+import bigquant
+from bigquant.cli import main
+from conftest import dask_cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with dask_cluster(tmp_path_factory.mktemp("cluster"), n_workers=2) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, china):
+    d = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(11)
+    # float32: the pixel path, one Lloyd map-reduce per iteration over 144 chunks of 32 x 32.
+    f = (china[:384, :384].astype(np.float32) / 255 + rng.normal(0, 0.02, (384, 384, 3))).astype(np.float32)
+    tifffile.imwrite(d / "float.tif", f, tile=(32, 32), photometric="rgb")
+    # uint8 noise, 512 x 512 in 32 x 32 tiles: 256 label chunks to write, about a second of writing.
+    tifffile.imwrite(d / "noise.tif", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), tile=(32, 32),
+                     photometric="rgb")
+    return d
+
+
+def _same_store(a, b):
+    sa, sb = bigquant.open(a), bigquant.open(b)
+    assert np.array_equal(sa.codebook, sb.codebook)
+    assert np.array_equal(sa.labels.compute(), sb.labels.compute())
+    for key in ("k", "iterations", "inertia", "mse", "inertia_history", "shift_history"):
+        assert sa.metadata[key] == sb.metadata[key], key
+
+
+def _tree_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        h.update(str(p.relative_to(path)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+class _Job:
+    """The `bigquant` CLI in a subprocess whose stderr is a pseudo-terminal, so it prints its
+    progress lines ("iteration N: ...") as it goes; ``text`` collects them."""
+
+    def __init__(self, argv, cwd: Path, name: str = "job"):
+        master, slave = pty.openpty()
+        self.text = ""
+        self._cond = threading.Condition()
+        with open(cwd / f"{name}.out", "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *argv], cwd=cwd,
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=slave,
+                                         start_new_session=True)
+        os.close(slave)
+        self._thread = threading.Thread(target=self._read, args=(master,), daemon=True)
+        self._thread.start()
+
+    def _read(self, fd: int) -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                with self._cond:
+                    self.text += data.decode(errors="replace")
+                    self._cond.notify_all()
+        finally:
+            os.close(fd)
+            with self._cond:
+                self._cond.notify_all()
+
+    def wait_for(self, needle: str, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        with self._cond:
+            while needle not in self.text:
+                left = end - time.monotonic()
+                assert left > 0 and self.proc.poll() is None, f"never saw {needle!r}:\n{self.text}"
+                self._cond.wait(min(left, 0.5))
+
+    def wait(self, timeout: float) -> int:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._thread.join(5)
+        return rc
+
+
+# --- (a) a worker dies in the middle of a compress -----------------------------------------------
+
+
+@pytest.mark.timeout(240)
+def test_worker_killed_mid_compress_gives_identical_output(cluster, inputs, tmp_path):
+    args = ["compress", str(inputs / "float.tif"), "-k", "8", "--method", "pixels", "--chunks", "32,32",
+            "--max-iter", "10", "--tol", "0", "--seed", "5"]
+    assert main([*args, "-o", str(tmp_path / "alone.bq.zarr"), "-q"]) == 0  # undisturbed (local)
+
+    pids = cluster.worker_pids()
+    victim, victim_pid = sorted(pids.items())[0]
+    job = _Job([*args, "-o", str(tmp_path / "hit.bq.zarr"), "--scheduler", cluster.address], tmp_path)
+    job.wait_for("iteration 2:", timeout=120)  # Lloyd's is under way on both workers
+    os.kill(victim_pid, signal.SIGKILL)  # the worker process itself; its nanny starts a new one
+    assert job.proc.poll() is None, "the job ended before the worker was killed"
+    assert job.wait(timeout=180) == 0, job.text
+    assert "iteration 10:" in job.text
+    _same_store(tmp_path / "alone.bq.zarr", tmp_path / "hit.bq.zarr")
+
+    # The scheduler did lose that worker mid-job (so tasks were rerun elsewhere).
+    log = (cluster.folder / "scheduler.log").read_text(errors="replace")
+    assert f"Remove worker addr: {victim}" in log or f"Removing worker {victim}" in log, cluster.logs()
+    assert victim_pid not in cluster.worker_pids().values()
+
+
+# --- (b) bigquant itself dies while writing the store ----------------------------------------------
+
+
+def _wait_until_writing(proc: subprocess.Popen, folder: Path, name: str, timeout: float = 120) -> Path:
+    """Poll for the hidden partial store; return it once its first label chunks are on disk."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for p in folder.glob(f".{name}.partial-*"):
+            if (p / "labels" / "c").exists():
+                return p
+        assert proc.poll() is None, "bigquant finished before it could be killed while writing"
+        time.sleep(0.002)
+    raise AssertionError("bigquant never started writing")
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(
+    "existing",
+    [
+        False,  # a new target: nothing may appear there
+        True,   # --overwrite of a complete store: the old store must survive untouched
+    ],
+)
+def test_bigquant_killed_while_writing_leaves_no_store(inputs, tmp_path, capsys, existing):
+    target = tmp_path / "out.bq.zarr"
+
+    def command(out: Path) -> list[str]:
+        return ["compress", str(inputs / "noise.tif"), "-o", str(out), "-k", "32", "--method", "pixels",
+                "--max-iter", "1", "--chunks", "32,32", "-q"]
+
+    args = command(target)
+    if existing:
+        assert main(["compress", str(inputs / "noise.tif"), "-o", str(target), "-k", "3", "--max-iter", "1",
+                     "-q"]) == 0
+        before = _tree_digest(target)
+        args.append("--overwrite")
+    with open(tmp_path / "killed.err", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *args], cwd=tmp_path,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        partial = _wait_until_writing(proc, tmp_path, target.name)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(30)  # reaped: its PID is free, so the next run may clean its partial folder
+    assert proc.returncode == -signal.SIGKILL
+    assert partial.is_dir()  # what a killed run leaves: a hidden folder, never a store at the target
+
+    capsys.readouterr()
+    if existing:
+        assert _tree_digest(target) == before
+        assert main(["info", str(target)]) == 0 and "K           3" in capsys.readouterr().out
+    else:
+        assert not target.exists()
+        assert main(["info", str(target)]) == 2
+        assert "does not exist" in capsys.readouterr().err
+    assert main(["info", str(partial)]) == 2  # the partial folder is no store either
+    assert "incomplete" in capsys.readouterr().err
+
+    # The same command again succeeds, and cleans up after the dead run.
+    assert main(args) == 0
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(f".{target.name}.")]
+    assert main(command(tmp_path / "alone.bq.zarr")) == 0
+    _same_store(tmp_path / "alone.bq.zarr", target)
+
+
+# --- (c) two jobs on one cluster at the same time ---------------------------------------------------
+
+
+@pytest.mark.timeout(240)
+def test_two_jobs_sharing_a_cluster_get_what_they_would_alone(cluster, inputs, tmp_path):
+    with cluster.client() as c:  # the worker killed in (a) is back
+        c.wait_for_workers(2, timeout=60)
+    # Same input (the read tasks are the same), different seeds and K (every other task differs).
+    jobs = {
+        "a": ["-k", "6", "--seed", "1"],
+        "b": ["-k", "7", "--seed", "2"],
+    }
+    common = ["compress", str(inputs / "float.tif"), "--method", "pixels", "--chunks", "64,64", "--max-iter", "20",
+              "--tol", "0"]
+    for name, extra in jobs.items():
+        assert main([*common, *extra, "-o", str(tmp_path / f"{name}-alone.bq.zarr"), "-q"]) == 0
+    running = {name: _Job([*common, *extra, "-o", str(tmp_path / f"{name}.bq.zarr"), "--scheduler",
+                           cluster.address], tmp_path, name)
+               for name, extra in jobs.items()}
+    for job in running.values():  # both connected and iterating before either finished
+        job.wait_for("iteration 1:", timeout=120)
+    assert all(job.proc.poll() is None for job in running.values()), "the jobs did not overlap"
+    for name, job in running.items():
+        assert job.wait(timeout=180) == 0, job.text
+    for name in jobs:
+        _same_store(tmp_path / f"{name}-alone.bq.zarr", tmp_path / f"{name}.bq.zarr")
