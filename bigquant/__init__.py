@@ -11,9 +11,9 @@ from .errors import (
     MemoryBudgetError,
     OutputError,
     ParameterError,
+    SchedulerError,
     StoreFormatError,
 )
-from .estimator import KMeans
 from .io import read_image
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "ParameterError",
     "Palette",
     "Store",
+    "SchedulerError",
     "StoreFormatError",
     "compress",
     "decode",
@@ -36,3 +37,13 @@ __all__ = [
     "open_store",
     "read_image",
 ]
+
+
+def __getattr__(name: str):
+    # bigquant.KMeans imports scikit-learn (about a second); load it only when asked for, so the
+    # CLI starts fast and can import scikit-learn in the background while it reads the image.
+    if name == "KMeans":
+        from .estimator import KMeans
+
+        return KMeans
+    raise AttributeError(f"module 'bigquant' has no attribute {name!r}")

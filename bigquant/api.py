@@ -76,8 +76,10 @@ def _load(source, *, level, memory_limit, chunks) -> tuple[da.Array, str]:
     return as_image(source, memory_limit=memory_limit, chunks=chunks), f"<{type(source).__name__}>"
 
 
-def _check_run_args(k, method, max_iter, tol) -> int:
+def _check_run_args(k, method, max_iter, tol, seed=0) -> int:
     k = kmeans.check_k(k)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ParameterError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}")
     if method not in METHODS:
         raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
@@ -246,7 +248,7 @@ def compress(
     """
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
-    k_requested = _check_run_args(k, method, max_iter, tol)
+    k_requested = _check_run_args(k, method, max_iter, tol, seed)
     if target_psnr is not None:
         if codebook is not None:
             raise ParameterError("give either a target PSNR or a fixed codebook, not both")
@@ -301,7 +303,7 @@ def compress(
         else:
             sample = kmeans.sample_pixels(x, sample_size, seed)
             if sample.dtype.kind == "f" and not np.isfinite(sample).all():
-                raise InputError("the image holds NaN or inf values; bigquant needs finite values")
+                raise InputError(f"input {source_name!r} holds NaN or inf values; bigquant needs finite values")
             k = _reduce_k(k_requested, kmeans.distinct_rows(sample))
 
             def fit_k(kk: int) -> _Fit:
@@ -457,7 +459,7 @@ def fit(
     """
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
-    k_requested = _check_run_args(k, method, max_iter, tol)
+    k_requested = _check_run_args(k, method, max_iter, tol, seed)
     if isinstance(sources, (str, os.PathLike)) or not len(sources):
         raise ParameterError("fit needs a list of one or more images")
     kmeans.preload_init()
@@ -587,12 +589,19 @@ def open_store(path: str | os.PathLike) -> Store:
 
 def decode(store: str | os.PathLike | Store, output: str | os.PathLike, *, overwrite: bool = False,
            memory_limit: str | int | None = None) -> Path:
-    """Write the reconstruction of a store to ``.tif/.tiff`` (tiled BigTIFF), ``.zarr``, ``.png`` or ``.jpg``.
+    """Write the reconstruction of a store to ``.tif/.tiff`` (tiled BigTIFF), ``.zarr``, ``.png`` or ``.jpg``,
+    or ``.ome.zarr`` (OME-Zarr NGFF 0.5 multiscale image plus its labels with the codebook as colours).
 
     Streams chunk by chunk for TIFF and Zarr; PNG and JPEG only for images that fit the budget.
     Raises before writing anything if the output exists (without ``overwrite``) or its
     extension is unknown.
     """
+    if not isinstance(store, Store) and Path(output).resolve() == Path(store).resolve():
+        raise ParameterError(f"output {str(output)!r} is the store itself")
     io.check_output_path(output, overwrite=overwrite)
     s = store if isinstance(store, Store) else Store(store)
+    if io.is_ome_zarr(output):
+        rng = s.metadata.get("data_range")
+        return io.write_ome_zarr(s.reconstruct(), s.labels, s.codebook, output, overwrite=overwrite,
+                                 data_range=tuple(rng) if rng else None)
     return io.write_image(s.reconstruct(), output, overwrite=overwrite, memory_limit=memory_limit)

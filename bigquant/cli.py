@@ -113,7 +113,39 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--level", type=int, default=0, help="pyramid level of a pyramidal TIFF (default 0, full size)")
     c.add_argument("--chunks", type=_chunks, default=None, metavar="ROWS,COLS",
                    help="chunk shape instead of one derived from --memory-limit")
+    c.add_argument("--codebook", default=None, metavar="STORE",
+                   help="encode with the codebook of this palette (from `bigquant fit`) or store: no fitting")
+    c.add_argument("--target-psnr", type=float, default=None, metavar="DB",
+                   help="choose the smallest K (up to --max-k) whose PSNR reaches DB; -k is then ignored")
+    c.add_argument("--max-k", default="256", metavar="K", help="largest K --target-psnr may choose (default 256)")
     common_run(c)
+
+    f = sub.add_parser("fit", help="fit one codebook (a palette) across several images",
+                       description="Fit one K-colour codebook across all the chunks of several images and "
+                                   "write it as a palette store; encode each image with it by "
+                                   "`bigquant compress IMAGE --codebook PALETTE`.")
+    f.add_argument("inputs", nargs="+", metavar="IMAGE", help="images with the same channels and dtype")
+    f.add_argument("-k", default="16", metavar="K", help="colours in the palette, 1-65536 (default 16)")
+    f.add_argument("-o", "--output", required=True, help="palette store to write (e.g. palette.bq.zarr)")
+    f.add_argument("--seed", type=_seed, default=0, help="seed of the sample and k-means++ (default 0)")
+    f.add_argument("--max-iter", type=int, default=100, help="most Lloyd iterations (default 100)")
+    f.add_argument("--tol", type=float, default=1e-4, help="as for compress (default 1e-4)")
+    f.add_argument("--method", choices=api.METHODS, default="auto", help="as for compress")
+    f.add_argument("--level", type=int, default=0, help="pyramid level of pyramidal TIFFs (default 0)")
+    common_run(f)
+
+    v = sub.add_parser("preview", help="pictures of a store: side by side, palette, convergence",
+                       description="Write a downsampled picture of the original (if given) beside the "
+                                   "reconstruction, computed by streaming; and/or the palette as swatches "
+                                   "sorted by frequency; and/or the inertia per Lloyd iteration.")
+    v.add_argument("store", help="bigquant store (.bq.zarr)")
+    v.add_argument("-o", "--output", default=None, metavar="PNG", help="side-by-side preview to write (.png)")
+    v.add_argument("--original", default=None, metavar="IMAGE", help="the input image, shown on the left")
+    v.add_argument("--palette", default=None, metavar="PNG", help="write the codebook as swatches sorted by frequency")
+    v.add_argument("--convergence", default=None, metavar="PNG", help="write the inertia per Lloyd iteration")
+    v.add_argument("--max-size", type=_chunks, default=None, metavar="ROWS,COLS",
+                   help="the preview fits in this many pixels (default 1200,1600)")
+    common_run(v)
 
     d = sub.add_parser("decode", help="write the reconstruction codebook[labels] of a store",
                        description="Stream a store's reconstruction to .tif/.tiff (tiled BigTIFF), "
@@ -297,14 +329,92 @@ def _cmd_compress(args, out, err) -> int:
         raise _usage("an input image is needed (or --sample for the bundled sample photograph)")
     source = _sample_path() if args.sample else args.input
     output = args.output or (Path.cwd() / "china.bq.zarr" if args.sample else None)
-    progress = None if args.quiet or not err.isatty() else (lambda msg: print(msg, file=err, flush=True))
-    with _scheduler(args, err):
+    if args.codebook and args.target_psnr is not None:
+        raise _usage("give --codebook or --target-psnr, not both")
+    progress = _progress(args, err)
+    with _scheduler(args, err), _bar(progress, err):
         store = api.compress(source, output, k=_k(args.k), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
                              method=args.method, memory_limit=args.memory_limit, chunks=args.chunks,
-                             level=args.level, overwrite=args.overwrite, progress=progress)
+                             level=args.level, overwrite=args.overwrite, progress=progress,
+                             codebook=args.codebook, target_psnr=args.target_psnr, max_k=_k(args.max_k))
     info = store.info()
     print(f"wrote {store.path}", file=out)
     print("\n".join(summary_lines(info)), file=out)
+    if args.target_psnr is not None:
+        print(f"  auto K      chose K={info['k']} for a target of {args.target_psnr:g} dB "
+              f"(estimate: {info['auto_k_estimate']}); got {_psnr_text(info['psnr'])} dB", file=out)
+    return 0
+
+
+def _progress(args, err):
+    """A progress printer for stderr, or None: silent with --quiet or when stderr is no terminal."""
+    if args.quiet or not err.isatty():
+        return None
+    return lambda msg: print(msg, file=err, flush=True)
+
+
+@contextlib.contextmanager
+def _bar(progress, err):
+    """A progress bar for each pass over the chunks that takes over a second (local scheduler).
+
+    On a dask.distributed cluster the per-iteration lines still show; Dask's local progress bar
+    does not see tasks run there.
+    """
+    if progress is None:
+        yield
+        return
+    from dask.diagnostics import ProgressBar
+
+    with ProgressBar(minimum=1.0, out=err, width=30):
+        yield
+
+
+def _psnr_text(psnr) -> str:
+    if psnr is None or psnr == "inf" or (isinstance(psnr, float) and math.isinf(psnr)):
+        return "inf"
+    return f"{psnr:.2f}"
+
+
+def _cmd_fit(args, out, err) -> int:
+    progress = _progress(args, err)
+    with _scheduler(args, err), _bar(progress, err):
+        pal = api.fit(args.inputs, args.output, k=_k(args.k), seed=args.seed, max_iter=args.max_iter,
+                      tol=args.tol, method=args.method, memory_limit=args.memory_limit, level=args.level,
+                      overwrite=args.overwrite, progress=progress)
+    m = pal.metadata
+    print(f"wrote palette {pal.path}", file=out)
+    print(f"  K           {m['k']} across {len(m['sources'])} images, method {m['method']}", file=out)
+    print(f"  iterations  {m['iterations']} ({'converged' if m['converged'] else 'not converged'})", file=out)
+    print(f"  MSE         {m['mse']:.4g}    PSNR {_psnr_text(m['psnr'])} dB (all images together)", file=out)
+    print(f"  use it      bigquant compress IMAGE --codebook {pal.path}", file=out)
+    return 0
+
+
+def _cmd_preview(args, out, err) -> int:
+    from . import io, preview
+
+    outputs = [p for p in (args.output, args.palette, args.convergence) if p]
+    if not outputs:
+        raise _usage("nothing to write: give -o PNG, --palette PNG and/or --convergence PNG")
+    if args.original and not args.output:
+        raise _usage("--original is shown in the -o preview; give -o PNG too")
+    if len({os.path.abspath(p) for p in outputs}) != len(outputs):
+        raise _usage("the outputs must be different files")
+    for p in outputs:  # refuse an existing output or a bad extension before any work
+        io.check_output_path(p, overwrite=args.overwrite, extensions=(".png",))
+    store = api.open_store(args.store)
+    written = []
+    if args.output:
+        with _scheduler(args, err):
+            written.append(preview.write_preview(store, args.output, args.original,
+                                                 max_size=args.max_size or preview.DEFAULT_MAX_SIZE,
+                                                 memory_limit=args.memory_limit, overwrite=args.overwrite))
+    if args.palette:
+        written.append(preview.write_palette(store, args.palette, overwrite=args.overwrite))
+    if args.convergence:
+        written.append(preview.write_convergence(store, args.convergence, overwrite=args.overwrite))
+    for p in written:
+        print(f"wrote {p}", file=out)
     return 0
 
 
@@ -319,13 +429,28 @@ def _k(text: str):
 
 
 def _cmd_decode(args, out, err) -> int:
-    with _scheduler(args, err):
+    with _scheduler(args, err), _bar(_progress(args, err), err):
         path = api.decode(args.store, args.output, overwrite=args.overwrite, memory_limit=args.memory_limit)
     print(f"wrote {path}", file=out)
     return 0
 
 
 def _cmd_info(args, out, err) -> int:
+    from . import store as _store
+
+    meta = _store.read_metadata(args.store)
+    if meta.get("kind") == _store.PALETTE:  # a palette: a codebook without labels
+        if args.json:
+            print(json.dumps({**meta, "path": str(args.store)}, default=str), file=out)
+        else:
+            print(f"{args.store}  (bigquant palette, format {meta['format_version']})", file=out)
+            print(f"  K           {meta['k']} x {meta['channels']} {meta['dtype']}, fitted across "
+                  f"{len(meta.get('sources', []))} images, method {meta.get('method')}", file=out)
+            print(f"  iterations  {meta.get('iterations')} "
+                  f"({'converged' if meta.get('converged') else 'not converged'})", file=out)
+            print(f"  MSE         {meta.get('mse', float('nan')):.4g}    PSNR {_psnr_text(meta.get('psnr'))} dB",
+                  file=out)
+        return 0
     info = api.open_store(args.store).info()
     if args.json:
         print(json.dumps(info, default=str), file=out)
@@ -367,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(err)
         return 2
-    handlers = {"compress": _cmd_compress, "decode": _cmd_decode, "info": _cmd_info}
+    handlers = {"compress": _cmd_compress, "fit": _cmd_fit, "decode": _cmd_decode, "info": _cmd_info,
+                "preview": _cmd_preview}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BigquantWarning)
         try:

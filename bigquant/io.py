@@ -868,6 +868,86 @@ def write_image(
     return p
 
 
+#: Suffix that makes ``decode`` write an OME-Zarr (NGFF 0.5) image with a labels group.
+OME_ZARR = ".ome.zarr"
+#: OME-Zarr pyramids stop when the next level's shorter side would fall below this.
+OME_MIN_SIDE = 256
+
+
+def is_ome_zarr(path: PathLike) -> bool:
+    """True if ``path`` names an OME-Zarr output (``*.ome.zarr``)."""
+    return str(path).lower().rstrip("/").endswith(OME_ZARR)
+
+
+def _display_rgba(codebook: np.ndarray, data_range: tuple[float, float] | None) -> list[list[int]]:
+    """RGBA 0-255 colours of codebook entries for viewers (grey for C=1, alpha kept for C=4)."""
+    cb = np.asarray(codebook, dtype=np.float64)
+    if cb.dtype.kind != "u" or np.asarray(codebook).dtype != np.uint8:
+        lo, hi = data_range if data_range else (float(cb.min()), float(cb.max()))
+        cb = (cb - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(cb)
+    cb = np.clip(np.rint(cb), 0, 255).astype(int)
+    c = cb.shape[1]
+    rgb = np.repeat(cb[:, :1], 3, axis=1) if c < 3 else cb[:, :3]
+    alpha = cb[:, 3:4] if c >= 4 else np.full((len(cb), 1), 255)
+    return np.concatenate([rgb, alpha], axis=1).tolist()
+
+
+def write_ome_zarr(
+    image: da.Array,
+    labels: da.Array,
+    codebook: np.ndarray,
+    path: PathLike,
+    *,
+    overwrite: bool = False,
+    data_range: tuple[float, float] | None = None,
+    label_name: str = "quantized",
+) -> Path:
+    """Write an OME-Zarr (NGFF 0.5, Zarr v3) multiscale image plus its labels, for napari & co.
+
+    The image is the reconstruction with axes (c, y, x); ``labels/<label_name>`` holds the labels
+    (y, x) with as many resolution levels as the image (halving until the shorter side would
+    drop below :data:`OME_MIN_SIDE`) and ``image-label`` ``colors`` listing every codebook index,
+    0 included, with its colour. Written with ome-zarr-py's writer, level by level from the lazy
+    arrays, into a hidden sibling that is renamed into place.
+
+    Parameters
+    ----------
+    image : dask array of shape (rows, cols, C)
+    labels : dask array of shape (rows, cols), uint8 or uint16
+    codebook : ndarray of shape (K, C)
+    path : path ending in ``.ome.zarr``
+    data_range : (float, float), optional
+        Value range that maps to 0-255 in the label colours of a non-uint8 codebook.
+    """
+    try:
+        from ome_zarr.format import FormatV05
+        from ome_zarr.writer import write_image as ome_write_image
+        from ome_zarr.writer import write_labels as ome_write_labels
+    except ImportError as exc:
+        raise ParameterError("writing OME-Zarr needs the ome-zarr package: pip install 'bigquant[ome]'") from exc
+    p = check_output_path(path, overwrite=overwrite)
+    rows, cols = image.shape[:2]
+    factors = []
+    f = 2
+    while min(rows, cols) // f >= OME_MIN_SIDE:
+        factors.append(f)
+        f *= 2
+    colors = [{"label-value": i, "rgba": rgba} for i, rgba in enumerate(_display_rgba(codebook, data_range))]
+    cyx = image.transpose(2, 0, 1)
+    ch = (cyx.shape[0], image.chunks[0][0], image.chunks[1][0])
+    with _staged(p, overwrite) as tmp:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            ome_write_image(cyx, root, scale_factors=factors, axes="cyx", fmt=FormatV05(),
+                            storage_options={"chunks": ch})
+            ome_write_labels(labels, root, name=label_name, scaler=None, scale_factors=factors, axes="yx",
+                             fmt=FormatV05(),
+                             label_metadata={"colors": colors, "source": {"image": "../../"}},
+                             storage_options={"chunks": ch[1:]})
+    return p
+
+
 def _as_image(image: da.Array | np.ndarray) -> da.Array:
     """A (rows, cols, C) dask array with a supported dtype, or ParameterError."""
     if not isinstance(image, da.Array):

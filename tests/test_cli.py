@@ -136,3 +136,46 @@ def test_usage_errors_exit_2(capsys):
     assert main([]) == 2
     assert main(["compress"]) == 2
     assert "an input image is needed" in capsys.readouterr().err
+
+
+def test_fit_palette_then_compress_with_it(tmp_path, photo, coffee, capsys):
+    other = tmp_path / "coffee.png"
+    iio.imwrite(other, coffee)
+    pal = tmp_path / "palette.bq.zarr"
+    assert main(["fit", str(photo), str(other), "-k", "12", "-o", str(pal), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote palette" in out and "across 2 images" in out
+    assert main(["info", str(pal)]) == 0
+    assert "bigquant palette" in capsys.readouterr().out
+    for src in (photo, other):
+        assert main(["compress", str(src), "--codebook", str(pal), "--quiet"]) == 0
+        assert "method fixed" in capsys.readouterr().out
+    a, b = bigquant.open(tmp_path / "china.bq.zarr"), bigquant.open(tmp_path / "coffee.bq.zarr")
+    assert np.array_equal(a.codebook, b.codebook) and a.k == 12
+    assert a.metadata["iterations"] == 0
+    # a palette is not a store: decode says so in one line
+    assert main(["decode", str(pal), "-o", str(tmp_path / "x.tif")]) == 2
+    assert "palette" in _one_error_line(capsys.readouterr().err)
+
+
+def test_target_psnr_says_which_k(photo, tmp_path, capsys):
+    assert main(["compress", str(photo), "--target-psnr", "30", "--max-k", "64", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "auto K      chose K=" in out
+    s = bigquant.open(tmp_path / "china.bq.zarr")
+    assert s.metadata["psnr"] >= 30 and s.metadata["target_psnr"] == 30
+    assert f"chose K={s.k} " in out
+
+
+def test_preview_writes_three_pngs(photo, tmp_path, capsys):
+    assert main(["compress", str(photo), "-k", "8", "--quiet", "--max-iter", "10"]) == 0
+    store = tmp_path / "china.bq.zarr"
+    args = ["preview", str(store), "-o", str(tmp_path / "p.png"), "--original", str(photo),
+            "--palette", str(tmp_path / "pal.png"), "--convergence", str(tmp_path / "c.png")]
+    assert main(args) == 0
+    for name in ("p.png", "pal.png", "c.png"):
+        img = iio.imread(tmp_path / name)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 10, name
+    assert main(args) == 2  # outputs exist now
+    assert "exists" in _one_error_line(capsys.readouterr().err)
+    assert main(["preview", str(store)]) == 2
