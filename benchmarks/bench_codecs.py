@@ -1,0 +1,157 @@
+"""Which lossless codec pipeline should store the labels? Measure, don't guess.
+
+Quantizes real photographs at K (default 32) with bigquant, then encodes the same labels with each
+candidate pipeline, chunk by chunk as the store does (default 2048 x 2048 chunks), on one core,
+and compares with an optimised indexed PNG of the same labels (Pillow ``optimize=True``, then
+``optipng -o2`` when installed: ``apt-get install optipng``).
+
+Run:  python benchmarks/bench_codecs.py [-k 32] [IMAGES...]
+      (default images: scikit-learn's and scikit-image's bundled photographs, plus the Debian
+      photographs in benchmarks/data/photos/ if fetch_images.sh has been run)
+
+Prints a Markdown table: image, pipeline, bytes, bits per pixel, size relative to the optimised
+PNG, encode MB/s of labels per core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+from zarr.codecs.numcodecs import BZ2, LZMA, Delta
+
+import bigquant
+from bigquant.store import order_palette
+
+HERE = Path(__file__).resolve().parent
+
+
+def default_images() -> list[tuple[str, np.ndarray]]:
+    from skimage import data
+    from sklearn.datasets import load_sample_image
+
+    out = [("china.jpg", load_sample_image("china.jpg")), ("flower.jpg", load_sample_image("flower.jpg")),
+           ("astronaut", data.astronaut()), ("coffee", data.coffee()), ("chelsea", data.chelsea())]
+    photos = HERE / "data" / "photos"
+    for p in sorted(photos.glob("*.jpg"))[:4]:
+        out.append((p.name, p))
+    return out
+
+
+def candidates():
+    # name, function(labels, codebook) -> (labels to store, codecs)
+    def plain(level):
+        return lambda lab, cb: (lab, [BytesCodec(), ZstdCodec(level=level)])
+
+    def ordered(filters, level=3):
+        def f(lab, cb):
+            perm = order_palette(cb)
+            inv = np.argsort(perm).astype(lab.dtype)
+            return inv[lab], [*filters, BytesCodec(), ZstdCodec(level=level)]
+        return f
+
+    return [
+        ("zstd-3", plain(3)),
+        ("zstd-9", plain(9)),
+        ("zstd-19", plain(19)),
+        ("blosc-zstd-5-bitshuffle", lambda lab, cb: (lab, [BytesCodec(), BloscCodec(cname="zstd", clevel=5,
+                                                                                     shuffle="bitshuffle")])),
+        ("ordered+zstd-3", ordered([])),
+        ("ordered+delta+zstd-3", ordered([Delta(dtype="|u1")])),
+        ("ordered+zstd-9", ordered([], 9)),
+        ("bz2-9", lambda lab, cb: (lab, [BytesCodec(), BZ2(level=9)])),
+        ("ordered+bz2-9", lambda lab, cb: ordered([])(lab, cb)[:1] + ([BytesCodec(), BZ2(level=9)],)),
+        ("bz2-1", lambda lab, cb: (lab, [BytesCodec(), BZ2(level=1)])),
+        ("lzma-1", lambda lab, cb: (lab, [BytesCodec(), LZMA(preset=1)])),
+    ]
+
+
+def encode_zarr(lab: np.ndarray, codecs, chunks: int) -> tuple[int, float]:
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        filters = [c for c in codecs if isinstance(c, Delta)]
+        rest = [c for c in codecs if not isinstance(c, (Delta, BytesCodec))]
+        arr = zarr.create_array(str(tmp / "l"), shape=lab.shape, chunks=(chunks, chunks), dtype=lab.dtype,
+                                filters=filters or None, compressors=rest, fill_value=0)
+        t = time.perf_counter()
+        for r in range(0, lab.shape[0], chunks):
+            for c in range(0, lab.shape[1], chunks):
+                arr[r:r + chunks, c:c + chunks] = lab[r:r + chunks, c:c + chunks]
+        dt = time.perf_counter() - t
+        nbytes = sum(f.stat().st_size for f in (tmp / "l").rglob("*") if f.is_file() and f.name != "zarr.json")
+        back = zarr.open_array(str(tmp / "l"), mode="r")[...]
+        assert np.array_equal(back, lab), "lossless round trip failed"
+        return nbytes, dt
+    finally:
+        shutil.rmtree(tmp)
+
+
+def encode_png(lab: np.ndarray, cb: np.ndarray) -> tuple[int, float, int | None]:
+    from PIL import Image
+
+    im = Image.fromarray(lab, mode="P")
+    pal = np.zeros((256, 3), np.uint8)
+    pal[: len(cb)] = cb[:, :3] if cb.shape[1] >= 3 else np.repeat(cb[:, :1], 3, 1)
+    im.putpalette(pal.ravel().tolist())
+    buf = io.BytesIO()
+    t = time.perf_counter()
+    im.save(buf, format="PNG", optimize=True)
+    dt = time.perf_counter() - t
+    opti = None
+    if shutil.which("optipng"):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "l.png"
+            p.write_bytes(buf.getvalue())
+            subprocess.run(["optipng", "-quiet", "-o2", str(p)], check=True)
+            opti = p.stat().st_size
+    return len(buf.getvalue()), dt, opti
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("images", nargs="*")
+    ap.add_argument("-k", type=int, default=32)
+    ap.add_argument("--chunks", type=int, default=2048)
+    args = ap.parse_args(argv)
+    images = [(Path(p).name, Path(p)) for p in args.images] or default_images()
+    rows = []
+    totals: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name, src in images:
+            store = bigquant.compress(src, Path(d) / f"{name}.bq.zarr", k=args.k)
+            lab, cb = store.labels.compute(), store.codebook
+            n = lab.size
+            png, png_dt, opti = encode_png(lab, cb)
+            ref = min(png, opti) if opti else png
+            rows.append((name, "indexed PNG (Pillow optimize)", png, png_dt, ref, n))
+            if opti:
+                rows.append((name, "indexed PNG (optipng -o2)", opti, float("nan"), ref, n))
+            for cname, prep in candidates():
+                stored, codecs = prep(lab, cb)
+                nbytes, dt = encode_zarr(stored, codecs, args.chunks)
+                rows.append((name, cname, nbytes, dt, ref, n))
+                totals.setdefault(cname, []).append(nbytes / ref)
+    print(f"K = {args.k}, chunks {args.chunks} x {args.chunks}; relative = bytes / best indexed PNG\n")
+    print("| image | pipeline | bytes | bits/pixel | relative | encode MB/s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, cname, nbytes, dt, ref, n in rows:
+        speed = "" if dt != dt else f"{n / dt / 1e6:.0f}"
+        print(f"| {name} | {cname} | {nbytes:,} | {8 * nbytes / n:.3f} | {nbytes / ref:.3f} | {speed} |")
+    print("\n| pipeline | median relative size over the images |")
+    print("|---|---:|")
+    for cname, v in totals.items():
+        print(f"| {cname} | {np.median(v):.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
