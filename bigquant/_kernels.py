@@ -206,14 +206,14 @@ def lut_labels(x, lut, codebook, labels):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
-def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):  # pragma: no cover
+def hamerly_step(x, w, centroids, shift, half_sep, assign, lower, first):  # pragma: no cover
     """One weighted Lloyd step with Hamerly's bounds: exact, but skips most distance computations.
 
     Lloyd's algorithm on in-memory points (the distinct colours of a histogram), keeping per point
-    the index of its centroid, an upper bound on the distance to it and a lower bound on the
-    distance to any other. A point whose upper bound is below both its lower bound and half the
-    distance from its centroid to the nearest other centroid cannot change cluster, so only
-    its own distance (C operations) is computed. Near convergence that is almost every point.
+    the index of its centroid and a lower bound on the distance to any other. A point whose
+    distance to its own centroid (computed exactly, C operations) is below both that bound and
+    half the distance from its centroid to the nearest other centroid cannot change cluster, so
+    the K distances are skipped. Near convergence that is almost every point.
 
     Parameters
     ----------
@@ -224,8 +224,9 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):
         How far each centroid moved in the last update (ignored when ``first``).
     half_sep : ndarray of shape (K,), float64
         Half the distance from each centroid to its nearest other centroid.
-    assign : ndarray of shape (n,), int32; upper, lower : ndarray of shape (n,), float64
-        The per-point state, updated in place (initialised when ``first``).
+    assign : ndarray of shape (n,), int32; lower : ndarray of shape (n,), float64
+        The per-point state, updated in place (initialised when ``first``): the index of the
+        point's centroid and a lower bound on its distance to any other centroid.
 
     Returns
     -------
@@ -251,10 +252,11 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):
             for ch in range(c):
                 diff = row[ch] - centroids[a, ch]
                 dsq += diff * diff
-            upper[i] = np.sqrt(dsq)
+            # The distance to the own centroid is computed exactly each step (C operations), so
+            # only the lower bound is carried; compare squares to keep sqrt off the fast path.
             lower[i] -= maxshift
             z = lower[i] if lower[i] > half_sep[a] else half_sep[a]
-            if upper[i] > z:
+            if dsq > z * z or z <= 0.0:
                 recompute = True
         if recompute:
             b1 = 0
@@ -273,7 +275,6 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):
                     d2 = d
             assign[i] = b1
             dsq = d1
-            upper[i] = np.sqrt(d1)
             lower[i] = np.sqrt(d2)
         a = assign[i]
         wi = w[i]

@@ -144,7 +144,6 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
     w = np.ascontiguousarray(counts, dtype=np.float64)
     x = np.ascontiguousarray(colours)
     assign = np.zeros(n, dtype=np.int32)
-    upper = np.zeros(n)
     lower = np.zeros(n)
     slices = [(s, min(n, s + HAMERLY_SLICE)) for s in range(0, n, HAMERLY_SLICE)]
 
@@ -157,7 +156,7 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
             half_sep = 0.5 * d.min(1) if len(cen) > 1 else np.full(1, np.inf)
             parts = pool.map(lambda ab: _kernels.hamerly_step(
                 x[ab[0]:ab[1]], w[ab[0]:ab[1]], cen, shift, half_sep, assign[ab[0]:ab[1]],
-                upper[ab[0]:ab[1]], lower[ab[0]:ab[1]], first), slices)
+                lower[ab[0]:ab[1]], first), slices)
             total = None
             for p in parts:
                 total = p if total is None else total + p
