@@ -30,9 +30,39 @@ from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
 from zarr.codecs.numcodecs import BZ2, LZMA, Delta
 
 import bigquant
-from bigquant.store import order_palette
 
 HERE = Path(__file__).resolve().parent
+
+
+def order_palette(codebook: np.ndarray) -> np.ndarray:
+    """A permutation of the codebook's rows that gives similar colours nearby indices.
+
+    Neighbouring pixels mostly get similar colours; when those have nearby indices the labels
+    might compress better (this script measures whether they do). A greedy nearest-neighbour
+    tour from the darkest colour for K <= 4096; beyond that, the order along the first principal
+    axis. Returns ``perm`` such that ``codebook[perm]`` is the ordered codebook.
+    """
+    cb = np.asarray(codebook, dtype=np.float64)
+    k = len(cb)
+    if k <= 2:
+        return np.argsort(cb.sum(1), kind="stable")
+    if k > 4096:
+        centred = cb - cb.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        proj = centred @ vt[0]
+        if proj[np.argmin(cb.sum(1))] > proj.mean():
+            proj = -proj
+        return np.argsort(proj, kind="stable")
+    d = ((cb[:, None, :] - cb[None, :, :]) ** 2).sum(-1)
+    perm = [int(np.argmin(cb.sum(1)))]
+    used = np.zeros(k, bool)
+    used[perm[0]] = True
+    for _ in range(k - 1):
+        row = np.where(used, np.inf, d[perm[-1]])
+        nxt = int(np.argmin(row))
+        perm.append(nxt)
+        used[nxt] = True
+    return np.array(perm)
 
 
 def default_images() -> list[tuple[str, np.ndarray]]:

@@ -852,7 +852,9 @@ def write_image(
     if suffix in (".tif", ".tiff"):
         options = _tiff_options(image, tile, compression)
         with _staged(p, overwrite) as tmp:
-            tifffile.imwrite(tmp, data=_iter_tiles(image, options["tile"], budget // 8), **options)
+            # tifffile compresses tiles on half the cores by default; all of them keep up better.
+            tifffile.imwrite(tmp, data=_iter_tiles(image, options["tile"], budget // 8),
+                             maxworkers=os.cpu_count() or 1, **options)
     elif suffix == ".zarr":
         with _staged(p, overwrite) as tmp:
             _write_zarr(image, tmp, compression)

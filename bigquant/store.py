@@ -446,34 +446,3 @@ def read_codebook(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     if cb.dtype.kind == "f" and not np.isfinite(cb).all():
         raise StoreFormatError(f"{str(p)!r}: codebook holds NaN or inf")
     return cb, meta
-
-
-def order_palette(codebook: np.ndarray) -> np.ndarray:
-    """A permutation of the codebook's rows that gives similar colours nearby indices.
-
-    Neighbouring pixels mostly get similar colours; when those have nearby indices the labels
-    compress better (measured in ``benchmarks/bench_codecs.py``). A greedy nearest-neighbour
-    tour from the darkest colour for K <= 4096; beyond that, the order along the first principal
-    axis. Returns ``perm`` such that ``codebook[perm]`` is the ordered codebook.
-    """
-    cb = np.asarray(codebook, dtype=np.float64)
-    k = len(cb)
-    if k <= 2:
-        return np.argsort(cb.sum(1), kind="stable")
-    if k > 4096:
-        centred = cb - cb.mean(0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        proj = centred @ vt[0]
-        if proj[np.argmin(cb.sum(1))] > proj.mean():
-            proj = -proj
-        return np.argsort(proj, kind="stable")
-    d = ((cb[:, None, :] - cb[None, :, :]) ** 2).sum(-1)
-    perm = [int(np.argmin(cb.sum(1)))]
-    used = np.zeros(k, bool)
-    used[perm[0]] = True
-    for _ in range(k - 1):
-        row = np.where(used, np.inf, d[perm[-1]])
-        nxt = int(np.argmin(row))
-        perm.append(nxt)
-        used[nxt] = True
-    return np.array(perm)

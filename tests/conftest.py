@@ -151,3 +151,10 @@ def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A real dask scheduler and two workers on 127.0.0.1, shared by the tests of one module."""
+    with dask_cluster(tmp_path_factory.mktemp("cluster"), n_workers=2) as c:
+        yield c

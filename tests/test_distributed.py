@@ -25,15 +25,8 @@ import bigquant
 from bigquant.decode import reconstruct
 from bigquant import cli, kmeans
 from bigquant.cli import main
-from conftest import dask_cluster
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with dask_cluster(tmp_path_factory.mktemp("cluster"), n_workers=2) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

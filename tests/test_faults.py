@@ -27,13 +27,6 @@ import tifffile
 
 import bigquant
 from bigquant.cli import main
-from conftest import dask_cluster
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with dask_cluster(tmp_path_factory.mktemp("cluster"), n_workers=2) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

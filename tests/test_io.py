@@ -194,9 +194,16 @@ def test_tiff_read_exact(tmp_path, dtype, channels, kwargs):
     np.testing.assert_array_equal(arr.compute(), expected)
 
 
-def test_tiff_jpeg_tiles(tmp_path, astronaut):
-    path = tmp_path / "jpeg.tif"
-    tifffile.imwrite(path, astronaut, tile=(64, 64), compression="jpeg", photometric="rgb")
+@pytest.mark.parametrize(
+    "compression",
+    [
+        "jpeg",      # what most whole-slide scanners write
+        "jpeg2000",  # Aperio's other choice, decoded through imagecodecs
+    ],
+)
+def test_tiff_lossy_tiles(tmp_path, astronaut, compression):
+    path = tmp_path / f"{compression}.tif"
+    tifffile.imwrite(path, astronaut, tile=(64, 64), compression=compression, photometric="rgb")
     got = read_image(path).compute()
     assert got.shape == astronaut.shape and got.dtype == np.uint8
     # Lossy: compare with tifffile's own decoding of the same tiles, and loosely with the source.
