@@ -73,8 +73,9 @@ _UNNAMED_AXES = "QI"
 _TIFF_CACHE_SIZE = 4
 #: Decode TIFF tiles in zarr's thread pool rather than on zarr's single event-loop thread, so
 #: several dask threads reading at once decode in parallel. tifffile decodes inline on that one
-#: thread when this is 1; any value above 1 means "use asyncio.to_thread" (zarr's pool).
-_TIFF_DECODE_WORKERS = 2
+#: thread when this is 1; above 1, it also decodes that many tiles of one chunk at once.
+#: Measured on 2 cores (0.25 Gpx deflate mosaic, 512-px tiles): 1.69 s with 2, 1.35 s with 8.
+_TIFF_DECODE_WORKERS = 4 * (os.cpu_count() or 1)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Decoded channels per PNG colour type (IHDR byte 9), before a tRNS chunk adds alpha.
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
