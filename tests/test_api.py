@@ -107,3 +107,15 @@ def test_target_psnr_pixel_path(tmp_path, china):
     s = bigquant.compress(img, tmp_path / "f.bq.zarr", target_psnr=25.0, max_k=64, max_iter=30)
     assert 1 <= s.k <= 64 and s.metadata["auto_k_estimate"].startswith("pixel sample")
     assert s.metadata["psnr"] > 24.0  # estimated on a sample, so within a little of the target
+
+
+def test_info_accounting_matches_the_seeds_formula(tmp_path):
+    # The worked example: 100 x 100 RGB at K=16 is 40,384 bits, 16.8 % of 24 bits/pixel.
+    img = np.random.default_rng(0).integers(0, 256, (100, 100, 3)).astype(np.uint8)
+    info = bigquant.compress(img, tmp_path / "h.bq.zarr", k=16).info()
+    assert info["seed_bits"] == 40_384
+    assert round(100 * info["seed_ratio"], 1) == 16.8
+    on_disk = sum(f.stat().st_size for f in (tmp_path / "h.bq.zarr").rglob("*") if f.is_file())
+    assert info["store_bytes"] == on_disk
+    assert info["ratio"] == pytest.approx(30_000 / on_disk)
+    assert info["bits_per_pixel"] == pytest.approx(8 * on_disk / 10_000)
