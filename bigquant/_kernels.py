@@ -172,36 +172,65 @@ def sparse_histogram(codes, counts, table):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
-def lut_labels(x, lut, codebook, labels):  # pragma: no cover - compiled
-    """Label uint8 pixels (n, C) through a colour-code -> label table.
+def block_histogram(x, table):  # pragma: no cover - compiled
+    """:func:`colour_codes` and :func:`sparse_histogram` in one pass over uint8 pixels (n, C).
 
-    Returns the stats of :func:`assign_labels`: members per label (K), the sum of squared errors
-    against ``codebook`` (K, C) float64, and the minimum and maximum value seen.
+    Returns ``(codes uint32, counts int64)`` sorted by code; ``table`` as for
+    :func:`sparse_histogram` (all zero before and after).
     """
     n, c = x.shape
-    k = codebook.shape[0]
-    stats = np.zeros(k + 3, dtype=np.float64)
-    lo = 255.0
-    hi = 0.0
+    uniq = np.empty(n, dtype=np.uint32)
+    m = 0
     for i in range(n):
         v = np.uint32(0)
         for ch in range(c):
             v = (v << np.uint32(8)) | np.uint32(x[i, ch])
-        lab = lut[v]
-        labels[i] = lab
-        stats[lab] += 1.0
-        err = 0.0
+        if table[v] == 0:
+            uniq[m] = v
+            m += 1
+        table[v] += 1
+    out_codes = np.sort(uniq[:m])
+    out_counts = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        code = out_codes[j]
+        out_counts[j] = table[code]
+        table[code] = 0
+    return out_codes, out_counts
+
+
+@njit(**_JIT)
+def lut_labels(x, lut, codebook, labels, with_error):  # pragma: no cover - compiled
+    """Label uint8 pixels (n, C) through a colour-code -> label table.
+
+    Returns the stats of :func:`assign_labels`: members per label (K), the sum of squared errors
+    against ``codebook`` (K, C) float64 (left 0 unless ``with_error``: the histogram path knows
+    it exactly already), and the minimum and maximum value seen.
+    """
+    n, c = x.shape
+    k = codebook.shape[0]
+    stats = np.zeros(k + 3, dtype=np.float64)
+    lo = np.uint8(255)
+    hi = np.uint8(0)
+    err = 0.0
+    for i in range(n):
+        v = np.uint32(0)
         for ch in range(c):
-            p = np.float64(x[i, ch])
+            p = x[i, ch]
             if p < lo:
                 lo = p
             if p > hi:
                 hi = p
-            diff = p - codebook[lab, ch]
-            err += diff * diff
-        stats[k] += err
-    stats[k + 1] = lo
-    stats[k + 2] = hi
+            v = (v << np.uint32(8)) | np.uint32(p)
+        lab = lut[v]
+        labels[i] = lab
+        stats[lab] += 1.0
+        if with_error:
+            for ch in range(c):
+                diff = np.float64(x[i, ch]) - codebook[lab, ch]
+                err += diff * diff
+    stats[k] = err
+    stats[k + 1] = np.float64(lo)
+    stats[k + 2] = np.float64(hi)
     return stats
 
 
@@ -236,11 +265,19 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, lower, first):  # pra
     n, c = x.shape
     k = centroids.shape[0]
     out = np.zeros((k + 1, c + 2), dtype=np.float64)
-    maxshift = 0.0
+    # The lower bound is to the nearest *other* centroid: it drops by at most the largest shift
+    # among the others, which is the second largest for points of the centroid that moved most.
+    max1 = 0.0
+    max2 = 0.0
+    arg1 = -1
     if not first:
         for j in range(k):
-            if shift[j] > maxshift:
-                maxshift = shift[j]
+            if shift[j] > max1:
+                max2 = max1
+                max1 = shift[j]
+                arg1 = j
+            elif shift[j] > max2:
+                max2 = shift[j]
     row = np.empty(c, dtype=np.float64)
     for i in range(n):
         for ch in range(c):
@@ -254,7 +291,7 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, lower, first):  # pra
                 dsq += diff * diff
             # The distance to the own centroid is computed exactly each step (C operations), so
             # only the lower bound is carried; compare squares to keep sqrt off the fast path.
-            lower[i] -= maxshift
+            lower[i] -= max2 if a == arg1 else max1
             z = lower[i] if lower[i] > half_sep[a] else half_sep[a]
             if dsq > z * z or z <= 0.0:
                 recompute = True

@@ -162,17 +162,20 @@ def _search_k(fit_k: Callable[[int], _Fit], psnr_of: Callable[[_Fit], float], ta
 
 
 def _label_plan(x: da.Array, fit: _Fit):
-    """The per-chunk labelling function and its (delayed) arguments for the store's last pass."""
+    """The last pass: ``(label_fn, delayed args, sse)`` where ``sse`` is the exact sum of squared
+    errors when known without that pass (the histogram path), else None (the pass computes it)."""
     cb = fit.codebook
     c = x.shape[2]
+    cbd = dask.delayed(cb, pure=True)
     if fit.colours is not None:
-        lut, _ = histogram.label_table(fit.colours, cb)
-        return histogram.label_block, (dask.delayed(lut, pure=True), dask.delayed(cb, pure=True))
+        lut, sq_err = histogram.label_table(fit.colours, cb)
+        sse = float((sq_err * fit.counts).sum())
+        return histogram.label_block, (dask.delayed(lut, pure=True), cbd, False), sse
     if histogram.applies(x.dtype, c) and x.shape[0] * x.shape[1] >= (1 << (8 * c)) // 4:
         # More pixels than colours: label every possible colour once, then look pixels up.
         lut = histogram.full_label_table(cb, c)
-        return histogram.label_block, (dask.delayed(lut, pure=True), dask.delayed(cb, pure=True))
-    return kmeans.label_block, (dask.delayed(cb, pure=True),)
+        return histogram.label_block, (dask.delayed(lut, pure=True), cbd, True), None
+    return kmeans.label_block, (cbd,), None
 
 
 def compress(
@@ -332,12 +335,12 @@ def compress(
             fit = fit_k(k)
 
     k = fit.codebook.shape[0]
-    label_fn, fn_args = _label_plan(x, fit)
+    label_fn, fn_args, known_sse = _label_plan(x, fit)
     say(f"writing labels ({'uint8' if k <= 256 else 'uint16'}) to {output}")
     res = fit.result
     with _store.StoreWriter(output, (rows, cols, c), x.chunksize[:2], k, overwrite=overwrite) as writer:
         stats = writer.write_labels(x, label_fn, fn_args, k + 3, kmeans.combine_label_stats)
-        sse = float(stats[k])
+        sse = float(stats[k]) if known_sse is None else known_sse
         data_range = (float(stats[k + 1]), float(stats[k + 2]))
         mse = sse / (n_pixels * c)
         peak = metrics.peak_value(x.dtype, data_range)

@@ -56,8 +56,7 @@ def _table(nbins: int) -> np.ndarray:
 
 def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flat = block.reshape(-1, block.shape[-1])
-    codes = _kernels.colour_codes(flat)
-    return _kernels.sparse_histogram(codes, np.empty(0, np.int64), _table(_nbins(flat.shape[1])))
+    return _kernels.block_histogram(flat, _table(_nbins(flat.shape[1])))
 
 
 def _merge_hists(parts, nbins):
@@ -232,14 +231,16 @@ def full_label_table(codebook: np.ndarray, channels: int) -> np.ndarray:
     return lut
 
 
-def label_block(block: np.ndarray, lut: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def label_block(block: np.ndarray, lut: np.ndarray, codebook: np.ndarray,
+                with_error: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Label one uint8 chunk (rows, cols, C) through ``lut``.
 
     Returns ``(labels (rows, cols), stats (K + 3,))`` in the layout of
     :func:`bigquant.kmeans.label_block`: pixels per label, the sum of squared errors against
-    ``codebook`` (K, C), and the data range.
+    ``codebook`` (K, C) (0 unless ``with_error``), and the data range.
     """
     flat = block.reshape(-1, block.shape[-1])
     labels = np.empty(len(flat), dtype=lut.dtype)
-    stats = _kernels.lut_labels(flat, lut, np.ascontiguousarray(codebook, dtype=np.float64), labels)
+    stats = _kernels.lut_labels(flat, lut, np.ascontiguousarray(codebook, dtype=np.float64), labels,
+                                with_error)
     return labels.reshape(block.shape[:-1]), stats
