@@ -144,6 +144,18 @@ def colour_codes(x):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
+def _drain(uniq, table):  # pragma: no cover - compiled
+    """The distinct codes ``uniq`` sorted, with their totals from ``table``, which is re-zeroed."""
+    out_codes = np.sort(uniq)
+    out_counts = np.empty(len(out_codes), dtype=np.int64)
+    for j in range(len(out_codes)):
+        code = out_codes[j]
+        out_counts[j] = table[code]
+        table[code] = 0
+    return out_codes, out_counts
+
+
+@njit(**_JIT)
 def sparse_histogram(codes, counts, table):  # pragma: no cover - compiled
     """Sum ``counts`` per code and return the distinct codes with their totals, sorted by code.
 
@@ -162,13 +174,7 @@ def sparse_histogram(codes, counts, table):  # pragma: no cover - compiled
             uniq[m] = c
             m += 1
         table[c] += counts[i] if weighted else 1
-    out_codes = np.sort(uniq[:m])
-    out_counts = np.empty(m, dtype=np.int64)
-    for j in range(m):
-        c = out_codes[j]
-        out_counts[j] = table[c]
-        table[c] = 0
-    return out_codes, out_counts
+    return _drain(uniq[:m], table)
 
 
 @njit(**_JIT)
@@ -189,13 +195,7 @@ def block_histogram(x, table):  # pragma: no cover - compiled
             uniq[m] = v
             m += 1
         table[v] += 1
-    out_codes = np.sort(uniq[:m])
-    out_counts = np.empty(m, dtype=np.int64)
-    for j in range(m):
-        code = out_codes[j]
-        out_counts[j] = table[code]
-        table[code] = 0
-    return out_codes, out_counts
+    return _drain(uniq[:m], table)
 
 
 @njit(**_JIT)

@@ -750,7 +750,7 @@ def check_output_folder(target: PathLike) -> Path:
 
 
 def staging_path(target: PathLike, kind: str = "partial") -> Path:
-    """A hidden sibling ``.NAME.KIND-PID-HOST-XXXXXXXX`` of ``target`` for this process.
+    """A hidden sibling ``.NAME.KIND-PID-HOST-<random hex>`` of ``target`` for this process.
 
     ``kind`` is ``partial`` (being written), ``old`` (a replaced output on its way out) or
     ``probe``. The PID and host let :func:`clean_stale_staging` tell a killed run's leftovers

@@ -11,7 +11,7 @@ The metadata (group attribute ``bigquant``) holds at least ``format_version``, `
 ``k``, ``shape`` (rows, cols, C), ``dtype``, ``iterations``, ``converged``, ``inertia``, ``mse``,
 ``psnr``, ``seed`` and ``source``.
 
-Writes are atomic: a store is built in a hidden sibling folder ``.NAME.partial-PID-HOST-XXXX``
+Writes are atomic: a store is built in a hidden sibling folder ``.NAME.partial-PID-HOST-<random hex>``
 and renamed onto the target only once everything, metadata last, is written. A killed run leaves
 at most that hidden folder, never a store at the target path; the next run writing the same
 target removes it (once its process is gone).

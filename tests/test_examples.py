@@ -52,8 +52,6 @@ def test_read_without_bigquant(tmp_path):
 
 
 def test_shared_palette(tmp_path, coffee, chelsea_crop):
-    if not hasattr(bigquant, "fit"):
-        pytest.skip("bigquant.fit not implemented yet")
     import imageio.v3 as iio
 
     paths = [tmp_path / "coffee.png", tmp_path / "chelsea.png"]
