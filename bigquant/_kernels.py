@@ -16,6 +16,35 @@ _JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 
 
 @njit(**_JIT)
+def _sq_norms(centroids):  # pragma: no cover - compiled
+    """|c|^2 of every centroid (K,)."""
+    k, c = centroids.shape
+    cn = np.empty(k, dtype=np.float64)
+    for j in range(k):
+        s = 0.0
+        for ch in range(c):
+            s += centroids[j, ch] * centroids[j, ch]
+        cn[j] = s
+    return cn
+
+
+@njit(**_JIT)
+def _nearest(row, centroids, cn):  # pragma: no cover - compiled
+    """Index of the centroid nearest to ``row`` (C,) by ``|c|^2 - 2 x.c``; the first on ties."""
+    k, c = centroids.shape
+    best = 0
+    bestd = np.inf
+    for j in range(k):
+        d = cn[j]
+        for ch in range(c):
+            d -= 2.0 * row[ch] * centroids[j, ch]
+        if d < bestd:
+            bestd = d
+            best = j
+    return best
+
+
+@njit(**_JIT)
 def lloyd_partials(x, w, centroids):  # pragma: no cover - compiled
     """Assign and accumulate one block.
 
@@ -37,12 +66,7 @@ def lloyd_partials(x, w, centroids):  # pragma: no cover - compiled
     n, c = x.shape
     k = centroids.shape[0]
     out = np.zeros((k + 1, c + 2), dtype=np.float64)
-    cn = np.empty(k, dtype=np.float64)
-    for j in range(k):
-        s = 0.0
-        for ch in range(c):
-            s += centroids[j, ch] * centroids[j, ch]
-        cn[j] = s
+    cn = _sq_norms(centroids)
     weighted = w.shape[0] > 0
     row = np.empty(c, dtype=np.float64)
     for i in range(n):
@@ -55,15 +79,7 @@ def lloyd_partials(x, w, centroids):  # pragma: no cover - compiled
         if not finite:
             out[k, 0] += 1.0
             continue
-        best = 0
-        bestd = np.inf
-        for j in range(k):
-            d = cn[j]
-            for ch in range(c):
-                d -= 2.0 * row[ch] * centroids[j, ch]
-            if d < bestd:
-                bestd = d
-                best = j
+        best = _nearest(row, centroids, cn)
         wi = w[i] if weighted else 1.0
         err = 0.0
         for ch in range(c):
@@ -96,12 +112,7 @@ def assign_labels(x, centroids, labels):  # pragma: no cover - compiled
     stats = np.zeros(k + 3, dtype=np.float64)
     stats[k + 1] = np.inf
     stats[k + 2] = -np.inf
-    cn = np.empty(k, dtype=np.float64)
-    for j in range(k):
-        s = 0.0
-        for ch in range(c):
-            s += centroids[j, ch] * centroids[j, ch]
-        cn[j] = s
+    cn = _sq_norms(centroids)
     row = np.empty(c, dtype=np.float64)
     for i in range(n):
         for ch in range(c):
@@ -111,15 +122,7 @@ def assign_labels(x, centroids, labels):  # pragma: no cover - compiled
                 stats[k + 1] = v
             if v > stats[k + 2]:
                 stats[k + 2] = v
-        best = 0
-        bestd = np.inf
-        for j in range(k):
-            d = cn[j]
-            for ch in range(c):
-                d -= 2.0 * row[ch] * centroids[j, ch]
-            if d < bestd:
-                bestd = d
-                best = j
+        best = _nearest(row, centroids, cn)
         labels[i] = best
         err = 0.0
         for ch in range(c):
