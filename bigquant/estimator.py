@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 
 from . import kmeans
+from .io import on_default_scheduler
 from .errors import InputError
 
 #: Rows of the sample that k-means++ and the tolerance's scale are computed from; data with at
@@ -179,6 +180,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     # -- fitting ---------------------------------------------------------------------------------
 
+    @on_default_scheduler
     def fit(self, X, y=None, sample_weight=None):
         """Compute the k-means clustering of the rows of ``X``.
 
@@ -261,12 +263,14 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
+    @on_default_scheduler
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit and return ``labels_`` (a dask array for a dask input)."""
         return self.fit(X, sample_weight=sample_weight).labels_
 
     # -- using a fitted model ----------------------------------------------------------------------
 
+    @on_default_scheduler
     def predict(self, X):
         """Index of the nearest centre of every row of ``X``.
 
@@ -280,6 +284,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             return _label_rows(X_np, self.cluster_centers_)
         return _labels(x, self.cluster_centers_)
 
+    @on_default_scheduler
     def transform(self, X):
         """Euclidean distance of every row of ``X`` to every centre.
 
@@ -297,6 +302,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         return x.map_blocks(_distances_block, self.cluster_centers_, out_dtype, dtype=out_dtype,
                             chunks=(x.chunks[0], (k,)), token="bigquant-kmeans-transform")
 
+    @on_default_scheduler
     def score(self, X, y=None, sample_weight=None):
         """Minus the (weighted) inertia of ``X`` against ``cluster_centers_``: higher is better."""
         check_is_fitted(self)

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import glob
 import os
 import shutil
 import socket
 import struct
+import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -1178,6 +1180,24 @@ def _move_into_place(tmp: Path, target: Path) -> None:
         _remove(old)
 
 
+def on_default_scheduler(fn: Callable) -> Callable:
+    """Run ``fn`` on Dask's local threads unless a scheduler was chosen or a Client may exist.
+
+    With no scheduler configured, every ``dask.compute`` imports ``distributed`` (about 0.7 s)
+    only to look for a default client; none can exist while ``distributed`` is not imported,
+    so the threaded scheduler it would pick is passed as a function (a name still imports it).
+    """
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if dask.config.get("scheduler", None) is None and "distributed" not in sys.modules:
+            with dask.config.set(scheduler=dask.threaded.get):
+                return fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return run
+
+
 def compute_settled(*collections: Any) -> tuple:
     """``dask.compute(*collections)``, but on failure it raises only once no task is still running.
 
@@ -1198,7 +1218,7 @@ def compute_settled(*collections: Any) -> tuple:
     if sched is dask.threaded.get:
         workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bigquant-dask") as pool:
-            return dask.compute(*collections, scheduler="threads", pool=pool)  # exit drains the pool
+            return dask.compute(*collections, scheduler=dask.threaded.get, pool=pool)  # exit drains the pool
     return dask.compute(*collections)
 
 

@@ -444,6 +444,7 @@ def preview_image(
     return out
 
 
+@io.on_default_scheduler
 def write_preview(
     store: StoreLike,
     output_png: PathLike,
@@ -640,6 +641,7 @@ def palette_image(
     return np.asarray(canvas)
 
 
+@io.on_default_scheduler
 def write_palette(
     store: StoreLike,
     output_png: PathLike,
