@@ -238,14 +238,22 @@ def lut_labels(x, lut, codebook, labels, with_error):  # pragma: no cover - comp
 
 
 @njit(**_JIT)
-def hamerly_step(x, w, centroids, shift, half_sep, assign, lower, first):  # pragma: no cover
-    """One weighted Lloyd step with Hamerly's bounds: exact, but skips most distance computations.
+def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):  # pragma: no cover
+    """One weighted Lloyd assignment with Hamerly's bounds: exact, but skips most of the work.
 
     Lloyd's algorithm on in-memory points (the distinct colours of a histogram), keeping per point
-    the index of its centroid and a lower bound on the distance to any other. A point whose
-    distance to its own centroid (computed exactly, C operations) is below both that bound and
-    half the distance from its centroid to the nearest other centroid cannot change cluster, so
-    the K distances are skipped. Near convergence that is almost every point.
+    the index of its centroid, an upper bound on the distance to it and a lower bound on the
+    distance to any other. Each step moves the bounds by how far the centroids moved; a point
+    whose upper bound is below both its lower bound and half the distance from its centroid to
+    the nearest other centroid cannot change cluster and is not even read. Only when that test
+    fails is the distance to its own centroid computed, and only when it still fails are all K.
+    Near convergence almost every point is skipped, so a step costs little more than a pass over
+    the bounds.
+
+    The cluster sums are carried too: the first step returns every point's contribution, later
+    steps only the changes of the points that moved (subtracted from the old cluster, added to
+    the new). With integer points and weights (a histogram) every partial sum is an integer below
+    2**53, exact in float64, so carried sums equal recomputed ones bit for bit.
 
     Parameters
     ----------
@@ -256,18 +264,18 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, lower, first):  # pra
         How far each centroid moved in the last update (ignored when ``first``).
     half_sep : ndarray of shape (K,), float64
         Half the distance from each centroid to its nearest other centroid.
-    assign : ndarray of shape (n,), int32; lower : ndarray of shape (n,), float64
-        The per-point state, updated in place (initialised when ``first``): the index of the
-        point's centroid and a lower bound on its distance to any other centroid.
+    assign : ndarray of shape (n,), int32; upper, lower : ndarray of shape (n,), float64
+        The per-point state, updated in place (initialised when ``first``).
 
     Returns
     -------
-    partial : ndarray of shape (K + 1, C + 2), float64
-        As :func:`lloyd_partials`.
+    delta : ndarray of shape (K, C + 2), float64
+        Per cluster: the change of the weighted sums of the points, of their weights and of
+        their weighted squared norms ``w |x|^2`` (the totals when ``first``).
     """
     n, c = x.shape
     k = centroids.shape[0]
-    out = np.zeros((k + 1, c + 2), dtype=np.float64)
+    out = np.zeros((k, c + 2), dtype=np.float64)
     # The lower bound is to the nearest *other* centroid: it drops by at most the largest shift
     # among the others, which is the second largest for points of the centroid that moved most.
     max1 = 0.0
@@ -283,43 +291,103 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, lower, first):  # pra
                 max2 = shift[j]
     row = np.empty(c, dtype=np.float64)
     for i in range(n):
-        for ch in range(c):
-            row[ch] = np.float64(x[i, ch])
-        recompute = first
-        dsq = 0.0
+        a = -1
         if not first:
             a = assign[i]
+            u = upper[i] + shift[a]
+            lo = lower[i] - (max2 if a == arg1 else max1)
+            lower[i] = lo
+            z = lo if lo > half_sep[a] else half_sep[a]
+            if u <= z and z > 0.0:
+                upper[i] = u
+                continue
+            dsq = 0.0
             for ch in range(c):
+                row[ch] = np.float64(x[i, ch])
                 diff = row[ch] - centroids[a, ch]
                 dsq += diff * diff
-            # The distance to the own centroid is computed exactly each step (C operations), so
-            # only the lower bound is carried; compare squares to keep sqrt off the fast path.
-            lower[i] -= max2 if a == arg1 else max1
-            z = lower[i] if lower[i] > half_sep[a] else half_sep[a]
-            if dsq > z * z or z <= 0.0:
-                recompute = True
-        if recompute:
-            b1 = 0
-            d1 = np.inf
-            d2 = np.inf
-            for j in range(k):
-                d = 0.0
-                for ch in range(c):
-                    diff = row[ch] - centroids[j, ch]
-                    d += diff * diff
-                if d < d1:
-                    d2 = d1
-                    d1 = d
-                    b1 = j
-                elif d < d2:
-                    d2 = d
-            assign[i] = b1
-            dsq = d1
-            lower[i] = np.sqrt(d2)
-        a = assign[i]
+            if dsq <= z * z and z > 0.0:
+                upper[i] = np.sqrt(dsq)
+                continue
+        else:
+            for ch in range(c):
+                row[ch] = np.float64(x[i, ch])
+        b1 = 0
+        d1 = np.inf
+        d2 = np.inf
+        for j in range(k):
+            d = 0.0
+            for ch in range(c):
+                diff = row[ch] - centroids[j, ch]
+                d += diff * diff
+            if d < d1:
+                d2 = d1
+                d1 = d
+                b1 = j
+            elif d < d2:
+                d2 = d
+        upper[i] = np.sqrt(d1)
+        lower[i] = np.sqrt(d2)
+        if b1 == a:
+            continue
+        assign[i] = b1
         wi = w[i]
+        q = 0.0
         for ch in range(c):
-            out[a, ch] += wi * row[ch]
-        out[a, c] += wi
-        out[a, c + 1] += wi * dsq
+            q += row[ch] * row[ch]
+        for ch in range(c):
+            out[b1, ch] += wi * row[ch]
+        out[b1, c] += wi
+        out[b1, c + 1] += wi * q
+        if a >= 0:
+            for ch in range(c):
+                out[a, ch] -= wi * row[ch]
+            out[a, c] -= wi
+            out[a, c + 1] -= wi * q
     return out
+
+
+@njit(**_JIT)
+def sq_dist_to(x, point, out):  # pragma: no cover - compiled
+    """``out[i] = |x[i] - point|^2`` for every row of ``x`` (n, C) (float64)."""
+    n, c = x.shape
+    for i in range(n):
+        s = 0.0
+        for ch in range(c):
+            d = x[i, ch] - point[ch]
+            s += d * d
+        out[i] = s
+
+
+@njit(**_JIT)
+def kpp_best_candidate(x, w, closest, candidates):  # pragma: no cover - compiled
+    """One greedy k-means++ step: of the ``candidates`` (row indices of ``x``), the one whose
+    addition leaves the smallest potential ``sum w_i min(closest_i, |x_i - x_cand|^2)``.
+
+    Updates ``closest`` (n,) in place for the chosen one and returns ``(position in candidates,
+    its potential)``; the first candidate wins ties, as ``np.argmin`` does.
+    """
+    n, c = x.shape
+    best = 0
+    best_pot = np.inf
+    for t in range(len(candidates)):
+        p = x[candidates[t]]
+        pot = 0.0
+        for i in range(n):
+            s = 0.0
+            for ch in range(c):
+                d = x[i, ch] - p[ch]
+                s += d * d
+            pot += w[i] * min(s, closest[i])
+        if pot < best_pot:
+            best_pot = pot
+            best = t
+    p = x[candidates[best]]
+    for i in range(n):
+        s = 0.0
+        for ch in range(c):
+            d = x[i, ch] - p[ch]
+            s += d * d
+        if s < closest[i]:
+            closest[i] = s
+    return best, best_pot

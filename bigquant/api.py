@@ -178,6 +178,7 @@ def _label_plan(x: da.Array, fit: _Fit):
     return kmeans.label_block, (cbd,), None
 
 
+@io.on_default_scheduler
 def compress(
     source: Any,
     output: str | os.PathLike | None = None,
@@ -262,8 +263,6 @@ def compress(
     if codebook is not None:
         fixed, cb_meta = _fixed_codebook(codebook)
         k_requested = fixed.shape[0]
-    elif init is None:
-        kmeans.preload_init()
     mem = parse_memory_limit(memory_limit)
     if output is None:
         if not isinstance(source, (str, os.PathLike)):
@@ -429,6 +428,7 @@ class Palette:
     metadata: dict
 
 
+@io.on_default_scheduler
 def fit(
     sources: Sequence[Any],
     output: str | os.PathLike,
@@ -465,7 +465,6 @@ def fit(
     k_requested = _check_run_args(k, method, max_iter, tol, seed)
     if isinstance(sources, (str, os.PathLike)) or not len(sources):
         raise ParameterError("fit needs a list of one or more images")
-    kmeans.preload_init()
     mem = parse_memory_limit(memory_limit)
     _store.check_target(output, overwrite)
     loaded = [_load(s, level=level, memory_limit=mem, chunks=chunks) for s in sources]
@@ -590,6 +589,7 @@ def open_store(path: str | os.PathLike) -> Store:
     return Store(path)
 
 
+@io.on_default_scheduler
 def decode(store: str | os.PathLike | Store, output: str | os.PathLike, *, overwrite: bool = False,
            memory_limit: str | int | None = None) -> Path:
     """Write the reconstruction of a store to ``.tif/.tiff`` (tiled BigTIFF), ``.zarr``, ``.png`` or ``.jpg``,

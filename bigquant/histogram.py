@@ -108,13 +108,14 @@ def coarse_histogram(colours: np.ndarray, counts: np.ndarray, bits: int = COARSE
     key = np.zeros(len(colours), dtype=np.int64)
     for ch in range(c):
         key = (key << bits) | (colours[:, ch].astype(np.int64) >> shift)
-    uniq, inv = np.unique(key, return_inverse=True)
-    w = np.bincount(inv, weights=counts.astype(np.float64), minlength=len(uniq))
-    pts = np.empty((len(uniq), c), dtype=np.float64)
+    nbins = 1 << (bits * c)  # at most 2**24 bins: dense counts are cheaper than sorting the keys
+    wts = counts.astype(np.float64)
+    w = np.bincount(key, weights=wts, minlength=nbins)
+    used = np.flatnonzero(w)
+    pts = np.empty((len(used), c), dtype=np.float64)
     for ch in range(c):
-        pts[:, ch] = np.bincount(inv, weights=colours[:, ch] * counts.astype(np.float64),
-                                 minlength=len(uniq)) / w
-    return pts, w
+        pts[:, ch] = np.bincount(key, weights=colours[:, ch] * wts, minlength=nbins)[used] / w[used]
+    return pts, w[used]
 
 
 def sample_from_histogram(colours: np.ndarray, counts: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -135,16 +136,23 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
 
     Exact Lloyd's k-means (the same assignments and updates as :func:`bigquant.kmeans.lloyd`),
     but after the first steps almost every point is skipped by its bounds, so the long tail of
-    small updates costs little. The points are split in fixed slices processed on threads
-    (the kernel releases the GIL) and their partial sums added in slice order, so the result
-    does not depend on the number of threads.
+    small updates costs little. The cluster sums are carried from step to step and only the
+    points that change cluster update them; with integer points and weights (the exact
+    histogram) every sum is an integer and exact, so the centroids are those of recomputed
+    sums, bit for bit. The inertia of each step comes from the carried sums (within rounding of
+    the direct sum). The points are split in fixed slices processed on threads (the kernel
+    releases the GIL) and their changes added in slice order, so the result does not depend on
+    the number of threads.
     """
     n = len(colours)
     w = np.ascontiguousarray(counts, dtype=np.float64)
     x = np.ascontiguousarray(colours)
     assign = np.zeros(n, dtype=np.int32)
+    upper = np.zeros(n)
     lower = np.zeros(n)
     slices = [(s, min(n, s + HAMERLY_SLICE)) for s in range(0, n, HAMERLY_SLICE)]
+    k, c = np.shape(init)
+    totals = np.zeros((k, c + 2))  # per cluster: sum of w x, of w, of w |x|^2 (carried)
 
     with ThreadPoolExecutor(max_workers=max(1, min(_threads(), len(slices)))) as pool:
 
@@ -155,11 +163,16 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
             half_sep = 0.5 * d.min(1) if len(cen) > 1 else np.full(1, np.inf)
             parts = pool.map(lambda ab: _kernels.hamerly_step(
                 x[ab[0]:ab[1]], w[ab[0]:ab[1]], cen, shift, half_sep, assign[ab[0]:ab[1]],
-                lower[ab[0]:ab[1]], first), slices)
-            total = None
+                upper[ab[0]:ab[1]], lower[ab[0]:ab[1]], first), slices)
             for p in parts:
-                total = p if total is None else total + p
-            return total
+                totals[...] += p
+            # the (K + 1, C + 2) partial of lloyd_loop; inertia from the carried sums:
+            # sum w |x - m|^2 = sum w |x|^2 - 2 m . sum w x + |m|^2 sum w
+            out = np.zeros((k + 1, c + 2))
+            out[:k, :c + 1] = totals[:, :c + 1]
+            sse = totals[:, c + 1] - 2 * (cen * totals[:, :c]).sum(1) + (cen * cen).sum(1) * totals[:, c]
+            out[:k, c + 1] = np.maximum(sse, 0.0)
+            return out
 
         return lloyd_loop(step, init, max_iter=max_iter, tol_abs=tol_abs, sample=sample, callback=callback)
 

@@ -6,7 +6,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, kmeans_plusplus
 
 from bigquant import kmeans
 from bigquant.errors import InputError, ParameterError
@@ -73,6 +73,21 @@ def test_recovers_known_colours():
     d = np.sqrt(((colours[:, None, :] - res.centroids[None]) ** 2).sum(-1))
     assert d.min(axis=1).max() < 1.0
     assert sorted(d.argmin(axis=1)) == list(range(6))
+
+
+@pytest.mark.parametrize("k", [1, 2, 16, 64, 256])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_plusplus_picks_sklearns_centres(china, coffee, k, weighted):
+    """The compiled k-means++ draws the same random stream as scikit-learn's and keeps the same
+    candidates: the same centres, index for index."""
+    rng = np.random.default_rng(k)
+    for img in (china, coffee):
+        pts = img.reshape(-1, 3)[::23].astype(np.float64)
+        w = rng.random(len(pts)) if weighted else None
+        ours, idx = kmeans.kmeans_plusplus(pts, k, seed=k + 3, sample_weight=w)
+        ref, ref_idx = kmeans_plusplus(pts, k, random_state=k + 3, sample_weight=w)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(ours, ref)
 
 
 def test_empty_cluster_is_reseeded_not_nan():
