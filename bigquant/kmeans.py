@@ -365,8 +365,9 @@ def data_scale(sample: np.ndarray, weights: np.ndarray | None = None) -> float:
         var = pts.var(axis=0)
     else:
         w = np.asarray(weights, dtype=np.float64)
-        mean = (pts * w[:, None]).sum(0) / w.sum()
-        var = (((pts - mean) ** 2) * w[:, None]).sum(0) / w.sum()
+        mean = (w @ pts) / w.sum()
+        pts = pts - mean
+        var = (w @ (pts * pts)) / w.sum()
     return float(np.sqrt(var.mean()))
 
 
