@@ -591,13 +591,16 @@ def open_store(path: str | os.PathLike) -> Store:
 
 @io.on_default_scheduler
 def decode(store: str | os.PathLike | Store, output: str | os.PathLike, *, overwrite: bool = False,
-           memory_limit: str | int | None = None) -> Path:
+           memory_limit: str | int | None = None, compression: str | None = "zlib",
+           compression_level: int | None = None) -> Path:
     """Write the reconstruction of a store to ``.tif/.tiff`` (tiled BigTIFF), ``.zarr``, ``.png`` or ``.jpg``,
     or ``.ome.zarr`` (OME-Zarr NGFF 0.5 multiscale image plus its labels with the codebook as colours).
 
     Streams chunk by chunk for TIFF and Zarr; PNG and JPEG only for images that fit the budget.
     Raises before writing anything if the output exists (without ``overwrite``) or its
-    extension is unknown.
+    extension is unknown. ``compression`` and ``compression_level`` apply to TIFF (a tifffile
+    compression name, or None; default Deflate at level 1) and Zarr (None, or zstd) outputs, as
+    in :func:`bigquant.io.write_image`.
     """
     if not isinstance(store, Store) and Path(output).resolve() == Path(store).resolve():
         raise ParameterError(f"output {str(output)!r} is the store itself")
@@ -607,4 +610,5 @@ def decode(store: str | os.PathLike | Store, output: str | os.PathLike, *, overw
         rng = s.metadata.get("data_range")
         return io.write_ome_zarr(s.reconstruct(), s.labels, s.codebook, output, overwrite=overwrite,
                                  data_range=tuple(rng) if rng else None)
-    return io.write_image(s.reconstruct(), output, overwrite=overwrite, memory_limit=memory_limit)
+    return io.write_image(s.labels, output, overwrite=overwrite, memory_limit=memory_limit,
+                          compression=compression, compression_level=compression_level, palette=s.codebook)

@@ -52,6 +52,33 @@ def test_compress_info_decode(photo, tmp_path, capsys, china):
     assert tifffile.TiffFile(tmp_path / "r.tif").pages[0].is_tiled
 
 
+def test_decode_compression_options(photo, tmp_path, capsys):
+    assert main(["compress", str(photo), "-k", "8", "--quiet"]) == 0
+    store = tmp_path / "china.bq.zarr"
+    expected = bigquant.open(store).reconstruct().compute()
+    runs = {"fast.tif": [], "small.tif": ["--compression-level", "9"], "zstd.tif": ["--compression", "zstd"],
+            "raw.tif": ["--compression", "none"], "raw.zarr": ["--compression", "none"]}
+    for name, extra in runs.items():
+        assert main(["decode", str(store), "-o", str(tmp_path / name), *extra]) == 0, capsys.readouterr().err
+    for name in runs:
+        if name.endswith(".tif"):
+            assert np.array_equal(tifffile.imread(tmp_path / name), expected)
+    assert np.array_equal(zarr.open_array(str(tmp_path / "raw.zarr"), mode="r")[...], expected)
+    tags = {n: tifffile.TiffFile(tmp_path / n).pages[0].compression.name for n in runs if n.endswith(".tif")}
+    assert tags == {"fast.tif": "ADOBE_DEFLATE", "small.tif": "ADOBE_DEFLATE", "zstd.tif": "ZSTD",
+                    "raw.tif": "NONE"}
+    # the default is Deflate's fastest level: larger than level 9, far smaller than raw
+    size = {n: (tmp_path / n).stat().st_size for n in runs if n.endswith(".tif")}
+    assert size["small.tif"] < size["fast.tif"] < size["raw.tif"] / 3
+    capsys.readouterr()
+    assert main(["decode", str(store), "-o", str(tmp_path / "x.tif"), "--compression", "jpeg2000"]) == 2
+    assert "is not one of zlib, zstd, lzw, none" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert main(["decode", str(store), "-o", str(tmp_path / "x.tif"), "--compression", "lzw",
+                 "--compression-level", "3"]) == 2
+    assert "takes no level" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "x.tif").exists()
+
+
 def test_sample(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["compress", "--sample", "-k", "16", "--quiet"]) == 0
