@@ -166,7 +166,9 @@ def _drain(uniq, table, sort):  # pragma: no cover - compiled
                 table[code] = 0
                 j += 1
         return out_codes, out_counts
-    out_codes = np.sort(uniq) if sort else uniq
+    # a copy either way: ``uniq`` is usually a view of a buffer as long as the chunk's pixels,
+    # which a returned view would keep alive as long as the result
+    out_codes = np.sort(uniq) if sort else uniq.copy()
     for j in range(m):
         code = out_codes[j]
         out_counts[j] = table[code]
