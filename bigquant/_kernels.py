@@ -147,7 +147,7 @@ def colour_codes(x):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
-def _drain(uniq, table, sort):  # pragma: no cover - compiled
+def drain(uniq, table, sort):  # pragma: no cover - compiled
     """The distinct codes ``uniq`` (sorted if ``sort``), with their totals from ``table``, which
     is re-zeroed.
 
@@ -177,7 +177,7 @@ def _drain(uniq, table, sort):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
-def _insert(codes, counts, table, uniq, m):  # pragma: no cover - compiled
+def insert_codes(codes, counts, table, uniq, m):  # pragma: no cover - compiled
     """Add ``counts`` (or one each, if empty) per code into ``table``; codes seen for the first
     time go to ``uniq[m:]``. Returns the new ``m``."""
     weighted = counts.shape[0] > 0
@@ -200,22 +200,8 @@ def sparse_histogram(codes, counts, table):  # pragma: no cover - compiled
     ``counts`` may be empty, meaning one per code. Returns ``(codes uint32, counts int64)``.
     """
     uniq = np.empty(min(codes.shape[0], table.shape[0]), dtype=np.uint32)
-    m = _insert(codes, counts, table, uniq, 0)
-    return _drain(uniq[:m], table, True)
-
-
-@njit(**_JIT)
-def merge_histograms(parts, table):  # pragma: no cover - compiled
-    """:func:`sparse_histogram` of several ``(codes, counts)`` parts (a list), without first
-    concatenating them: sorted distinct codes and their totals."""
-    total = 0
-    for p in parts:
-        total += p[0].shape[0]
-    uniq = np.empty(min(total, table.shape[0]), dtype=np.uint32)
-    m = 0
-    for p in parts:
-        m = _insert(p[0], p[1], table, uniq, m)
-    return _drain(uniq[:m], table, True)
+    m = insert_codes(codes, counts, table, uniq, 0)
+    return drain(uniq[:m], table, True)
 
 
 @njit(**_JIT)
@@ -237,7 +223,7 @@ def block_histogram(x, table):  # pragma: no cover - compiled
             uniq[m] = v
             m += 1
         table[v] += 1
-    return _drain(uniq[:m], table, False)
+    return drain(uniq[:m], table, False)
 
 
 @njit(**_JIT)

@@ -66,9 +66,13 @@ def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _merge_hists(parts, nbins):
-    from numba.typed import List
-
-    return _kernels.merge_histograms(List([(p[0], p[1]) for p in parts]), _table(nbins))
+    """The sparse histogram of several ``(codes, counts)`` parts, without concatenating them."""
+    table = _table(nbins)
+    uniq = np.empty(min(sum(len(p[0]) for p in parts), nbins), dtype=np.uint32)
+    m = 0
+    for codes, counts in parts:
+        m = _kernels.insert_codes(codes, counts, table, uniq, m)
+    return _kernels.drain(uniq[:m], table, True)
 
 
 def colour_histogram(x) -> tuple[np.ndarray, np.ndarray]:
