@@ -22,8 +22,9 @@ For each TIFF, in one run, every step a separate process under ``/usr/bin/time -
 3. ``bigquant info OUT.bq.zarr --json`` (untimed) for MSE / PSNR / iterations;
 4. **decode** -- ``bigquant decode OUT.bq.zarr -o recon.tif --overwrite``;
 5. **write floor** -- ``io_floor.py write``: the floor's uint8 array through a 256-colour table
-   to a tiled RGB BigTIFF with recon.tif's tile size, compression and predictor: the least
-   work ``decode`` must do.
+   to a tiled RGB BigTIFF with recon.tif's tile size, compression and predictor (and, for
+   Deflate, decode's default level, which the TIFF does not record): the least work ``decode``
+   must do.
 
 Prints, per TIFF, a Markdown table -- step, wall s, peak RSS MiB, CPU %, × read floor,
 × write floor -- then bigquant's PSNR line and the issue's targets with PASS/FAIL:
@@ -195,6 +196,10 @@ def run_one(tif: Path, args) -> dict:
                "--compression", str(wt["compression"])]
         if wt["predictor"] <= 1:
             cmd.append("--no-predictor")
+        if "DEFLATE" in str(wt["compression"]).upper():
+            # a TIFF does not record the Deflate level: write the floor at decode's default
+            from bigquant.io import TIFF_ZLIB_LEVEL
+            cmd += ["--level", str(TIFF_ZLIB_LEVEL)]
         step("write_floor", cmd)
 
     if not args.keep:

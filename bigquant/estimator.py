@@ -47,7 +47,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     n_clusters : int, default=8
         Number of clusters K, 1 to 65536.
     init : {"k-means++"} or array-like of shape (n_clusters, n_features), default="k-means++"
-        ``"k-means++"``: scikit-learn's ``kmeans_plusplus`` (weighted by ``sample_weight``) on a
+        ``"k-means++"``: scikit-learn's ``kmeans_plusplus`` algorithm (compiled, the same picks;
+        weighted by ``sample_weight``) on a
         sample of the rows: all of them when ``n_samples <= INIT_SAMPLE_SIZE`` (100,000), else a
         reproducible random sample of about that many drawn from at most 64 chunks.
         An array: the initial centres, used as given (``sample_weight`` plays no part in it).

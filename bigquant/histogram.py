@@ -60,15 +60,38 @@ def _table(nbins: int) -> np.ndarray:
     return t
 
 
+#: Below one code per this many table entries, a task sorts its codes instead of counting them in
+#: the dense per-thread table: a small image then never touches (or keeps) the 128 MiB table.
+SPARSE_RATIO = 16
+
+
+def _sorted_counts(codes: np.ndarray, counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct codes, sorted, with their summed counts (one each when ``counts`` is None)."""
+    if counts is None:
+        uniq, n = np.unique(codes, return_counts=True)
+        return uniq.astype(np.uint32, copy=False), n.astype(np.int64)
+    order = np.argsort(codes, kind="stable")
+    codes, counts = codes[order], counts[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, np.intp)
+    return codes[starts].astype(np.uint32, copy=False), np.add.reduceat(counts, starts).astype(np.int64) \
+        if len(codes) else np.zeros(0, np.int64)
+
+
 def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flat = block.reshape(-1, block.shape[-1])
-    return _kernels.block_histogram(flat, _table(_nbins(flat.shape[1])))
+    nbins = _nbins(flat.shape[1])
+    if len(flat) * SPARSE_RATIO < nbins:
+        return _sorted_counts(_kernels.colour_codes(flat), None)
+    return _kernels.block_histogram(flat, _table(nbins))
 
 
 def _merge_hists(parts, nbins):
     """The sparse histogram of several ``(codes, counts)`` parts, without concatenating them."""
+    total = sum(len(p[0]) for p in parts)
+    if total * SPARSE_RATIO < nbins:
+        return _sorted_counts(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     table = _table(nbins)
-    uniq = np.empty(min(sum(len(p[0]) for p in parts), nbins), dtype=np.uint32)
+    uniq = np.empty(min(total, nbins), dtype=np.uint32)
     m = 0
     for codes, counts in parts:
         m = _kernels.insert_codes(codes, counts, table, uniq, m)

@@ -2,15 +2,16 @@
 
 Readers return lazy dask arrays of shape (rows, cols, C) with one chunk along C:
 
-* TIFF goes through tifffile's Zarr store, one tile (or strip) at a time. The dask graph holds a
-  small picklable reader (path, series, level, shape, dtype), never an open file, so the same
-  graph runs on threads and on process-based ``dask.distributed`` workers.
+* TIFF is read a tile (or strip) at a time: one tiled page of interleaved samples with
+  tifffile's own tile decoder, any other layout through tifffile's Zarr store. The dask graph
+  holds a small picklable reader (path, series, level, shape, dtype), never an open file, so the
+  same graph runs on threads and on process-based ``dask.distributed`` workers.
 * Zarr (v2 or v3) arrays are read with :func:`dask.array.from_zarr`, which is path based too.
 * PNG and JPEG cannot be decoded piecewise; they are decoded whole, and only when the decoded
   pixels fit the memory budget.
 
-Writers stream a dask array to a tiled BigTIFF (one horizontal strip in memory at a time) or a
-Zarr v3 array (one dask chunk per zarr chunk), or write a PNG/JPEG when the image fits in memory.
+Writers stream a dask array (or the lookup ``palette[indices]`` of one) to a tiled BigTIFF (one
+horizontal strip in memory at a time) or a Zarr v3 array (one dask chunk per zarr chunk), or write a PNG/JPEG when the image fits in memory.
 Every writer builds the output under a temporary sibling name and renames it into place at the
 end, so a killed run never leaves a complete-looking file at the target.
 """

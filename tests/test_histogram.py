@@ -63,3 +63,15 @@ def test_coarse_histogram_keeps_mass_and_mean(coffee):
     assert len(pts) <= 2**15 and w.sum() == counts.sum()
     np.testing.assert_allclose((pts * w[:, None]).sum(0) / w.sum(),
                                (colours * counts[:, None]).sum(0) / counts.sum())
+
+
+@pytest.mark.parametrize("ratio", [1, 64, 1 << 40])
+def test_sorted_and_table_histograms_agree(china, monkeypatch, ratio):
+    """Small tasks sort their codes, large ones count them in the dense table: same answer."""
+    monkeypatch.setattr(histogram, "SPARSE_RATIO", ratio)
+    expected, counts = np.unique(china.reshape(-1, 3), axis=0, return_counts=True)
+    for chunks in [(427, 640), (100, 100), (427, 64)]:
+        colours, n = histogram.colour_histogram(da.from_array(china, chunks=chunks + (3,)))
+        np.testing.assert_array_equal(colours, expected)
+        np.testing.assert_array_equal(n, counts)
+        assert n.dtype == np.int64
