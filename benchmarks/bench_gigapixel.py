@@ -196,7 +196,7 @@ def run_one(tif: Path, args) -> dict:
                "--compression", str(wt["compression"])]
         if wt["predictor"] <= 1:
             cmd.append("--no-predictor")
-        if "DEFLATE" in str(wt["compression"]).upper():
+        if wt["compression"] in (8, 32946) or "DEFLATE" in str(wt.get("compression_name", "")).upper():
             # a TIFF does not record the Deflate level: write the floor at decode's default
             from bigquant.io import TIFF_ZLIB_LEVEL
             cmd += ["--level", str(TIFF_ZLIB_LEVEL)]
