@@ -416,3 +416,20 @@ def kpp_best_candidate(x, w, closest, candidates):  # pragma: no cover - compile
         if s < closest[i]:
             closest[i] = s
     return best, best_pot
+
+
+@njit(**_JIT)
+def nearest_sq_dist(x, centroids, out):  # pragma: no cover - compiled
+    """``out[i]`` = squared distance of row ``x[i]`` (n, C) to its nearest centroid (K, C)."""
+    n, c = x.shape
+    cn = _sq_norms(centroids)
+    row = np.empty(c, dtype=np.float64)
+    for i in range(n):
+        for ch in range(c):
+            row[ch] = np.float64(x[i, ch])
+        j = _nearest(row, centroids, cn)
+        s = 0.0
+        for ch in range(c):
+            d = row[ch] - centroids[j, ch]
+            s += d * d
+        out[i] = s

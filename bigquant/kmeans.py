@@ -165,13 +165,12 @@ def _reseed_empty(new: np.ndarray, empty: np.ndarray, sample: np.ndarray | None)
     return new, bool(d[order[0]] > 0)
 
 
-def _min_sq_dist(points: np.ndarray, centroids: np.ndarray, block: int = 65536) -> np.ndarray:
+def _min_sq_dist(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Squared distance of each point to its nearest centroid (compiled; no N x K temporary)."""
+    from . import _kernels
+
     out = np.empty(len(points))
-    cn = (centroids**2).sum(1)
-    for s in range(0, len(points), block):
-        p = points[s : s + block].astype(np.float64)
-        d = (p**2).sum(1)[:, None] - 2.0 * p @ centroids.T + cn[None, :]
-        out[s : s + block] = np.maximum(d.min(1), 0.0)
+    _kernels.nearest_sq_dist(np.ascontiguousarray(points), np.ascontiguousarray(centroids, dtype=np.float64), out)
     return out
 
 
