@@ -1,8 +1,6 @@
 """bigquant: colour quantization by K-means for images too big for memory."""
 
 from ._version import __version__
-from .api import Palette, Store, compress, decode, fit, open_store
-from .api import open_store as open  # noqa: A001  - bigquant.open(path), like zarr.open
 from .errors import (
     BigquantError,
     BigquantWarning,
@@ -14,7 +12,6 @@ from .errors import (
     SchedulerError,
     StoreFormatError,
 )
-from .io import read_image
 
 __all__ = [
     "__version__",
@@ -39,11 +36,32 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # bigquant.KMeans imports scikit-learn (about a second); load it only when asked for, so the
-    # CLI starts fast and can import scikit-learn in the background while it reads the image.
-    if name == "KMeans":
-        from .estimator import KMeans
+#: The API, imported on first use: ``import bigquant`` stays light, so the command line can set
+#: itself up before Dask is imported (see :func:`bigquant.cli.entry`).
+_LAZY = {
+    "Palette": ("api", "Palette"),
+    "Store": ("api", "Store"),
+    "compress": ("api", "compress"),
+    "decode": ("api", "decode"),
+    "fit": ("api", "fit"),
+    "open": ("api", "open_store"),  # bigquant.open(path), like zarr.open
+    "open_store": ("api", "open_store"),
+    "read_image": ("io", "read_image"),
+    # scikit-learn's estimator machinery is imported only when asked for
+    "KMeans": ("estimator", "KMeans"),
+}
 
-        return KMeans
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'bigquant' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

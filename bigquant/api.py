@@ -17,7 +17,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from . import decode as _decode
+from . import reconstruction as _reconstruction
 from . import histogram, io, kmeans, metrics
 from . import store as _store
 from ._version import __version__
@@ -557,7 +557,7 @@ class Store:
 
     def reconstruct(self) -> da.Array:
         """The reconstruction ``codebook[labels]`` as a lazy dask array (rows, cols, C)."""
-        return _decode.reconstruct(self.labels, self.codebook)
+        return _reconstruction.reconstruct(self.labels, self.codebook)
 
     def info(self) -> dict:
         """Metadata plus accounting: bytes on disk, compression ratios, bits per pixel."""

@@ -22,7 +22,6 @@ import traceback
 import warnings
 from pathlib import Path
 
-from . import api
 from ._version import __version__
 from .chunking import DEFAULT_MEMORY_LIMIT
 from .errors import BigquantError, BigquantWarning, SchedulerError
@@ -107,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-iter", type=int, default=100, help="most Lloyd iterations (default 100)")
     c.add_argument("--tol", type=float, default=1e-4,
                    help="stop when the largest centroid shift is below TOL times the data's scale (default 1e-4)")
-    c.add_argument("--method", choices=api.METHODS, default="auto",
+    c.add_argument("--method", choices=METHODS, default="auto",
                    help="histogram: exact Lloyd's on the colour histogram (uint8, 1-3 channels); "
                         "pixels: Lloyd's over every pixel; auto (default): histogram where it applies")
     c.add_argument("--level", type=int, default=0, help="pyramid level of a pyramidal TIFF (default 0, full size)")
@@ -130,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=_seed, default=0, help="seed of the sample and k-means++ (default 0)")
     f.add_argument("--max-iter", type=int, default=100, help="most Lloyd iterations (default 100)")
     f.add_argument("--tol", type=float, default=1e-4, help="as for compress (default 1e-4)")
-    f.add_argument("--method", choices=api.METHODS, default="auto", help="as for compress")
+    f.add_argument("--method", choices=METHODS, default="auto", help="as for compress")
     f.add_argument("--level", type=int, default=0, help="pyramid level of pyramidal TIFFs (default 0)")
     common_run(f)
 
@@ -164,6 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print one JSON object")
     debug(i)
     return p
+
+
+#: compress --method choices (bigquant.api.METHODS; the CLI does not import the API to build
+#: its parser, so ``--help`` and usage errors stay fast).
+METHODS = ("auto", "histogram", "pixels")
+
+
+def _api():
+    from . import api
+
+    return api
 
 
 def _compression(value: str) -> str | None:
@@ -345,7 +355,7 @@ def _cmd_compress(args, out, err) -> int:
         raise _usage("give --codebook or --target-psnr, not both")
     progress = _progress(args, err)
     with _scheduler(args, err), _bar(progress, err):
-        store = api.compress(source, output, k=_k(args.k), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+        store = _api().compress(source, output, k=_k(args.k), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
                              method=args.method, memory_limit=args.memory_limit, chunks=args.chunks,
                              level=args.level, overwrite=args.overwrite, progress=progress,
                              codebook=args.codebook, target_psnr=args.target_psnr, max_k=_k(args.max_k))
@@ -390,7 +400,7 @@ def _psnr_text(psnr) -> str:
 def _cmd_fit(args, out, err) -> int:
     progress = _progress(args, err)
     with _scheduler(args, err), _bar(progress, err):
-        pal = api.fit(args.inputs, args.output, k=_k(args.k), seed=args.seed, max_iter=args.max_iter,
+        pal = _api().fit(args.inputs, args.output, k=_k(args.k), seed=args.seed, max_iter=args.max_iter,
                       tol=args.tol, method=args.method, memory_limit=args.memory_limit, level=args.level,
                       overwrite=args.overwrite, progress=progress)
     m = pal.metadata
@@ -414,7 +424,7 @@ def _cmd_preview(args, out, err) -> int:
         raise _usage("the outputs must be different files")
     for p in outputs:  # refuse an existing output or a bad extension before any work
         io.check_output_path(p, overwrite=args.overwrite, extensions=(".png",))
-    store = api.open_store(args.store)
+    store = _api().open_store(args.store)
     written = []
     if args.output:
         with _scheduler(args, err):
@@ -442,7 +452,7 @@ def _k(text: str):
 
 def _cmd_decode(args, out, err) -> int:
     with _scheduler(args, err), _bar(_progress(args, err), err):
-        path = api.decode(args.store, args.output, overwrite=args.overwrite, memory_limit=args.memory_limit,
+        path = _api().decode(args.store, args.output, overwrite=args.overwrite, memory_limit=args.memory_limit,
                           compression=args.compression, compression_level=args.compression_level)
     print(f"wrote {path}", file=out)
     return 0
@@ -464,7 +474,7 @@ def _cmd_info(args, out, err) -> int:
             print(f"  MSE         {meta.get('mse', float('nan')):.4g}    PSNR {_psnr_text(meta.get('psnr'))} dB",
                   file=out)
         return 0
-    info = api.open_store(args.store).info()
+    info = _api().open_store(args.store).info()
     if args.json:
         print(json.dumps(info, default=str), file=out)
     else:
@@ -542,6 +552,10 @@ def entry() -> None:  # pragma: no cover - the console script; tests call main()
     Every output is complete and closed when ``main`` returns; tearing down the interpreter's
     modules (Dask, Zarr, numba, NumPy) would only add about 0.3 s to each run.
     """
+    # Dask imports xarray and sparse, when installed, only to recognise their arrays, which a
+    # bigquant command never meets: about 0.5 s of every run. Only this process is affected.
+    for name in ("xarray", "sparse"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     status = main()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -935,7 +935,7 @@ def write_image(
     suffix = p.suffix.lower()
     indices = None
     if palette is not None:
-        from .decode import reconstruct
+        from .reconstruction import reconstruct
 
         indices = image if isinstance(image, da.Array) else da.from_array(np.asarray(image))
         palette = np.asarray(palette)
@@ -1191,7 +1191,7 @@ def _iter_tiles(image: da.Array, tile: tuple[int, int], strip_bytes: int,
     def compute(r0: int, r1: int) -> np.ndarray:
         block = np.asarray(image[r0:r1].compute())
         if palette is not None and block.size and int(block.max()) >= len(palette):
-            from .decode import _lookup
+            from .reconstruction import _lookup
 
             _lookup(block, palette)  # raises the store-format error
         return block

@@ -338,7 +338,7 @@ class _LabelsReader:
 def open_store(path: str | os.PathLike) -> StoreContents:
     """Open and validate a store: metadata, array presence, shapes and dtypes agree.
 
-    Labels with values >= K can only be found by reading them; :func:`bigquant.decode.reconstruct`
+    Labels with values >= K can only be found by reading them; :func:`bigquant.reconstruction.reconstruct`
     checks every chunk it decodes.
     """
     p = Path(path)

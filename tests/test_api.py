@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -119,3 +122,17 @@ def test_info_accounting_matches_the_seeds_formula(tmp_path):
     assert info["store_bytes"] == on_disk
     assert info["ratio"] == pytest.approx(30_000 / on_disk)
     assert info["bits_per_pixel"] == pytest.approx(8 * on_disk / 10_000)
+
+
+def test_package_imports_the_api_on_first_use():
+    """``import bigquant`` leaves Dask for later (the CLI sets itself up first); every public
+    name still resolves, ``bigquant.decode`` to the function whatever was imported before."""
+    code = (
+        "import sys, bigquant\n"
+        "assert 'dask.array' not in sys.modules and 'bigquant.api' not in sys.modules\n"
+        "import bigquant.io, bigquant.api, bigquant.preview\n"
+        "from bigquant import *\n"
+        "assert callable(bigquant.decode) and callable(decode) and bigquant.open is bigquant.open_store\n"
+        "assert set(bigquant.__all__) <= set(dir(bigquant))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import bigquant
-from bigquant.decode import reconstruct
+from bigquant.reconstruction import reconstruct
 
 
 @pytest.mark.parametrize(

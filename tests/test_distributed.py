@@ -22,7 +22,7 @@ import tifffile
 import zarr
 
 import bigquant
-from bigquant.decode import reconstruct
+from bigquant.reconstruction import reconstruct
 from bigquant import cli, kmeans
 from bigquant.cli import main
 
