@@ -33,6 +33,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DATA=${BQ_DATA:-$HERE/data}
 PY=${PYTHON:-python3}
+if ! "$PY" -c "import PIL" 2>/dev/null; then
+    echo "fetch_images.sh: $PY cannot import Pillow; activate bigquant's virtual environment or set PYTHON" >&2
+    exit 2
+fi
 DEBS=$DATA/debs
 PKGS=$DATA/pkgs
 
