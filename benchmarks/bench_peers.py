@@ -36,9 +36,10 @@ bigquant-api    ``bigquant.compress(array, OUT, k=K, seed=0)`` inside a Python p
                 s" is the call alone, comparable to the Python peers' "algo s"
 ==============  =============================================================================
 
-Every (image, K, method) runs in its own process under ``/usr/bin/time -v``; "wall s" and
-"peak RSS MiB" are that process's (interpreter start and imports included: about 1 s and
-100 MiB for scikit-learn).  "algo s" is the fit + assignment alone, timed inside the Python
+Every (image, K, method) runs in its own process under ``/usr/bin/time -v`` and reads the image
+from the same PNG file (the Python peers with Pillow), so every process pays for decoding it;
+"wall s" and "peak RSS MiB" are that process's (interpreter start and imports included: about
+1 s and 100 MiB for scikit-learn).  "algo s" is the fit + assignment alone, timed inside the Python
 workers (up to the labels: building the reconstruction is not counted; for bigquant-api, the
 ``compress`` call, which also writes the store).  Each writes its reconstruction (uint8, same
 shape) to a .npy and this script computes MSE over all pixels and channels and PSNR = 10·log10(255² / MSE) the same way for
@@ -91,7 +92,13 @@ def worker(args) -> int:
     """Run one method on one image in this process; write recon .npy and meta .json."""
     import numpy as np
 
-    img = np.load(args.input)
+    if str(args.input).endswith(".png"):
+        from PIL import Image
+
+        with Image.open(args.input) as im:  # the same file the bigquant CLI and pngquant read
+            img = np.asarray(im.convert("RGB"))
+    else:
+        img = np.load(args.input)
     H, W, C = img.shape
     k, seed = args.k, args.seed
     meta: dict = {"method": args.worker}
@@ -284,7 +291,7 @@ def run_case(name, img_npy, img_png, k, method, args, work: Path) -> dict:
     if method in PY_METHODS:
         store = work / f"{tag}.bq.zarr"
         shutil.rmtree(store, ignore_errors=True)
-        cmd = [python(), __file__, "--worker", method, "--input", img_npy, "--k", str(k),
+        cmd = [python(), __file__, "--worker", method, "--input", img_png, "--k", str(k),
                "--out", recon_npy, "--meta", meta_json, "--seed", str(args.seed),
                "--max-iter", str(args.max_iter), "--tol", str(args.tol),
                "--faiss-niter", str(args.faiss_niter), "--store", store]
