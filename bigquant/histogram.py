@@ -70,11 +70,12 @@ def _sorted_counts(codes: np.ndarray, counts: np.ndarray | None) -> tuple[np.nda
     if counts is None:
         uniq, n = np.unique(codes, return_counts=True)
         return uniq.astype(np.uint32, copy=False), n.astype(np.int64)
+    if len(codes) == 0:
+        return codes.astype(np.uint32), np.zeros(0, np.int64)
     order = np.argsort(codes, kind="stable")
     codes, counts = codes[order], counts[order]
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, np.intp)
-    return codes[starts].astype(np.uint32, copy=False), np.add.reduceat(counts, starts).astype(np.int64) \
-        if len(codes) else np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    return codes[starts].astype(np.uint32, copy=False), np.add.reduceat(counts, starts).astype(np.int64)
 
 
 def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
