@@ -34,7 +34,7 @@ COARSE_TOL_FACTOR = 10.0
 #: Sparse histograms combined by one merge task (each at most a chunk's distinct colours).
 MERGE_FAN_IN = 8
 #: Points per slice of the in-memory Lloyd iterations (fixed, so results don't depend on threads).
-HAMERLY_SLICE = 1 << 18
+HAMERLY_SLICE = 1 << 15
 
 
 def applies(dtype: np.dtype, channels: int) -> bool:
