@@ -179,7 +179,13 @@ def drain(uniq, table, sort):  # pragma: no cover - compiled
 @njit(**_JIT)
 def insert_codes(codes, counts, table, uniq, m):  # pragma: no cover - compiled
     """Add ``counts`` (or one each, if empty) per code into ``table``; codes seen for the first
-    time go to ``uniq[m:]``. Returns the new ``m``."""
+    time go to ``uniq[m:]``. Returns the new ``m``.
+
+    ``table`` is an all-zero int64 scratch array of at least ``max(codes) + 1`` entries; after
+    the inserts, :func:`drain` reads the totals out and leaves it all-zero again, so one table
+    serves many calls (clearing only the entries that were touched keeps the cost proportional
+    to the codes, not to the table's size).
+    """
     weighted = counts.shape[0] > 0
     for i in range(codes.shape[0]):
         c = codes[i]
@@ -191,25 +197,12 @@ def insert_codes(codes, counts, table, uniq, m):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
-def sparse_histogram(codes, counts, table):  # pragma: no cover - compiled
-    """Sum ``counts`` per code and return the distinct codes with their totals, sorted by code.
-
-    ``table`` is an all-zero int64 scratch array of at least ``max(codes) + 1`` entries; it is
-    left all-zero again on return, so one table serves many calls (clearing only the entries
-    that were touched keeps the cost proportional to ``len(codes)``, not to the table's size).
-    ``counts`` may be empty, meaning one per code. Returns ``(codes uint32, counts int64)``.
-    """
-    uniq = np.empty(min(codes.shape[0], table.shape[0]), dtype=np.uint32)
-    m = insert_codes(codes, counts, table, uniq, 0)
-    return drain(uniq[:m], table, True)
-
-
-@njit(**_JIT)
 def block_histogram(x, table):  # pragma: no cover - compiled
-    """:func:`colour_codes` and :func:`sparse_histogram` in one pass over uint8 pixels (n, C).
+    """:func:`colour_codes`, :func:`insert_codes` and :func:`drain` in one pass over uint8 pixels
+    (n, C).
 
     Returns ``(codes uint32, counts int64)`` in order of first appearance (the merges sort; a
-    sort per chunk would cost half the kernel's time); ``table`` as for :func:`sparse_histogram`
+    sort per chunk would cost half the kernel's time); ``table`` as for :func:`insert_codes`
     (all zero before and after).
     """
     n, c = x.shape
