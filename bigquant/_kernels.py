@@ -412,11 +412,13 @@ def kpp_best_candidate(x, w, closest, candidates):  # pragma: no cover - compile
 
 
 @njit(**_JIT)
-def nearest_sq_dist(x, centroids, out):  # pragma: no cover - compiled
-    """``out[i]`` = squared distance of row ``x[i]`` (n, C) to its nearest centroid (K, C)."""
+def nearest_sq_dist(x, centroids, out, labels):  # pragma: no cover - compiled
+    """``out[i]`` = squared distance of row ``x[i]`` (n, C) to its nearest centroid (K, C);
+    that centroid's index goes to ``labels[i]`` unless ``labels`` is empty."""
     n, c = x.shape
     cn = _sq_norms(centroids)
     row = np.empty(c, dtype=np.float64)
+    with_labels = labels.shape[0] > 0
     for i in range(n):
         for ch in range(c):
             row[ch] = np.float64(x[i, ch])
@@ -426,3 +428,33 @@ def nearest_sq_dist(x, centroids, out):  # pragma: no cover - compiled
             d = row[ch] - centroids[j, ch]
             s += d * d
         out[i] = s
+        if with_labels:
+            labels[i] = j
+
+
+@njit(**_JIT)
+def weighted_moments(x, w):  # pragma: no cover - compiled
+    """``(sum w, sum w x (C,), sum w x^2 (C,))`` over the rows of ``x`` (n, C) weighted by ``w``."""
+    n, c = x.shape
+    s1 = np.zeros(c, dtype=np.float64)
+    s2 = np.zeros(c, dtype=np.float64)
+    sw = 0.0
+    for i in range(n):
+        wi = np.float64(w[i])
+        sw += wi
+        for ch in range(c):
+            v = np.float64(x[i, ch])
+            s1[ch] += wi * v
+            s2[ch] += wi * v * v
+    return sw, s1, s2
+
+
+def warm_up() -> None:
+    """Load numba's compiler machinery and a first kernel from the cache.
+
+    A process's first call of any compiled function costs about 0.3 s of numba set-up (its
+    typing and lowering registries), whatever the function. :func:`bigquant.io.read_image` runs
+    this on a thread while a PNG or JPEG decodes (the decoders release the GIL), so a one-shot
+    ``bigquant compress`` does not pay for it after the decode.
+    """
+    colour_codes(np.zeros((1, 3), dtype=np.uint8))

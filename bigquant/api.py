@@ -63,7 +63,7 @@ def as_image(array: Any, *, memory_limit=None, chunks: tuple[int, int] | None = 
     if not isinstance(x, da.Array):
         cr, cc = chunks or choose_chunks(x.shape[:2], x.dtype.itemsize * x.shape[2],
                                          parse_memory_limit(memory_limit))
-        x = da.from_array(x, chunks=(cr, cc, -1))
+        x = da.from_array(x, chunks=(cr, cc, -1), name=False)  # no hash of every pixel
     elif chunks:
         x = x.rechunk((chunks[0], chunks[1], -1))
     return x

@@ -60,6 +60,16 @@ def _round_to(n: int, step: int) -> int:
     return max(step, (n // step) * step)
 
 
+def _balanced(n: int, chunk: int, step: int) -> int:
+    """The smallest multiple of ``step`` that covers ``n`` in as many chunks as ``chunk`` does.
+
+    A 2880-row image in chunks of 2852 would get one full chunk and one of 28 rows; two chunks of
+    1440 keep both threads busy for the same memory.
+    """
+    parts = -(-n // chunk)
+    return min(n, -(-(-(-n // parts)) // step) * step)
+
+
 def choose_chunks(
     shape: tuple[int, int],
     bytes_per_pixel: int,
@@ -70,7 +80,8 @@ def choose_chunks(
     """Choose a (rows, cols) chunk shape for an image of ``shape`` (rows, cols).
 
     The chunk is square-ish, a whole multiple of ``tile`` (so every source tile is read by one
-    task), and holds at most ``chunk_budget_bytes(memory_limit, threads)`` of working memory.
+    task), and holds at most ``chunk_budget_bytes(memory_limit, threads)`` of working memory;
+    the chunks along each axis are as even as the tile allows (no thin remainder chunk).
     A chunk never exceeds the image; a tile bigger than the budget is still read whole.
 
     Parameters
@@ -101,4 +112,4 @@ def choose_chunks(
         cc = min(cols, _round_to(max_pixels // max(cr, 1), tc))
     elif cc == cols and cr * cc < max_pixels:
         cr = min(rows, _round_to(max_pixels // max(cc, 1), tr))
-    return cr, cc
+    return _balanced(rows, cr, tr), _balanced(cols, cc, tc)

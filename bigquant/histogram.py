@@ -257,13 +257,17 @@ def label_table(colours: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, 
     """
     k, c = codebook.shape
     dtype = np.uint8 if k <= 256 else np.uint16
-    labels = np.empty(len(colours), dtype=dtype)
-    cb = np.asarray(codebook, dtype=np.float64)
-    _kernels.assign_labels(colours, cb, labels)
-    sq_err = ((colours.astype(np.float64) - cb[labels]) ** 2).sum(1)
+    n = len(colours)
+    labels = np.empty(n, dtype=dtype)
+    sq_err = np.empty(n, dtype=np.float64)
+    cb = np.ascontiguousarray(codebook, dtype=np.float64)
+    x = np.ascontiguousarray(colours)
+    slices = [(s, min(n, s + HAMERLY_SLICE)) for s in range(0, n, HAMERLY_SLICE)]
+    with ThreadPoolExecutor(max_workers=max(1, min(_threads(), len(slices)))) as pool:
+        list(pool.map(lambda ab: _kernels.nearest_sq_dist(x[ab[0]:ab[1]], cb, sq_err[ab[0]:ab[1]],
+                                                          labels[ab[0]:ab[1]]), slices))
     lut = np.zeros(_nbins(c), dtype=dtype)
-    codes = _kernels.colour_codes(colours)
-    lut[codes] = labels
+    lut[_kernels.colour_codes(x)] = labels
     return lut, sq_err
 
 

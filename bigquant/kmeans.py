@@ -170,7 +170,8 @@ def _min_sq_dist(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     from . import _kernels
 
     out = np.empty(len(points))
-    _kernels.nearest_sq_dist(np.ascontiguousarray(points), np.ascontiguousarray(centroids, dtype=np.float64), out)
+    _kernels.nearest_sq_dist(np.ascontiguousarray(points), np.ascontiguousarray(centroids, dtype=np.float64), out,
+                             np.empty(0, np.int32))
     return out
 
 
@@ -358,15 +359,19 @@ def init_centroids(sample: np.ndarray, k: int, seed: int = 0,
 
 
 def data_scale(sample: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """The data's scale for the tolerance: the square root of the mean per-channel variance."""
-    pts = np.asarray(sample, dtype=np.float64)
+    """The data's scale for the tolerance: the square root of the mean per-channel variance.
+
+    Weighted (a colour histogram: millions of colours), it is one compiled pass of weighted
+    moments; with integer colours and counts those sums are exact in float64.
+    """
     if weights is None:
-        var = pts.var(axis=0)
+        var = np.asarray(sample, dtype=np.float64).var(axis=0)
     else:
-        w = np.asarray(weights, dtype=np.float64)
-        mean = (w @ pts) / w.sum()
-        pts = pts - mean
-        var = (w @ (pts * pts)) / w.sum()
+        from . import _kernels
+
+        sw, s1, s2 = _kernels.weighted_moments(np.ascontiguousarray(sample), np.ascontiguousarray(weights))
+        mean = s1 / sw
+        var = np.maximum(s2 / sw - mean * mean, 0.0)
     return float(np.sqrt(var.mean()))
 
 

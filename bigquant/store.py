@@ -141,7 +141,9 @@ def _write_codebook(group, cb: np.ndarray) -> None:
 def _write_block(block: np.ndarray, label_fn: Callable, labels_path: str, *fn_args, block_info=None):
     labels, stats = label_fn(block, *fn_args)
     loc = block_info[0]["array-location"]
-    arr = zarr.open_array(labels_path, mode="r+")
+    # Every chunk is written, zeros included: skips zarr's all-equal scan of each chunk, and a
+    # missing chunk can only mean damage.
+    arr = zarr.open_array(labels_path, mode="r+").with_config({"write_empty_chunks": True})
     arr[loc[0][0]:loc[0][1], loc[1][0]:loc[1][1]] = labels
     return np.asarray(stats, dtype=np.float64).reshape(1, 1, -1)
 
