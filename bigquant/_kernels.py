@@ -452,9 +452,10 @@ def weighted_moments(x, w):  # pragma: no cover - compiled
 def warm_up() -> None:
     """Load numba's compiler machinery and a first kernel from the cache.
 
-    A process's first call of any compiled function costs about 0.3 s of numba set-up (its
-    typing and lowering registries), whatever the function. :func:`bigquant.io.read_image` runs
-    this on a thread while a PNG or JPEG decodes (the decoders release the GIL), so a one-shot
-    ``bigquant compress`` does not pay for it after the decode.
+    A process's first call of any compiled function costs about 0.25 s of numba set-up (its
+    typing and lowering registries), whatever the function, after 0.1 s of importing numba.
+    :func:`bigquant.io.read_image` imports this module and runs this on a thread while a PNG
+    or JPEG decodes (the decoders release the GIL), so a one-shot ``bigquant compress`` does
+    not pay for either after the decode.
     """
     colour_codes(np.zeros((1, 3), dtype=np.uint8))

@@ -23,7 +23,6 @@ import dask
 import dask.array as da
 import numpy as np
 
-from . import _kernels
 from .kmeans import LloydResult, lloyd_loop, tree_reduce
 
 #: Bits per channel of the coarse histograms that warm-start the exact iterations, coarsest first.
@@ -79,6 +78,7 @@ def _sorted_counts(codes: np.ndarray, counts: np.ndarray | None) -> tuple[np.nda
 
 
 def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from . import _kernels
     flat = block.reshape(-1, block.shape[-1])
     nbins = _nbins(flat.shape[1])
     if len(flat) * SPARSE_RATIO < nbins:
@@ -88,6 +88,8 @@ def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _merge_hists(parts, nbins):
     """The sparse histogram of several ``(codes, counts)`` parts, without concatenating them."""
+    from . import _kernels
+
     total = sum(len(p[0]) for p in parts)
     if total * SPARSE_RATIO < nbins:
         return _sorted_counts(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
@@ -180,6 +182,8 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
     releases the GIL) and their changes added in slice order, so the result does not depend on
     the number of threads.
     """
+    from . import _kernels
+
     n = len(colours)
     w = np.ascontiguousarray(counts, dtype=np.float64)
     x = np.ascontiguousarray(colours)
@@ -255,6 +259,8 @@ def label_table(colours: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, 
     sq_err : ndarray of shape (M,), float64
         Squared distance of each distinct colour to its codebook entry.
     """
+    from . import _kernels
+
     k, c = codebook.shape
     dtype = np.uint8 if k <= 256 else np.uint16
     n = len(colours)
@@ -285,6 +291,7 @@ def full_label_table(codebook: np.ndarray, channels: int) -> np.ndarray:
     cbd = dask.delayed(cb, pure=True)
 
     def block(codes, cb):
+        from . import _kernels
         labels = np.empty(len(codes), dtype=dtype)
         _kernels.assign_labels(codes_to_colours(codes, channels), cb, labels)
         return labels
@@ -302,6 +309,8 @@ def label_block(block: np.ndarray, lut: np.ndarray, codebook: np.ndarray,
     :func:`bigquant.kmeans.label_block`: pixels per label, the sum of squared errors against
     ``codebook`` (K, C) (0 unless ``with_error``), and the data range.
     """
+    from . import _kernels
+
     flat = block.reshape(-1, block.shape[-1])
     labels = np.empty(len(flat), dtype=lut.dtype)
     stats = _kernels.lut_labels(flat, lut, np.ascontiguousarray(codebook, dtype=np.float64), labels,

@@ -19,7 +19,6 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 
-from . import _kernels
 from .errors import InputError, ParameterError
 
 #: Default number of pixels sampled for the k-means++ initialisation and empty-cluster repair.
@@ -74,6 +73,7 @@ def _flat(block: np.ndarray) -> np.ndarray:
 
 def _partials_block(block, *rest):
     # rest is (centroids,) or (weights_block, centroids); returns shape (1, ..., 1, L)
+    from . import _kernels
     if len(rest) == 2:
         wblock, centroids = rest
         w = np.ascontiguousarray(wblock.reshape(-1), dtype=np.float64)
@@ -390,6 +390,8 @@ def label_block(block: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np
         Pixels per label, the sum of squared errors, and the minimum and maximum value seen.
         Combine the stats of several chunks with :func:`combine_label_stats`.
     """
+    from . import _kernels
+
     k = codebook.shape[0]
     flat = block.reshape(-1, block.shape[-1])
     labels = np.empty(len(flat), dtype=np.uint8 if k <= 256 else np.uint16)

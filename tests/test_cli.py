@@ -87,6 +87,23 @@ def test_sample(tmp_path, monkeypatch, capsys):
     assert bigquant.open(tmp_path / "china.bq.zarr").k == 16
 
 
+def test_console_command_runs_the_sample_with_its_lean_imports(tmp_path):
+    """The installed command's entry point keeps dask's optional imports out, yet ``--sample``
+    (scikit-learn, hence scipy.sparse) still works and numba is only imported to compute."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bigquant import cli; cli._lean_dask_import(); "
+            "assert 'dask.array' in sys.modules and 'scipy.sparse' not in sys.modules; "
+            "assert 'numba' not in sys.modules, 'numba imported with dask'; "
+            "import bigquant.api; assert 'numba' not in sys.modules, 'numba imported with bigquant'; "
+            "cli.entry()")
+    p = subprocess.run([sys.executable, "-c", code, "compress", "--sample", "-k", "4", "--quiet"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "wrote" in p.stdout and bigquant.open(tmp_path / "china.bq.zarr").k == 4
+
+
 def test_k_reduced_is_said(tmp_path, capsys):
     img = np.zeros((40, 50, 3), np.uint8)
     img[:, 20:] = [255, 0, 0]
