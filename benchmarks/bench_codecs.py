@@ -89,12 +89,24 @@ def candidates():
             return inv[lab], [*filters, BytesCodec(), ZstdCodec(level=level)]
         return f
 
+    def gray_bitshuffle(level):
+        # Palette tour order, then the Gray code of each position: neighbouring colours differ in
+        # one bit, so the high bit planes that bitshuffle separates are smooth where the image is.
+        # (A Gray code can exceed K - 1 unless K is a power of two: a measurement, not a store.)
+        def f(lab, cb):
+            perm = order_palette(cb)
+            pos = np.argsort(perm)
+            code = (pos ^ (pos >> 1)).astype(lab.dtype)
+            return code[lab], [BytesCodec(), BloscCodec(cname="zstd", clevel=level, shuffle="bitshuffle")]
+        return f
+
     return [
         ("zstd-3", plain(3)),
         ("zstd-9", plain(9)),
         ("zstd-19", plain(19)),
         ("blosc-zstd-5-bitshuffle", lambda lab, cb: (lab, [BytesCodec(), BloscCodec(cname="zstd", clevel=5,
                                                                                      shuffle="bitshuffle")])),
+        ("gray-ordered+blosc-zstd-5-bitshuffle", gray_bitshuffle(5)),
         ("ordered+zstd-3", ordered([])),
         ("ordered+delta+zstd-3", ordered([Delta(dtype="|u1")])),
         ("ordered+zstd-9", ordered([], 9)),
