@@ -449,6 +449,43 @@ def weighted_moments(x, w):  # pragma: no cover - compiled
     return sw, s1, s2
 
 
+@njit(**_JIT)
+def coarse_bins(x, counts, bits):  # pragma: no cover - compiled
+    """Merge uint8 colours (n, C) with their ``counts`` into bins of ``bits`` per channel.
+
+    Returns ``(points (m, C), weights (m,))`` of the occupied bins in bin order, each point the
+    weighted mean of its colours. The sums run in the order of the colours, as
+    ``np.bincount(key, weights)`` does, in one pass instead of one per channel.
+    """
+    n, c = x.shape
+    shift = 8 - bits
+    nb = 1 << (bits * c)
+    wsum = np.zeros(nb, dtype=np.float64)
+    ssum = np.zeros((nb, c), dtype=np.float64)
+    for i in range(n):
+        key = 0
+        for ch in range(c):
+            key = (key << bits) | (np.int64(x[i, ch]) >> shift)
+        wi = np.float64(counts[i])
+        wsum[key] += wi
+        for ch in range(c):
+            ssum[key, ch] += np.float64(x[i, ch]) * wi
+    m = 0
+    for b in range(nb):
+        if wsum[b] != 0.0:
+            m += 1
+    pts = np.empty((m, c), dtype=np.float64)
+    wts = np.empty(m, dtype=np.float64)
+    j = 0
+    for b in range(nb):
+        if wsum[b] != 0.0:
+            wts[j] = wsum[b]
+            for ch in range(c):
+                pts[j, ch] = ssum[b, ch] / wsum[b]
+            j += 1
+    return pts, wts
+
+
 def warm_up() -> None:
     """Load numba's compiler machinery and a first kernel from the cache.
 

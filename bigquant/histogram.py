@@ -139,21 +139,12 @@ def codes_to_colours(codes: np.ndarray, channels: int) -> np.ndarray:
 def coarse_histogram(colours: np.ndarray, counts: np.ndarray, bits: int = COARSE_BITS):
     """Merge colours into bins of ``bits`` per channel; each bin is the weighted mean of its colours.
 
-    Returns ``(points (m, C) float64, weights (m,) float64)``.
+    Returns ``(points (m, C) float64, weights (m,) float64)``, in bin order (one compiled pass,
+    :func:`bigquant._kernels.coarse_bins`).
     """
-    shift = 8 - bits
-    c = colours.shape[1]
-    key = np.zeros(len(colours), dtype=np.int64)
-    for ch in range(c):
-        key = (key << bits) | (colours[:, ch].astype(np.int64) >> shift)
-    nbins = 1 << (bits * c)  # at most 2**24 bins: dense counts are cheaper than sorting the keys
-    wts = counts.astype(np.float64)
-    w = np.bincount(key, weights=wts, minlength=nbins)
-    used = np.flatnonzero(w)
-    pts = np.empty((len(used), c), dtype=np.float64)
-    for ch in range(c):
-        pts[:, ch] = np.bincount(key, weights=colours[:, ch] * wts, minlength=nbins)[used] / w[used]
-    return pts, w[used]
+    from . import _kernels
+
+    return _kernels.coarse_bins(np.ascontiguousarray(colours), np.ascontiguousarray(counts), int(bits))
 
 
 def sample_from_histogram(colours: np.ndarray, counts: np.ndarray, n: int, seed: int) -> np.ndarray:
