@@ -486,7 +486,7 @@ def coarse_bins(x, counts, bits):  # pragma: no cover - compiled
     return pts, wts
 
 
-def warm_up() -> None:
+def warm_up(without_blas: bool = False) -> None:
     """Load numba's compiler machinery and a first kernel from the cache.
 
     A process's first call of any compiled function costs about 0.25 s of numba set-up (its
@@ -494,5 +494,18 @@ def warm_up() -> None:
     :func:`bigquant.io.read_image` imports this module and runs this on a thread while a PNG
     or JPEG decodes (the decoders release the GIL), so a one-shot ``bigquant compress`` does
     not pay for either after the decode.
+
+    With ``without_blas`` (the ``bigquant`` command's own process only), ``scipy.linalg`` is
+    held out while numba sets up: numba imports it (0.2 s) only to find out whether ``np.dot``
+    can be compiled, which no kernel here uses. Anything that imports it afterwards gets it.
     """
-    colour_codes(np.zeros((1, 3), dtype=np.uint8))
+    import sys
+
+    held = without_blas and "scipy.linalg" not in sys.modules
+    if held:
+        sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
+    try:
+        colour_codes(np.zeros((1, 3), dtype=np.uint8))
+    finally:
+        if held and sys.modules.get("scipy.linalg", 0) is None:
+            del sys.modules["scipy.linalg"]

@@ -575,6 +575,9 @@ def entry() -> None:  # pragma: no cover - the console script; tests call main()
     modules (Dask, Zarr, numba, NumPy) would only add about 0.3 s to each run.
     """
     _lean_dask_import()
+    from . import io
+
+    io.WARM_UP_WITHOUT_BLAS = True
     status = main()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -311,11 +311,17 @@ def _png_header(p: Path) -> tuple[int, int, int, int]:
     return rows, cols, channels, 2 if depth == 16 else 1
 
 
+#: Set by the ``bigquant`` command for its own process: the warm-up skips numba's BLAS probe
+#: (see :func:`bigquant._kernels.warm_up`). A library user's other threads might import
+#: scipy.linalg meanwhile, so it stays off in-process.
+WARM_UP_WITHOUT_BLAS = False
+
+
 def _warm_up_quietly() -> None:
     try:
         from . import _kernels
 
-        _kernels.warm_up()
+        _kernels.warm_up(without_blas=WARM_UP_WITHOUT_BLAS)
     except Exception:  # pragma: no cover - the real first call will raise it again, in context
         pass
 
