@@ -509,3 +509,26 @@ def warm_up(without_blas: bool = False) -> None:
     finally:
         if held and sys.modules.get("scipy.linalg", 0) is None:
             del sys.modules["scipy.linalg"]
+    _load_histogram_path()
+
+
+def _load_histogram_path() -> None:
+    """Load the kernels of the uint8 histogram path from the cache (about 4 ms each), with the
+    argument types the real calls use, so that they are loaded before the decode ends."""
+    x = np.zeros((4, 3), dtype=np.uint8)
+    f = np.zeros((4, 3))
+    cen = np.zeros((2, 3))
+    table = np.zeros(256, dtype=np.int64)
+    counts = np.ones(4, dtype=np.int64)
+    codes, parts = block_histogram(x, table)
+    m = insert_codes(codes, parts, table, np.zeros(4, dtype=np.uint32), 0)
+    drain(np.zeros(4, dtype=np.uint32)[:m], table, True)
+    coarse_bins(x, counts, 5)
+    weighted_moments(x, counts)
+    sq_dist_to(f, f[0], np.zeros(4))
+    kpp_best_candidate(f, np.ones(4), np.zeros(4), np.zeros(1, dtype=np.int64))
+    for pts in (f, x):
+        hamerly_step(pts, np.ones(4), cen, np.zeros(2), np.ones(2), np.zeros(4, dtype=np.int32), np.zeros(4),
+                     np.zeros(4), True)
+    nearest_sq_dist(x, cen, np.zeros(4), np.zeros(4, dtype=np.uint8))
+    lut_labels(x, np.zeros(1, dtype=np.uint8), cen, np.zeros(4, dtype=np.uint8), False)
