@@ -486,6 +486,23 @@ def coarse_bins(x, counts, bits):  # pragma: no cover - compiled
     return pts, wts
 
 
+@njit(**_JIT)
+def count_bins(x, bits):  # pragma: no cover - compiled
+    """How many bins of ``bits`` per channel the uint8 colours (n, C) occupy."""
+    n, c = x.shape
+    shift = 8 - bits
+    seen = np.zeros(1 << (bits * c), dtype=np.uint8)
+    m = 0
+    for i in range(n):
+        key = 0
+        for ch in range(c):
+            key = (key << bits) | (np.int64(x[i, ch]) >> shift)
+        if seen[key] == 0:
+            seen[key] = 1
+            m += 1
+    return m
+
+
 def warm_up(without_blas: bool = False) -> None:
     """Load numba's compiler machinery and a first kernel from the cache.
 
@@ -524,6 +541,7 @@ def _load_histogram_path() -> None:
     m = insert_codes(codes, parts, table, np.zeros(4, dtype=np.uint32), 0)
     drain(np.zeros(4, dtype=np.uint32)[:m], table, True)
     coarse_bins(x, counts, 5)
+    count_bins(x, 5)
     weighted_moments(x, counts)
     sq_dist_to(f, f[0], np.zeros(4))
     kpp_best_candidate(f, np.ones(4), np.zeros(4), np.zeros(1, dtype=np.int64))

@@ -151,11 +151,16 @@ def coarse_histogram(colours: np.ndarray, counts: np.ndarray, bits: int = COARSE
 
 
 def sample_from_histogram(colours: np.ndarray, counts: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """A reproducible sample of ``n`` pixels drawn from the histogram (with replacement)."""
+    """A reproducible sample of ``n`` pixels drawn from the histogram (with replacement).
+
+    Pixel ``j`` of the ``sum(counts)`` is drawn uniformly and mapped to its colour through the
+    cumulative counts: integers throughout (``Generator.choice`` with probabilities checks and
+    normalises them in float, 4x slower on a million colours).
+    """
     rng = np.random.default_rng(seed)
-    p = counts / counts.sum()
-    idx = rng.choice(len(colours), size=n, replace=True, p=p)
-    return colours[np.sort(idx)]
+    cum = np.cumsum(counts, dtype=np.int64)
+    pixels = np.sort(rng.integers(0, int(cum[-1]), size=n))
+    return colours[np.searchsorted(cum, pixels, side="right")]
 
 
 def _threads() -> int:
@@ -231,11 +236,14 @@ def fit(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *, max_iter: 
     start = np.asarray(init, dtype=np.float64)
     coarse_iters = 0
     if coarse and len(colours) > 4 * len(start):
-        levels = [coarse_histogram(colours, counts, bits) for bits in COARSE_LEVELS]
-        sizes = [len(p) for p, _ in levels] + [len(colours)]
-        for i, (cpts, cw) in enumerate(levels):
+        from . import _kernels
+
+        x = np.ascontiguousarray(colours)
+        sizes = [_kernels.count_bins(x, bits) for bits in COARSE_LEVELS] + [len(colours)]
+        for i, bits in enumerate(COARSE_LEVELS):
             if sizes[i] > sizes[i + 1] // 2 or sizes[i] < COARSE_MIN_BINS_PER_CLUSTER * len(start):
                 continue
+            cpts, cw = coarse_histogram(x, counts, bits)
             cres = lloyd_in_memory(cpts, cw, start, max_iter=max_iter, tol_abs=COARSE_TOL_FACTOR * tol_abs,
                                    sample=sample)
             start, coarse_iters = cres.centroids, coarse_iters + cres.n_iter

@@ -236,11 +236,13 @@ def read_image(
         return _read_tiff(p, level, budget, chunks, threads)
     if kind == "zarr":
         return _read_zarr(p, budget, chunks, threads)
-    _start_kernel_warm_up()
-    if kind == "png":
-        arr = _decode_png(p, budget)
-    else:
-        arr = _decode_jpeg(p, budget)
+    warm_up = _start_kernel_warm_up()
+    try:
+        arr = _decode_png(p, budget) if kind == "png" else _decode_jpeg(p, budget)
+    finally:
+        # Never left running past this call (it would still be loading numba code while the
+        # caller goes on, or after a bad input has already been reported).
+        warm_up.join()
     if arr.ndim == 2:
         arr = arr[:, :, None]
     _check_image_shape(arr.shape, f"input '{p}'")
@@ -326,12 +328,15 @@ def _warm_up_quietly() -> None:
         pass
 
 
-def _start_kernel_warm_up() -> None:
+def _start_kernel_warm_up() -> threading.Thread:
     """Import numba and set it up (:func:`bigquant._kernels.warm_up`) on a thread while an image
     decodes: about 0.35 s that a one-shot command would otherwise spend after the decode. (The
     modules import ``_kernels`` where they use it, so importing bigquant does not import numba.)
+    Returns the started thread; the caller joins it.
     """
-    threading.Thread(target=_warm_up_quietly, name="bigquant-warm-up", daemon=True).start()
+    thread = threading.Thread(target=_warm_up_quietly, name="bigquant-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _decode_png(p: Path, budget: int) -> np.ndarray:

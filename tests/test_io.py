@@ -118,6 +118,25 @@ def test_png_chunks_follow_budget(tmp_path, astronaut):
     assert read_image(path, chunks=(100, 200)).chunks[:2] == ((100,) * 5 + (12,), (200, 200, 112))
 
 
+def test_kernel_warm_up_ends_with_the_read(tmp_path, astronaut):
+    """PNG/JPEG reads set numba up on a thread meanwhile; it never outlives the call, even when
+    the input turns out to be bad (a lingering thread would run on into the caller's code)."""
+    import threading
+
+    def warm_ups():
+        return [t for t in threading.enumerate() if t.name == "bigquant-warm-up"]
+
+    good = tmp_path / "in.png"
+    good.write_bytes(imagecodecs.png_encode(astronaut))
+    read_image(good)
+    assert not warm_ups()
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(InputError):
+        read_image(bad)
+    assert not warm_ups()
+
+
 def test_png_over_budget_refused_before_decoding(tmp_path):
     path = tmp_path / "big.png"
     # 3000 x 4000 x 3 = 34 MiB decoded, over half of a 64 MiB budget; zeros compress to almost nothing.
