@@ -147,6 +147,19 @@ def colour_codes(x):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
+def unpack_codes(codes, channels):  # pragma: no cover - compiled
+    """The inverse of :func:`colour_codes`: uint32 codes (m,) to uint8 colours (m, channels)."""
+    m = codes.shape[0]
+    out = np.empty((m, channels), dtype=np.uint8)
+    for i in range(m):
+        v = codes[i]
+        for ch in range(channels - 1, -1, -1):
+            out[i, ch] = np.uint8(v & np.uint32(0xFF))
+            v = v >> np.uint32(8)
+    return out
+
+
+@njit(**_JIT)
 def drain(uniq, table, sort):  # pragma: no cover - compiled
     """The distinct codes ``uniq`` (sorted if ``sort``), with their totals from ``table``, which
     is re-zeroed.
@@ -181,7 +194,8 @@ def insert_codes(codes, counts, table, uniq, m):  # pragma: no cover - compiled
     """Add ``counts`` (or one each, if empty) per code into ``table``; codes seen for the first
     time go to ``uniq[m:]``. Returns the new ``m``.
 
-    ``table`` is an all-zero int64 scratch array of at least ``max(codes) + 1`` entries; after
+    ``table`` is an all-zero int32 or int64 scratch array (wide enough for the totals) of at
+    least ``max(codes) + 1`` entries; after
     the inserts, :func:`drain` reads the totals out and leaves it all-zero again, so one table
     serves many calls (clearing only the entries that were touched keeps the cost proportional
     to the codes, not to the table's size).
@@ -535,11 +549,11 @@ def _load_histogram_path() -> None:
     x = np.zeros((4, 3), dtype=np.uint8)
     f = np.zeros((4, 3))
     cen = np.zeros((2, 3))
-    table = np.zeros(256, dtype=np.int64)
+    table = np.zeros(256, dtype=np.int32)
     counts = np.ones(4, dtype=np.int64)
     codes, parts = block_histogram(x, table)
     m = insert_codes(codes, parts, table, np.zeros(4, dtype=np.uint32), 0)
-    drain(np.zeros(4, dtype=np.uint32)[:m], table, True)
+    unpack_codes(drain(np.zeros(4, dtype=np.uint32)[:m], table, True)[0], 3)
     coarse_bins(x, counts, 5)
     count_bins(x, 5)
     weighted_moments(x, counts)
