@@ -168,7 +168,7 @@ def drain(uniq, table, sort):  # pragma: no cover - compiled
     table entries the sorted codes come from a scan of the table instead.
     """
     m = len(uniq)
-    out_counts = np.empty(m, dtype=np.int64)
+    out_counts = np.empty(m, dtype=table.dtype)  # int32 tables give int32 parts: a third smaller
     if sort and m * 16 > len(table):
         out_codes = np.empty(m, dtype=np.uint32)
         j = 0
@@ -215,7 +215,7 @@ def block_histogram(x, table):  # pragma: no cover - compiled
     """:func:`colour_codes`, :func:`insert_codes` and :func:`drain` in one pass over uint8 pixels
     (n, C).
 
-    Returns ``(codes uint32, counts int64)`` in order of first appearance (the merges sort; a
+    Returns ``(codes uint32, counts)`` (counts of the table's dtype) in order of first appearance (the merges sort; a
     sort per chunk would cost half the kernel's time); ``table`` as for :func:`insert_codes`
     (all zero before and after).
     """

@@ -136,7 +136,7 @@ def colour_histogram(x) -> tuple[np.ndarray, np.ndarray]:
     root = tree_reduce(parts, merge, MERGE_FAN_IN) if len(parts) > 1 else dask.delayed(merge, pure=True)(parts)
     (hist,) = dask.compute(root)
     codes, counts = hist
-    return codes_to_colours(codes, c), counts
+    return codes_to_colours(codes, c), counts.astype(np.int64, copy=False)
 
 
 def codes_to_colours(codes: np.ndarray, channels: int) -> np.ndarray:
