@@ -68,7 +68,7 @@ def _table(nbins: int, dtype=np.int32) -> np.ndarray:
 
 
 #: Below one code per this many table entries, a task sorts its codes instead of counting them in
-#: the dense per-thread table: a small image then never touches (or keeps) the 128 MiB table.
+#: the dense per-thread table: a small image then never touches (or keeps) the 64 MiB table.
 SPARSE_RATIO = 16
 
 
@@ -87,6 +87,7 @@ def _sorted_counts(codes: np.ndarray, counts: np.ndarray | None) -> tuple[np.nda
 
 def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from . import _kernels
+
     flat = block.reshape(-1, block.shape[-1])
     nbins = _nbins(flat.shape[1])
     if len(flat) * SPARSE_RATIO < nbins:
