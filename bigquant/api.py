@@ -293,6 +293,7 @@ def compress(
             f"{'histogram' if use_hist else 'pixel'} path")
         if use_hist:
             colours, counts = histogram.colour_histogram(x)
+            io.release_freed_memory()
             say(f"histogram: {len(colours)} distinct colours")
             k = _reduce_k(k_requested, len(colours))
 
@@ -334,7 +335,9 @@ def compress(
             fit = fit_k(k)
 
     k = fit.codebook.shape[0]
+    io.release_freed_memory()
     label_fn, fn_args, known_sse = _label_plan(x, fit)
+    io.release_freed_memory()
     say(f"writing labels ({'uint8' if k <= 256 else 'uint16'}) to {output}")
     res = fit.result
     with _store.StoreWriter(output, (rows, cols, c), x.chunksize[:2], k, overwrite=overwrite) as writer:
@@ -483,6 +486,7 @@ def fit(
 
     if use_hist:
         colours, counts = histogram.colour_histogram(xs)
+        io.release_freed_memory()
         k = _reduce_k(k_requested, len(colours))
         f = _fit_histogram(colours, counts, k, dtype, seed=seed, max_iter=max_iter, tol=tol,
                            sample_size=sample_size, init=None, on_iter=on_iter)

