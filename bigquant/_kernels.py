@@ -290,7 +290,7 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):
     Parameters
     ----------
     x : ndarray of shape (n, C)
-    w : ndarray of shape (n,), float64
+    w : ndarray of shape (n,), float64 or int64 (pixel counts)
     centroids : ndarray of shape (K, C), float64
     shift : ndarray of shape (K,), float64
         How far each centroid moved in the last update (ignored when ``first``).
@@ -559,8 +559,8 @@ def _load_histogram_path() -> None:
     weighted_moments(x, counts)
     sq_dist_to(f, f[0], np.zeros(4))
     kpp_best_candidate(f, np.ones(4), np.zeros(4), np.zeros(1, dtype=np.int64))
-    for pts in (f, x):
-        hamerly_step(pts, np.ones(4), cen, np.zeros(2), np.ones(2), np.zeros(4, dtype=np.int32), np.zeros(4),
+    for pts, wts in ((f, np.ones(4)), (x, counts)):
+        hamerly_step(pts, wts, cen, np.zeros(2), np.ones(2), np.zeros(4, dtype=np.int32), np.zeros(4),
                      np.zeros(4), True)
     nearest_sq_dist(x, cen, np.zeros(4), np.zeros(4, dtype=np.uint8))
     lut_labels(x, np.zeros(1, dtype=np.uint8), cen, np.zeros(4, dtype=np.uint8), False)

@@ -192,7 +192,9 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
     from . import _kernels
 
     n = len(colours)
-    w = np.ascontiguousarray(counts, dtype=np.float64)
+    # int64 pixel counts stay int64 (exact as float64 where the kernel multiplies): a float64
+    # copy would add 8 bytes per colour to the fit's peak memory
+    w = np.ascontiguousarray(counts)
     x = np.ascontiguousarray(colours)
     assign = np.zeros(n, dtype=np.int32)
     upper = np.zeros(n)
