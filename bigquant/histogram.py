@@ -175,6 +175,13 @@ def _threads() -> int:
     return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
+def _sliced(n: int) -> tuple[list[tuple[int, int]], ThreadPoolExecutor]:
+    """Fixed slices of ``HAMERLY_SLICE`` points over ``n`` (so results never depend on the number
+    of threads) and a thread pool sized for them."""
+    slices = [(s, min(n, s + HAMERLY_SLICE)) for s in range(0, n, HAMERLY_SLICE)]
+    return slices, ThreadPoolExecutor(max_workers=max(1, min(_threads(), len(slices))))
+
+
 def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *, max_iter: int,
                     tol_abs: float, sample: np.ndarray | None = None, callback=None) -> LloydResult:
     """Weighted Lloyd's on in-memory points with Hamerly's bounds (:func:`_kernels.hamerly_step`).
@@ -199,11 +206,11 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
     assign = np.zeros(n, dtype=np.int32)
     upper = np.zeros(n)
     lower = np.zeros(n)
-    slices = [(s, min(n, s + HAMERLY_SLICE)) for s in range(0, n, HAMERLY_SLICE)]
+    slices, pool = _sliced(n)
     k, c = np.shape(init)
     totals = np.zeros((k, c + 2))  # per cluster: sum of w x, of w, of w |x|^2 (carried)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(_threads(), len(slices)))) as pool:
+    with pool:
 
         def step(centroids: np.ndarray, shift: np.ndarray, first: bool) -> np.ndarray:
             cen = np.ascontiguousarray(centroids)
@@ -283,8 +290,8 @@ def label_table(colours: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, 
     sq_err = np.empty(n, dtype=np.float64)
     cb = np.ascontiguousarray(codebook, dtype=np.float64)
     x = np.ascontiguousarray(colours)
-    slices = [(s, min(n, s + HAMERLY_SLICE)) for s in range(0, n, HAMERLY_SLICE)]
-    with ThreadPoolExecutor(max_workers=max(1, min(_threads(), len(slices)))) as pool:
+    slices, pool = _sliced(n)
+    with pool:
         list(pool.map(lambda ab: _kernels.nearest_sq_dist(x[ab[0]:ab[1]], cb, sq_err[ab[0]:ab[1]],
                                                           labels[ab[0]:ab[1]]), slices))
     lut = np.zeros(_nbins(c), dtype=dtype)
