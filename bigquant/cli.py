@@ -578,6 +578,7 @@ def entry() -> None:  # pragma: no cover - the console script; tests call main()
     from . import io
 
     io.WARM_UP_WITHOUT_BLAS = True
+    io.map_large_arrays()
     status = main()
     sys.stdout.flush()
     sys.stderr.flush()

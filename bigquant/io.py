@@ -1377,6 +1377,29 @@ def on_default_scheduler(fn: Callable) -> Callable:
 
 _LIBC: Any = None
 
+#: Arrays from this size up get pages of their own from the OS (see :func:`map_large_arrays`).
+MMAP_THRESHOLD = 4 << 20
+
+
+def map_large_arrays(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Have glibc map every allocation of ``threshold`` bytes or more on its own, for this process.
+
+    By default glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed,
+    so the histogram's partial results and the fit's arrays (4-40 MB) end up in the heap, and
+    the holes they leave when freed stay in the process's RSS until the next
+    :func:`release_freed_memory`. Measured on the gigapixel benchmark (K = 32): peak RSS
+    469-493 MiB at 0.25 Gpx and 504-512 MiB at 1 Gpx by default, 435 and 454 MiB run after run
+    with a fixed 4 MiB threshold, for about 2 s more system time at 1 Gpx (fresh pages for
+    every chunk: some 5 % of the wall time). A process-wide setting, so only the ``bigquant``
+    command makes it, never the library. Returns False where there is no glibc.
+    """
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
 
 def release_freed_memory() -> None:
     """Hand the heap memory freed by the last step back to the operating system.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 
 import cloudpickle
 import dask
@@ -794,3 +796,41 @@ def test_release_freed_memory_returns_heap_holes_to_the_os():
     bio.release_freed_memory()  # idempotent
     assert before - rss() > 60 * 2**20, (before, rss())
     del blocks
+
+
+_MAPPED_FREES = """
+import os, sys
+import numpy as np
+from bigquant import io
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+if sys.argv[1] == "map":
+    assert io.map_large_arrays()
+first = np.ones((5 << 20) // 8)
+del first  # freeing a mapped block raises glibc's own threshold past 5 MiB
+blocks = [np.ones((5 << 20) // 8) for _ in range(40)]
+before = rss()
+del blocks[::2]  # 100 MiB freed between live blocks
+print((before - rss()) // 2**20)
+"""
+
+
+@pytest.mark.parametrize("mode", ["map", "default"])
+def test_map_large_arrays_returns_freed_arrays_at_once(mode):
+    """The ``bigquant`` command has glibc map arrays of 4 MiB and more on their own, so freeing one
+    lowers the RSS at once; by default the freed blocks stay in the heap between live ones."""
+    import ctypes.util
+
+    if not os.path.exists("/proc/self/statm") or "libc.so.6" not in (ctypes.util.find_library("c") or ""):
+        pytest.skip("needs glibc and Linux's /proc")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", _MAPPED_FREES, mode], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    freed_mib = int(out)
+    if mode == "map":
+        assert freed_mib > 90, out
+    else:
+        assert freed_mib < 20, out
