@@ -168,17 +168,9 @@ def drain(uniq, table, sort):  # pragma: no cover - compiled
     table entries the sorted codes come from a scan of the table instead.
     """
     m = len(uniq)
-    out_counts = np.empty(m, dtype=table.dtype)  # int32 tables give int32 parts: a third smaller
     if sort and m * 16 > len(table):
-        out_codes = np.empty(m, dtype=np.uint32)
-        j = 0
-        for code in range(len(table)):
-            if table[code] != 0:
-                out_codes[j] = code
-                out_counts[j] = table[code]
-                table[code] = 0
-                j += 1
-        return out_codes, out_counts
+        return drain_table(table, m)
+    out_counts = np.empty(m, dtype=table.dtype)  # int32 tables give int32 parts: a third smaller
     # a copy either way: ``uniq`` is usually a view of a buffer as long as the chunk's pixels,
     # which a returned view would keep alive as long as the result
     out_codes = np.sort(uniq) if sort else uniq.copy()
@@ -190,9 +182,26 @@ def drain(uniq, table, sort):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
+def drain_table(table, m):  # pragma: no cover - compiled
+    """The ``m`` codes with a non-zero total in ``table``, sorted, with their totals, read by a
+    scan of the whole table, which is re-zeroed (no list of the codes needed)."""
+    out_codes = np.empty(m, dtype=np.uint32)
+    out_counts = np.empty(m, dtype=table.dtype)  # int32 tables give int32 parts: a third smaller
+    j = 0
+    for code in range(len(table)):
+        if table[code] != 0:
+            out_codes[j] = code
+            out_counts[j] = table[code]
+            table[code] = 0
+            j += 1
+    return out_codes, out_counts
+
+
+@njit(**_JIT)
 def insert_codes(codes, counts, table, uniq, m):  # pragma: no cover - compiled
     """Add ``counts`` (or one each, if empty) per code into ``table``; codes seen for the first
-    time go to ``uniq[m:]``. Returns the new ``m``.
+    time go to ``uniq[m:]`` (or are only counted, if ``uniq`` is empty: for
+    :func:`drain_table`). Returns the new ``m``.
 
     ``table`` is an all-zero int32 or int64 scratch array (wide enough for the totals) of at
     least ``max(codes) + 1`` entries; after
@@ -201,10 +210,12 @@ def insert_codes(codes, counts, table, uniq, m):  # pragma: no cover - compiled
     to the codes, not to the table's size).
     """
     weighted = counts.shape[0] > 0
+    listed = uniq.shape[0] > 0
     for i in range(codes.shape[0]):
         c = codes[i]
         if table[c] == 0:
-            uniq[m] = c
+            if listed:
+                uniq[m] = c
             m += 1
         table[c] += counts[i] if weighted else 1
     return m
@@ -269,6 +280,12 @@ def lut_labels(x, lut, codebook, labels, with_error):  # pragma: no cover - comp
     return stats
 
 
+#: Bounds are stored scaled outwards by this much, so that rounding them to float32 only ever
+#: loosens them (float32 rounds to within 2**-24 of the value).
+_UP = 1.0 + 2.0**-20
+_DOWN = 1.0 - 2.0**-20
+
+
 @njit(**_JIT)
 def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):  # pragma: no cover
     """One weighted Lloyd assignment with Hamerly's bounds: exact, but skips most of the work.
@@ -290,14 +307,16 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):
     Parameters
     ----------
     x : ndarray of shape (n, C)
-    w : ndarray of shape (n,), float64 or int64 (pixel counts)
+    w : ndarray of shape (n,), float64, or int32 or int64 (pixel counts)
     centroids : ndarray of shape (K, C), float64
     shift : ndarray of shape (K,), float64
         How far each centroid moved in the last update (ignored when ``first``).
     half_sep : ndarray of shape (K,), float64
         Half the distance from each centroid to its nearest other centroid.
-    assign : ndarray of shape (n,), int32; upper, lower : ndarray of shape (n,), float64
-        The per-point state, updated in place (initialised when ``first``).
+    assign : ndarray of shape (n,), uint8 or int32; upper, lower : ndarray of shape (n,)
+        The per-point state, updated in place (initialised when ``first``). The bounds may be
+        float32: every bound is stored scaled outwards by 2**-20 (upper up, lower down, a
+        negative lower bound as 0), which float32's rounding cannot undo, so they stay bounds.
 
     Returns
     -------
@@ -326,8 +345,9 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):
         a = -1
         if not first:
             a = assign[i]
-            u = upper[i] + shift[a]
+            u = (upper[i] + shift[a]) * _UP
             lo = lower[i] - (max2 if a == arg1 else max1)
+            lo = lo * _DOWN if lo > 0.0 else 0.0
             lower[i] = lo
             z = lo if lo > half_sep[a] else half_sep[a]
             if u <= z and z > 0.0:
@@ -339,7 +359,7 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):
                 diff = row[ch] - centroids[a, ch]
                 dsq += diff * diff
             if dsq <= z * z and z > 0.0:
-                upper[i] = np.sqrt(dsq)
+                upper[i] = np.sqrt(dsq) * _UP
                 continue
         else:
             for ch in range(c):
@@ -358,8 +378,8 @@ def hamerly_step(x, w, centroids, shift, half_sep, assign, upper, lower, first):
                 b1 = j
             elif d < d2:
                 d2 = d
-        upper[i] = np.sqrt(d1)
-        lower[i] = np.sqrt(d2)
+        upper[i] = np.sqrt(d1) * _UP
+        lower[i] = np.sqrt(d2) * _DOWN
         if b1 == a:
             continue
         assign[i] = b1
@@ -550,17 +570,19 @@ def _load_histogram_path() -> None:
     f = np.zeros((4, 3))
     cen = np.zeros((2, 3))
     table = np.zeros(256, dtype=np.int32)
-    counts = np.ones(4, dtype=np.int64)
+    counts = np.ones(4, dtype=np.int32)
     codes, parts = block_histogram(x, table)
     m = insert_codes(codes, parts, table, np.zeros(4, dtype=np.uint32), 0)
     unpack_codes(drain(np.zeros(4, dtype=np.uint32)[:m], table, True)[0], 3)
+    m = insert_codes(codes, parts, table, np.zeros(0, dtype=np.uint32), 0)
+    drain_table(table, m)
     coarse_bins(x, counts, 5)
     count_bins(x, 5)
     weighted_moments(x, counts)
     sq_dist_to(f, f[0], np.zeros(4))
     kpp_best_candidate(f, np.ones(4), np.zeros(4), np.zeros(1, dtype=np.int64))
     for pts, wts in ((f, np.ones(4)), (x, counts)):
-        hamerly_step(pts, wts, cen, np.zeros(2), np.ones(2), np.zeros(4, dtype=np.int32), np.zeros(4),
-                     np.zeros(4), True)
+        hamerly_step(pts, wts, cen, np.zeros(2), np.ones(2), np.zeros(4, dtype=np.uint8),
+                     np.zeros(4, dtype=np.float32), np.zeros(4, dtype=np.float32), True)
     nearest_sq_dist(x, cen, np.zeros(4), np.zeros(4, dtype=np.uint8))
     lut_labels(x, np.zeros(1, dtype=np.uint8), cen, np.zeros(4, dtype=np.uint8), False)

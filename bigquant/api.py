@@ -129,7 +129,7 @@ def _fit_pixels(xs, sample, k, dtype, *, seed, max_iter, tol, init, on_iter) -> 
 def _histogram_psnr(fit: _Fit, dtype) -> float:
     _, sq_err = histogram.label_table(fit.colours, fit.codebook)
     n = float(fit.counts.sum()) * fit.colours.shape[1]
-    return metrics.psnr(float((sq_err * fit.counts).sum()) / n, metrics.peak_value(dtype))
+    return metrics.psnr(histogram.weighted_sse(sq_err, fit.counts) / n, metrics.peak_value(dtype))
 
 
 def _search_k(fit_k: Callable[[int], _Fit], psnr_of: Callable[[_Fit], float], target: float, max_k: int,
@@ -169,7 +169,7 @@ def _label_plan(x: da.Array, fit: _Fit):
     cbd = dask.delayed(cb, pure=True)
     if fit.colours is not None:
         lut, sq_err = histogram.label_table(fit.colours, cb)
-        sse = float((sq_err * fit.counts).sum())
+        sse = histogram.weighted_sse(sq_err, fit.counts)
         return histogram.label_block, (dask.delayed(lut, pure=True), cbd, False), sse
     if histogram.applies(x.dtype, c) and x.shape[0] * x.shape[1] >= (1 << (8 * c)) // 4:
         # More pixels than colours: label every possible colour once, then look pixels up.
@@ -492,7 +492,7 @@ def fit(
                            sample_size=sample_size, init=None, on_iter=on_iter)
         n = float(counts.sum()) * c
         _, sq_err = histogram.label_table(colours, f.codebook)
-        mse = float((sq_err * counts).sum()) / n
+        mse = histogram.weighted_sse(sq_err, counts) / n
         peak = metrics.peak_value(dtype)
     else:
         sample = kmeans.sample_pixels(xs, sample_size, seed)

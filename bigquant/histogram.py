@@ -4,7 +4,8 @@ Identical colours always land in the same cluster, so Lloyd's k-means on the dis
 weighted by their pixel counts is the same algorithm as Lloyd's on every pixel. The work is:
 
 1. one map-reduce pass builds the sparse histogram (per chunk: a dense count table of at most
-   2**24 entries turned sparse; the tree reduction merges the sparse parts);
+   2**24 entries turned sparse; groups of chunks' parts are merged in parallel, and the groups
+   folded into one running histogram);
 2. Lloyd's iterations run on the distinct colours weighted by their counts, in memory (at most
    2**24 of them), with the same loop as the pixel path (:func:`bigquant.kmeans.lloyd_loop`) and
    Hamerly's bounds to skip the distance computations that cannot change an assignment: first
@@ -23,7 +24,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .kmeans import LloydResult, lloyd_loop, tree_reduce
+from .kmeans import LloydResult, lloyd_loop
 
 #: Bits per channel of the coarse histograms that warm-start the exact iterations, coarsest first.
 COARSE_LEVELS = (5, 6, 7)
@@ -33,8 +34,10 @@ COARSE_BITS = COARSE_LEVELS[0]
 COARSE_MIN_BINS_PER_CLUSTER = 32
 #: The coarse stages stop at this multiple of the exact stage's tolerance.
 COARSE_TOL_FACTOR = 10.0
-#: Sparse histograms combined by one merge task (each at most a chunk's distinct colours).
+#: Chunks' sparse histograms combined by one first-level merge task.
 MERGE_FAN_IN = 8
+#: First-level merges added into the running histogram by one fold step.
+FOLD_IN = 2
 #: Points per slice of the in-memory Lloyd iterations (fixed, so results don't depend on threads).
 HAMERLY_SLICE = 1 << 15
 
@@ -72,17 +75,24 @@ def _table(nbins: int, dtype=np.int32) -> np.ndarray:
 SPARSE_RATIO = 16
 
 
+def count_dtype(pixels: int) -> np.dtype:
+    """The dtype of a histogram's counts: int32 where every total fits (fewer than 2**31 pixels),
+    else int64."""
+    return np.dtype(np.int32 if pixels < 2**31 else np.int64)
+
+
 def _sorted_counts(codes: np.ndarray, counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Distinct codes, sorted, with their summed counts (one each when ``counts`` is None)."""
     if counts is None:
         uniq, n = np.unique(codes, return_counts=True)
-        return uniq.astype(np.uint32, copy=False), n.astype(np.int64)
+        return uniq.astype(np.uint32, copy=False), n.astype(count_dtype(len(codes)))
+    dtype = count_dtype(int(counts.sum()))
     if len(codes) == 0:
-        return codes.astype(np.uint32), np.zeros(0, np.int64)
+        return codes.astype(np.uint32), np.zeros(0, dtype)
     order = np.argsort(codes, kind="stable")
     codes, counts = codes[order], counts[order]
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    return codes[starts].astype(np.uint32, copy=False), np.add.reduceat(counts, starts).astype(np.int64)
+    return codes[starts].astype(np.uint32, copy=False), np.add.reduceat(counts, starts, dtype=np.int64).astype(dtype)
 
 
 def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +102,7 @@ def _block_hist(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     nbins = _nbins(flat.shape[1])
     if len(flat) * SPARSE_RATIO < nbins:
         return _sorted_counts(_kernels.colour_codes(flat), None)
-    return _kernels.block_histogram(flat, _table(nbins, np.int32 if len(flat) < 2**31 else np.int64))
+    return _kernels.block_histogram(flat, _table(nbins, count_dtype(len(flat))))
 
 
 def _merge_hists(parts, nbins):
@@ -103,26 +113,30 @@ def _merge_hists(parts, nbins):
     if total * SPARSE_RATIO < nbins:
         return _sorted_counts(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     pixels = sum(int(p[1].sum()) for p in parts)
-    table = _table(nbins, np.int32 if pixels < 2**31 else np.int64)
-    uniq = np.empty(min(total, nbins), dtype=np.uint32)
+    table = _table(nbins, count_dtype(pixels))
+    # Past one code per 16 table entries the result is read by a scan of the table, in order:
+    # no list of the distinct codes is kept (at the root of a gigapixel image's merges it was
+    # 38 MB of the peak).
+    scan = total * 16 > nbins
+    uniq = np.empty(0 if scan else total, dtype=np.uint32)
     m = 0
     for codes, counts in parts:
         m = _kernels.insert_codes(codes, counts, table, uniq, m)
-    return _kernels.drain(uniq[:m], table, True)
+    return _kernels.drain_table(table, m) if scan else _kernels.drain(uniq[:m], table, True)
 
 
 def colour_histogram(x) -> tuple[np.ndarray, np.ndarray]:
     """Exact histogram of the colours of a uint8 image (rows, cols, C), C <= 3, in one pass.
 
     ``x`` may be a list of such images with the same C: their histograms are summed in the same
-    tree reduction (one palette across several images).
+    reduction (one palette across several images).
 
     Returns
     -------
     colours : ndarray of shape (M, C), uint8
         The distinct colours, sorted by their packed code.
-    counts : ndarray of shape (M,), int64
-        Pixels of each colour.
+    counts : ndarray of shape (M,), int32 (int64 from 2**31 pixels on)
+        Pixels of each colour (:func:`count_dtype`: the fit holds them, 4 bytes a colour).
     """
     arrays = list(x) if isinstance(x, (list, tuple)) else [x]
     c = arrays[0].shape[-1]
@@ -132,12 +146,19 @@ def colour_histogram(x) -> tuple[np.ndarray, np.ndarray]:
             arr = arr.rechunk({arr.ndim - 1: -1})
         parts += [dask.delayed(_block_hist, pure=True, nout=2)(b) for b in arr.to_delayed().ravel().tolist()]
     nbins = _nbins(c)
-    merge = lambda ps: _merge_hists(ps, nbins)  # noqa: E731
-    # the chunks' parts come unsorted; every merge sorts, so the root must be a merge
-    root = tree_reduce(parts, merge, MERGE_FAN_IN) if len(parts) > 1 else dask.delayed(merge, pure=True)(parts)
+    merge = dask.delayed(lambda ps: _merge_hists(ps, nbins), pure=True)
+    # First level: groups of MERGE_FAN_IN chunks' parts (few colours each) merged in parallel.
+    # Above it the parts share most of their colours, so a tree would hold fan-in parts almost
+    # as big as the result at once; a fold instead adds them into one running histogram,
+    # FOLD_IN at a time. Integer counts: the same result for any shape of the reduction.
+    # The chunks' parts come unsorted and every merge sorts, so the root is always a merge.
+    firsts = [merge(parts[i:i + MERGE_FAN_IN]) for i in range(0, len(parts), MERGE_FAN_IN)]
+    root = firsts[0]
+    for i in range(1, len(firsts), FOLD_IN):
+        root = merge([root, *firsts[i:i + FOLD_IN]])
     (hist,) = dask.compute(root)
     codes, counts = hist
-    return codes_to_colours(codes, c), counts.astype(np.int64, copy=False)
+    return codes_to_colours(codes, c), counts
 
 
 def codes_to_colours(codes: np.ndarray, channels: int) -> np.ndarray:
@@ -199,15 +220,18 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
     from . import _kernels
 
     n = len(colours)
-    # int64 pixel counts stay int64 (exact as float64 where the kernel multiplies): a float64
-    # copy would add 8 bytes per colour to the fit's peak memory
+    k, c = np.shape(init)
+    # The per-point state is what the fit holds for every distinct colour (millions), so it is
+    # narrow: integer pixel counts stay integers (exact as float64 where the kernel multiplies),
+    # labels are uint8 up to 256 clusters, and the bounds float32, rounded outwards by the
+    # kernel (16 bytes a colour with the colours themselves, against 31 with int64 counts, int32
+    # labels and float64 bounds).
     w = np.ascontiguousarray(counts)
     x = np.ascontiguousarray(colours)
-    assign = np.zeros(n, dtype=np.int32)
-    upper = np.zeros(n)
-    lower = np.zeros(n)
+    assign = np.zeros(n, dtype=np.uint8 if k <= 256 else np.int32)
+    upper = np.zeros(n, dtype=np.float32)
+    lower = np.zeros(n, dtype=np.float32)
     slices, pool = _sliced(n)
-    k, c = np.shape(init)
     totals = np.zeros((k, c + 2))  # per cluster: sum of w x, of w, of w |x|^2 (carried)
 
     with pool:
@@ -279,7 +303,8 @@ def label_table(colours: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, 
     -------
     lut : ndarray of shape (2**(8C),)
     sq_err : ndarray of shape (M,), float64
-        Squared distance of each distinct colour to its codebook entry.
+        Squared distance of each distinct colour to its codebook entry (:func:`weighted_sse`
+        sums it over the pixels).
     """
     from . import _kernels
 
@@ -297,6 +322,12 @@ def label_table(colours: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, 
     lut = np.zeros(_nbins(c), dtype=dtype)
     lut[_kernels.colour_codes(x)] = labels
     return lut, sq_err
+
+
+def weighted_sse(sq_err: np.ndarray, counts: np.ndarray) -> float:
+    """The sum of squared errors over the pixels, ``sum(sq_err * counts)``, without an array of
+    the products (einsum casts the counts in buffers)."""
+    return float(np.einsum("i,i->", sq_err, counts))
 
 
 def full_label_table(codebook: np.ndarray, channels: int) -> np.ndarray:

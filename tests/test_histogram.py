@@ -74,4 +74,17 @@ def test_sorted_and_table_histograms_agree(china, monkeypatch, ratio):
         colours, n = histogram.colour_histogram(da.from_array(china, chunks=chunks + (3,)))
         np.testing.assert_array_equal(colours, expected)
         np.testing.assert_array_equal(n, counts)
-        assert n.dtype == np.int64
+        assert n.dtype == np.int32  # 4 bytes a colour while the fit holds them
+
+
+@pytest.mark.parametrize("ratio", [1, 1 << 40])
+def test_counts_widen_to_int64_past_two_billion_pixels(monkeypatch, ratio):
+    """A merge whose parts add up to 2**31 pixels or more counts in int64, without overflow."""
+    monkeypatch.setattr(histogram, "SPARSE_RATIO", ratio)
+    big = np.array([2**31 - 10, 7], dtype=np.int32)
+    parts = [(np.array([5, 9], np.uint32), big), (np.array([9, 2], np.uint32), np.array([3, 2**31 - 1], np.int32))]
+    codes, n = histogram._merge_hists(parts, 1 << 24)
+    np.testing.assert_array_equal(codes, [2, 5, 9])
+    assert n.dtype == np.int64
+    np.testing.assert_array_equal(n, [2**31 - 1, 2**31 - 10, 10])
+    assert histogram.count_dtype(2**31 - 1) == np.int32 and histogram.count_dtype(2**31) == np.int64
