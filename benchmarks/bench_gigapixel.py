@@ -325,6 +325,13 @@ def main(argv=None) -> int:
                          s["compress"]["wall_s"] if "compress" in s else None])
         print(md_table(["image", "Gpx", "read floor MiB", "compress MiB", "decode MiB",
                         "write floor MiB", "compress s"], rows))
+        peaks = [(r["gigapixels"], r["steps"]["compress"].get("rss_mib")) for r in results
+                 if "compress" in r["steps"] and r["steps"]["compress"].get("rss_mib")]
+        if len(peaks) >= 2:
+            (g_lo, lo), (g_hi, hi) = min(peaks), max(peaks)
+            ratio = hi / lo
+            print(f"\ncompress peak RSS at {g_hi:.3g} Gpx ÷ at {g_lo:.3g} Gpx: {ratio:.3f} "
+                  f"(target: within 10 %) {'PASS' if abs(ratio - 1) <= 0.10 else 'FAIL'}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     failed = any(r["rc"] != 0 or r["timed_out"] for res in results for r in res["steps"].values())
