@@ -238,11 +238,12 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
 
         def step(centroids: np.ndarray, shift: np.ndarray, first: bool) -> np.ndarray:
             cen = np.ascontiguousarray(centroids)
-            d = np.sqrt(((cen[:, None, :] - cen[None, :, :]) ** 2).sum(-1))
-            np.fill_diagonal(d, np.inf)
-            half_sep = 0.5 * d.min(1) if len(cen) > 1 else np.full(1, np.inf)
+            sqd = _kernels.centroid_sq_distances(cen)
+            order = np.argsort(sqd, axis=1)  # each centroid's neighbours, itself first, nearest next
+            ring = _kernels.rings(sqd, order)
+            half_sep = 0.5 * ring[:, 1] if k > 1 else np.full(1, np.inf)
             parts = pool.map(lambda ab: _kernels.hamerly_step(
-                x[ab[0]:ab[1]], w[ab[0]:ab[1]], cen, shift, half_sep, assign[ab[0]:ab[1]],
+                x[ab[0]:ab[1]], w[ab[0]:ab[1]], cen, shift, half_sep, order, ring, assign[ab[0]:ab[1]],
                 upper[ab[0]:ab[1]], lower[ab[0]:ab[1]], first), slices)
             for p in parts:
                 totals[...] += p

@@ -36,6 +36,23 @@ def test_histogram_path_equals_pixel_path_from_same_init(china):
     np.testing.assert_allclose(hist.centroids, pix.centroids, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("k", [200, 300])
+def test_ring_search_at_large_k_equals_the_pixel_path(china, k):
+    """At large K a point's new centroid is searched among its old one's neighbours only, nearest
+    first (uint8 labels up to 256, int32 beyond): still exact Lloyd's, twin centroids included."""
+    crop = china[100:220, 200:360]
+    x = da.from_array(crop, chunks=(60, 80, -1))
+    colours, counts = histogram.colour_histogram(x)
+    rng = np.random.default_rng(1)
+    init = colours[rng.choice(len(colours), k, replace=False)].astype(float)
+    init[7] = init[3]  # twins: the lower index takes their colours, the other is re-seeded
+    sample = colours.astype(float)
+    pix = kmeans.lloyd(x, init, max_iter=25, tol_abs=0.0, sample=sample)
+    hist = histogram.fit(colours, counts, init, max_iter=25, tol_abs=0.0, sample=sample, coarse=False)
+    assert hist.n_iter == pix.n_iter
+    np.testing.assert_allclose(hist.centroids, pix.centroids, rtol=1e-9, atol=1e-9)
+
+
 def test_label_table_labels_like_the_pixel_kernel(coffee):
     x = da.from_array(coffee, chunks=(100, 100, -1))
     colours, counts = histogram.colour_histogram(x)
