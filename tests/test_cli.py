@@ -93,8 +93,12 @@ def test_console_command_runs_the_sample_with_its_lean_imports(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from bigquant import cli; cli._lean_dask_import(); "
+    code = ("import sys, dask.utils; derived = dask.utils.derived_from; "
+            "from bigquant import cli; cli._lean_dask_import(); "
             "assert 'dask.array' in sys.modules and 'scipy.sparse' not in sys.modules; "
+            "assert dask.utils.derived_from is derived, 'derived_from left patched'; "
+            "import dask.array as da, numpy as np; "
+            "assert np.array_equal(da.sqrt(da.arange(4)).compute(), np.sqrt(np.arange(4))); "
             "assert 'numba' not in sys.modules, 'numba imported with dask'; "
             "import bigquant.api; assert 'numba' not in sys.modules, 'numba imported with bigquant'; "
             "cli.entry()")
