@@ -298,6 +298,27 @@ def centroid_sq_distances(centroids):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
+def half_separations(centroids):  # pragma: no cover - compiled
+    """Half the distance from each centroid to its nearest other one (inf for K = 1), in O(K)
+    memory."""
+    k, c = centroids.shape
+    out = np.full(k, np.inf)
+    for a in range(k):
+        best = np.inf
+        for b in range(k):
+            if b == a:
+                continue
+            s = 0.0
+            for ch in range(c):
+                t = centroids[a, ch] - centroids[b, ch]
+                s += t * t
+            if s < best:
+                best = s
+        out[a] = 0.5 * np.sqrt(best)
+    return out
+
+
+@njit(**_JIT)
 def rings(sq_dist, order):  # pragma: no cover - compiled
     """The distances of :func:`centroid_sq_distances` in each row's ``order`` (0 for itself)."""
     k = sq_dist.shape[0]
@@ -349,7 +370,9 @@ def hamerly_step(x, w, centroids, shift, half_sep, order, ring, assign, upper, l
         Half the distance from each centroid to its nearest other centroid.
     order : ndarray of shape (K, K), int; ring : ndarray of shape (K, K), float64
         Row ``a`` of ``order`` lists the centroids by their distance from centroid ``a``
-        (itself first), row ``a`` of ``ring`` those distances.
+        (itself first), row ``a`` of ``ring`` those distances. With fewer than K columns (for
+        a K whose K x K tables would be too big) a point that must be searched is compared with
+        every centroid.
     assign : ndarray of shape (n,), uint8 or int32; upper, lower : ndarray of shape (n,)
         The per-point state, updated in place (initialised when ``first``). The bounds may be
         float32: every bound is stored scaled outwards by 2**-20 (upper up, lower down, a
@@ -378,6 +401,7 @@ def hamerly_step(x, w, centroids, shift, half_sep, order, ring, assign, upper, l
             elif shift[j] > max2:
                 max2 = shift[j]
     row = np.empty(c, dtype=np.float64)
+    ringed = order.shape[1] == k
     for i in range(n):
         a = -1
         if not first:
@@ -405,9 +429,12 @@ def hamerly_step(x, w, centroids, shift, half_sep, order, ring, assign, upper, l
             d2 = np.inf
             reach = np.inf
             for r in range(1, k):
-                if ring[a, r] - da > reach:
-                    break
-                j = order[a, r]
+                if ringed:
+                    if ring[a, r] - da > reach:
+                        break
+                    j = order[a, r]
+                else:  # every other centroid, in index order
+                    j = r - 1 if r - 1 < a else r
                 d = 0.0
                 for ch in range(c):
                     diff = row[ch] - centroids[j, ch]

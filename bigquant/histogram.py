@@ -38,6 +38,9 @@ COARSE_TOL_FACTOR = 10.0
 MERGE_FAN_IN = 8
 #: First-level merges added into the running histogram by one fold step.
 FOLD_IN = 2
+#: Up to this K a searched point looks only at its centroid's near neighbours, from K x K tables
+#: of the centroids' distances (8 MiB each at 1024); beyond it, at every centroid.
+RING_MAX_K = 1024
 #: Points per slice of the in-memory Lloyd iterations (fixed, so results don't depend on threads).
 HAMERLY_SLICE = 1 << 15
 
@@ -238,10 +241,14 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
 
         def step(centroids: np.ndarray, shift: np.ndarray, first: bool) -> np.ndarray:
             cen = np.ascontiguousarray(centroids)
-            sqd = _kernels.centroid_sq_distances(cen)
-            order = np.argsort(sqd, axis=1)  # each centroid's neighbours, itself first, nearest next
-            ring = _kernels.rings(sqd, order)
-            half_sep = 0.5 * ring[:, 1] if k > 1 else np.full(1, np.inf)
+            if k <= RING_MAX_K:
+                sqd = _kernels.centroid_sq_distances(cen)
+                order = np.argsort(sqd, axis=1)  # each centroid's neighbours, itself first, nearest next
+                ring = _kernels.rings(sqd, order)
+                half_sep = 0.5 * ring[:, 1] if k > 1 else np.full(1, np.inf)
+            else:  # K x K tables would outgrow the memory budget: search every centroid
+                order, ring = np.zeros((k, 1), dtype=np.int64), np.zeros((k, 1))
+                half_sep = _kernels.half_separations(cen)
             parts = pool.map(lambda ab: _kernels.hamerly_step(
                 x[ab[0]:ab[1]], w[ab[0]:ab[1]], cen, shift, half_sep, order, ring, assign[ab[0]:ab[1]],
                 upper[ab[0]:ab[1]], lower[ab[0]:ab[1]], first), slices)

@@ -36,10 +36,12 @@ def test_histogram_path_equals_pixel_path_from_same_init(china):
     np.testing.assert_allclose(hist.centroids, pix.centroids, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("k", [200, 300])
-def test_ring_search_at_large_k_equals_the_pixel_path(china, k):
+@pytest.mark.parametrize("k, ring_max_k", [(200, 1024), (300, 1024), (300, 64)])
+def test_ring_search_at_large_k_equals_the_pixel_path(china, monkeypatch, k, ring_max_k):
     """At large K a point's new centroid is searched among its old one's neighbours only, nearest
-    first (uint8 labels up to 256, int32 beyond): still exact Lloyd's, twin centroids included."""
+    first (uint8 labels up to 256, int32 beyond), or above RING_MAX_K among all: still exact
+    Lloyd's, twin centroids included."""
+    monkeypatch.setattr(histogram, "RING_MAX_K", ring_max_k)
     crop = china[100:220, 200:360]
     x = da.from_array(crop, chunks=(60, 80, -1))
     colours, counts = histogram.colour_histogram(x)
