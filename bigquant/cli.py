@@ -558,7 +558,7 @@ def _lean_dask_import() -> None:
     While ``dask.array`` is imported, ``dask.utils.derived_from`` also skips rewriting NumPy's
     docstrings for the functions and ufuncs Dask mirrors (0.1 s of every run: half of
     ``import dask.array``); the functions themselves are unchanged, and one NumPy lacks still
-    gets Dask's NotImplementedError stand-in.
+    gets Dask's stand-in that raises.
     """
     import dask.utils
 
