@@ -280,19 +280,24 @@ def lut_labels(x, lut, codebook, labels, with_error):  # pragma: no cover - comp
     return stats
 
 
+@njit(inline="always", **_JIT)
+def _pair_sq_dist(centroids, a, b):  # pragma: no cover - compiled
+    s = 0.0
+    for ch in range(centroids.shape[1]):
+        t = centroids[a, ch] - centroids[b, ch]
+        s += t * t
+    return s
+
+
 @njit(**_JIT)
 def centroid_sq_distances(centroids):  # pragma: no cover - compiled
     """Squared distances between the centroids (K, K), with -1 on the diagonal, so that sorting
     a row puts the centroid itself first (even beside a twin at distance 0)."""
-    k, c = centroids.shape
+    k = centroids.shape[0]
     d = np.empty((k, k), dtype=np.float64)
     for a in range(k):
         for b in range(k):
-            s = 0.0
-            for ch in range(c):
-                t = centroids[a, ch] - centroids[b, ch]
-                s += t * t
-            d[a, b] = s
+            d[a, b] = _pair_sq_dist(centroids, a, b)
         d[a, a] = -1.0
     return d
 
@@ -301,19 +306,13 @@ def centroid_sq_distances(centroids):  # pragma: no cover - compiled
 def half_separations(centroids):  # pragma: no cover - compiled
     """Half the distance from each centroid to its nearest other one (inf for K = 1), in O(K)
     memory."""
-    k, c = centroids.shape
+    k = centroids.shape[0]
     out = np.full(k, np.inf)
     for a in range(k):
         best = np.inf
         for b in range(k):
-            if b == a:
-                continue
-            s = 0.0
-            for ch in range(c):
-                t = centroids[a, ch] - centroids[b, ch]
-                s += t * t
-            if s < best:
-                best = s
+            if b != a:
+                best = min(best, _pair_sq_dist(centroids, a, b))
         out[a] = 0.5 * np.sqrt(best)
     return out
 
