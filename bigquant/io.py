@@ -1377,6 +1377,21 @@ def on_default_scheduler(fn: Callable) -> Callable:
 
 _LIBC: Any = None
 
+
+def _libc() -> Any:
+    """glibc through ctypes (loaded once), or None where there is none."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            lib = ctypes.CDLL("libc.so.6")
+            _LIBC = lib if hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim") else False
+        except OSError:
+            _LIBC = False
+    return _LIBC or None
+
+
 #: Arrays from this size up get pages of their own from the OS (see :func:`map_large_arrays`).
 MMAP_THRESHOLD = 4 << 20
 
@@ -1393,12 +1408,8 @@ def map_large_arrays(threshold: int = MMAP_THRESHOLD) -> bool:
     every chunk: some 5 % of the wall time). A process-wide setting, so only the ``bigquant``
     command makes it, never the library. Returns False where there is no glibc.
     """
-    try:
-        import ctypes
-
-        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
+    libc = _libc()
+    return bool(libc and libc.mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD
 
 
 def release_freed_memory() -> None:
@@ -1410,16 +1421,9 @@ def release_freed_memory() -> None:
     1-gigapixel benchmark from 711 to 570 MiB (0.25 Gpx: 608 to 546). A no-op where there is no
     glibc. dask.distributed trims its workers itself; this is for the local scheduler's process.
     """
-    global _LIBC
-    if _LIBC is None:
-        try:
-            import ctypes
-
-            _LIBC = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _LIBC = False
-    if _LIBC:
-        _LIBC(0)
+    libc = _libc()
+    if libc:
+        libc.malloc_trim(0)
 
 
 def compute_settled(*collections: Any) -> tuple:
