@@ -113,7 +113,7 @@ def _fit_histogram(colours, counts, k, dtype, *, seed, max_iter, tol, sample_siz
     start = _initial(init, sample, k, colours.shape[1], seed)
     tol_abs = tol * kmeans.data_scale(colours, counts)
     res = histogram.fit(colours, counts, start, max_iter=max_iter, tol_abs=tol_abs, sample=sample.astype(float),
-                        coarse=init is None, callback=on_iter)
+                        inertia_rtol=kmeans.inertia_rtol(tol), coarse=init is None, callback=on_iter)
     return _Fit(metrics.round_codebook(res.centroids, dtype), "histogram", res,
                 getattr(res, "coarse_iterations", 0), colours, counts)
 
@@ -121,8 +121,8 @@ def _fit_histogram(colours, counts, k, dtype, *, seed, max_iter, tol, sample_siz
 def _fit_pixels(xs, sample, k, dtype, *, seed, max_iter, tol, init, on_iter) -> _Fit:
     start = _initial(init, sample, k, sample.shape[1], seed)
     tol_abs = tol * kmeans.data_scale(sample)
-    res = kmeans.lloyd(xs, start, max_iter=max_iter, tol_abs=tol_abs, sample=sample.astype(np.float64),
-                       callback=on_iter)
+    res = kmeans.lloyd(xs, start, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=kmeans.inertia_rtol(tol),
+                       sample=sample.astype(np.float64), callback=on_iter)
     return _Fit(metrics.round_codebook(res.centroids, dtype), "pixels", res)
 
 
@@ -218,7 +218,8 @@ def compress(
         Most Lloyd iterations.
     tol : float
         Stop when the largest centroid shift of an iteration is at most ``tol`` times the data's
-        scale (the square root of the mean per-channel variance).
+        scale (the square root of the mean per-channel variance), or when two iterations in a row
+        each lower the inertia by at most ``tol / 100`` of it. ``0`` runs until nothing moves.
     method : {"auto", "histogram", "pixels"}
         ``histogram``: exact Lloyd's on the colour histogram (uint8 images with 1-3 channels);
         ``pixels``: Lloyd's over every pixel. ``auto`` takes the histogram where it applies.
@@ -356,6 +357,7 @@ def compress(
             "iterations": int(res.n_iter) if res else 0,
             "coarse_iterations": int(fit.coarse_iterations),
             "converged": bool(res.converged) if res else True,
+            "stopped_by": res.stopped_by if res else "fixed codebook",
             "max_iter": int(max_iter),
             "tol": float(tol),
             "inertia": sse,
@@ -512,6 +514,7 @@ def fit(
         "iterations": int(res.n_iter),
         "coarse_iterations": int(f.coarse_iterations),
         "converged": bool(res.converged),
+        "stopped_by": res.stopped_by,
         "max_iter": int(max_iter),
         "tol": float(tol),
         "inertia_history": [float(v) for v in res.inertia_history],

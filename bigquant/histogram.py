@@ -207,7 +207,8 @@ def _sliced(n: int) -> tuple[list[tuple[int, int]], ThreadPoolExecutor]:
 
 
 def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *, max_iter: int,
-                    tol_abs: float, sample: np.ndarray | None = None, callback=None) -> LloydResult:
+                    tol_abs: float, inertia_rtol: float = 0.0, sample: np.ndarray | None = None,
+                    callback=None) -> LloydResult:
     """Weighted Lloyd's on in-memory points with Hamerly's bounds (:func:`_kernels.hamerly_step`).
 
     Exact Lloyd's k-means (the same assignments and updates as :func:`bigquant.kmeans.lloyd`),
@@ -262,11 +263,12 @@ def lloyd_in_memory(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *
             out[:k, c + 1] = np.maximum(sse, 0.0)
             return out
 
-        return lloyd_loop(step, init, max_iter=max_iter, tol_abs=tol_abs, sample=sample, callback=callback)
+        return lloyd_loop(step, init, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol, sample=sample,
+                          callback=callback)
 
 
 def fit(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *, max_iter: int, tol_abs: float,
-        sample: np.ndarray, coarse: bool = True, callback=None) -> LloydResult:
+        sample: np.ndarray, inertia_rtol: float = 0.0, coarse: bool = True, callback=None) -> LloydResult:
     """Weighted Lloyd's k-means on a colour histogram, warm-started on coarser versions of it.
 
     Lloyd's iterations converge slowly near the end, and each one touches every distinct colour
@@ -294,10 +296,10 @@ def fit(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *, max_iter: 
                 continue
             cpts, cw = coarse_histogram(x, counts, bits)
             cres = lloyd_in_memory(cpts, cw, start, max_iter=max_iter, tol_abs=COARSE_TOL_FACTOR * tol_abs,
-                                   sample=sample)
+                                   inertia_rtol=COARSE_TOL_FACTOR * inertia_rtol, sample=sample)
             start, coarse_iters = cres.centroids, coarse_iters + cres.n_iter
-    res = lloyd_in_memory(colours, counts, start, max_iter=max_iter, tol_abs=tol_abs, sample=sample,
-                          callback=callback)
+    res = lloyd_in_memory(colours, counts, start, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol,
+                          sample=sample, callback=callback)
     res.coarse_iterations = coarse_iters  # type: ignore[attr-defined]
     return res
 

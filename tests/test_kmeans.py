@@ -115,6 +115,53 @@ def test_weights_equal_repeated_rows():
     assert a.n_iter == b.n_iter
 
 
+def _scripted_step(inertias, empty_at=()):
+    """A Lloyd step for one centroid in one channel that moves it by 1 every step (so the shift
+    test never fires) and reports the given inertias; at the steps in ``empty_at`` the cluster is
+    empty (so the loop re-seeds it from the sample)."""
+    calls = []
+
+    def step(centroids, shift, first):
+        i = len(calls)
+        calls.append(i)
+        total = np.zeros((2, 3))
+        if i not in empty_at:
+            total[0] = [centroids[0, 0] + 1.0, 1.0, inertias[i]]
+        total[0, 2] = inertias[i]
+        return total
+
+    return step
+
+
+@pytest.mark.parametrize("inertias, rtol, stop_at, reason", [
+    # two steps in a row that each gain at most 1e-6 of the inertia: converged there
+    ([100.0, 50.0, 50.0 - 4e-5, 50.0 - 8e-5, 10.0, 5.0], 1e-6, 4, "inertia"),
+    # one small gain, then a large one: keeps going (and so on to max_iter)
+    ([100.0, 100.0 - 1e-5, 50.0, 50.0 - 1e-5, 25.0, 20.0], 1e-6, 6, "max_iter"),
+    # gains of 2e-6 of the inertia are above the tolerance
+    ([100.0 * (1 - 2e-6) ** i for i in range(6)], 1e-6, 6, "max_iter"),
+    # no inertia test at rtol 0, even when the inertia stays put
+    ([7.0] * 6, 0.0, 6, "max_iter"),
+])
+def test_lloyd_stops_when_the_inertia_stalls(inertias, rtol, stop_at, reason):
+    res = kmeans.lloyd_loop(_scripted_step(inertias), np.zeros((1, 1)), max_iter=6, tol_abs=1e-3,
+                            inertia_rtol=rtol)
+    assert res.n_iter == stop_at
+    assert res.stopped_by == reason
+    assert res.converged == (reason != "max_iter")
+    assert res.inertia_history == inertias[:stop_at]
+
+
+def test_inertia_stall_does_not_count_a_reseeding_step():
+    # steps 3 and 4 (index 2, 3) gain nothing, but step 3 re-seeds an empty cluster: the count of
+    # stalled steps starts again at step 4, so the run stops at step 5, not 4
+    flat = [10.0, 9.0, 9.0, 9.0, 9.0, 9.0]
+    res = kmeans.lloyd_loop(_scripted_step(flat, empty_at={2}), np.zeros((1, 1)), max_iter=6, tol_abs=1e-3,
+                            inertia_rtol=1e-6, sample=np.array([[100.0]]))
+    assert res.reseeded == 1
+    assert (res.n_iter, res.stopped_by) == (5, "inertia")
+
+
 def test_nan_is_refused_after_first_pass():
     img = np.random.default_rng(0).random((40, 50, 3))
     img[17, 3, 1] = np.nan

@@ -46,9 +46,11 @@ def test_layout_is_readable_with_zarr_and_numpy_only(written, china):
 
 def test_metadata_has_the_documented_keys(written):
     meta = zarr.open_group(str(written), mode="r").attrs["bigquant"]
-    for key in ("format_version", "complete", "k", "shape", "dtype", "iterations", "converged", "inertia",
-                "mse", "psnr", "seed", "source", "chunks", "method", "inertia_history", "label_counts"):
+    for key in ("format_version", "complete", "k", "shape", "dtype", "iterations", "converged", "stopped_by",
+                "inertia", "mse", "psnr", "seed", "source", "chunks", "method", "inertia_history", "label_counts"):
         assert key in meta, key
+    assert meta["stopped_by"] in ("shift", "inertia", "max_iter")
+    assert meta["converged"] == (meta["stopped_by"] != "max_iter")
     assert meta["format_version"] == bqstore.FORMAT_VERSION and meta["complete"] is True
     assert sum(meta["label_counts"]) == 427 * 640
     g = zarr.open_group(str(written), mode="r")
