@@ -10,7 +10,9 @@ Run:  python benchmarks/bench_codecs.py [-k 32] [IMAGES...]
       photographs in benchmarks/data/photos/ if fetch_images.sh has been run)
 
 Prints a Markdown table: image, pipeline, bytes, bits per pixel, size relative to the optimised
-PNG, encode MB/s of labels per core.
+PNG, encode MB/s of labels per core. For reference it also measures lossless image codecs with
+2-D context models (JPEG-LS, JPEG XL, WebP through imagecodecs), which the store cannot use:
+Zarr reads them only after imagecodecs' codecs are registered.
 """
 
 from __future__ import annotations
@@ -78,9 +80,9 @@ def default_images() -> list[tuple[str, np.ndarray]]:
 
 
 def candidates():
-    # name, function(labels, codebook) -> (labels to store, codecs)
-    def plain(level):
-        return lambda lab, cb: (lab, [BytesCodec(), ZstdCodec(level=level)])
+    # name, function(labels, codebook) -> (labels to store, codecs[, chunk shape])
+    def plain(level, chunks=None):
+        return lambda lab, cb: (lab, [BytesCodec(), ZstdCodec(level=level)], chunks)
 
     def ordered(filters, level=3):
         def f(lab, cb):
@@ -104,6 +106,9 @@ def candidates():
         ("zstd-3", plain(3)),
         ("zstd-9", plain(9)),
         ("zstd-19", plain(19)),
+        # Narrow chunks: a chunk row is 512 labels, so the row above is nearer for zstd's matches.
+        ("zstd-6, chunks N x 512", plain(6, (None, 512))),
+        ("zstd-9, chunks N x 512", plain(9, (None, 512))),
         ("blosc-zstd-5-bitshuffle", lambda lab, cb: (lab, [BytesCodec(), BloscCodec(cname="zstd", clevel=5,
                                                                                      shuffle="bitshuffle")])),
         ("gray-ordered+blosc-zstd-5-bitshuffle", gray_bitshuffle(5)),
@@ -117,12 +122,46 @@ def candidates():
     ]
 
 
-def encode_zarr(lab: np.ndarray, codecs, chunks: int) -> tuple[int, float]:
+def image_codecs():
+    """For reference only: lossless image codecs with 2-D context models (imagecodecs), on the
+    ordered palette's indices as a grey image. No Zarr implementation reads them without
+    registering imagecodecs' codecs, so the store cannot use them (it must stay readable by
+    zarr alone). Name -> (encode, decode) of one chunk."""
+    import imagecodecs
+
+    return {
+        "ordered+JPEG-LS (imagecodecs; not a Zarr codec)": (imagecodecs.jpegls_encode, imagecodecs.jpegls_decode),
+        "ordered+JPEG XL lossless effort 2 (imagecodecs; not a Zarr codec)": (
+            lambda a: imagecodecs.jpegxl_encode(a, lossless=True, effort=2), imagecodecs.jpegxl_decode),
+        "WebP lossless method 2 (imagecodecs; not a Zarr codec)": (
+            lambda a: imagecodecs.webp_encode(np.dstack([a, a, a]), lossless=True, method=2),
+            lambda b: imagecodecs.webp_decode(b)[..., 0]),
+    }
+
+
+def encode_chunks(lab: np.ndarray, encode, decode, chunks: int) -> tuple[int, float]:
+    """Bytes and seconds of ``encode`` over the chunks of ``lab``; checks each decodes back."""
+    nbytes, dt = 0, 0.0
+    for r in range(0, lab.shape[0], chunks):
+        for c in range(0, lab.shape[1], chunks):
+            block = np.ascontiguousarray(lab[r:r + chunks, c:c + chunks])
+            t = time.perf_counter()
+            data = encode(block)
+            dt += time.perf_counter() - t
+            nbytes += len(data)
+            assert np.array_equal(np.asarray(decode(data)).reshape(block.shape), block), "lossless round trip failed"
+    return nbytes, dt
+
+
+def encode_zarr(lab: np.ndarray, codecs, chunks: int, shape=None) -> tuple[int, float]:
     tmp = Path(tempfile.mkdtemp())
+    # As the store: chunks no larger than the image (a 2048 x 2048 chunk of a 427 x 640 image
+    # would be mostly padding).
+    rows, cols = (min(s or chunks, n) for s, n in zip(shape or (chunks, chunks), lab.shape))
     try:
         filters = [c for c in codecs if isinstance(c, Delta)]
         rest = [c for c in codecs if not isinstance(c, (Delta, BytesCodec))]
-        arr = zarr.create_array(str(tmp / "l"), shape=lab.shape, chunks=(chunks, chunks), dtype=lab.dtype,
+        arr = zarr.create_array(str(tmp / "l"), shape=lab.shape, chunks=(rows, cols), dtype=lab.dtype,
                                 filters=filters or None, compressors=rest, fill_value=0)
         t = time.perf_counter()
         for r in range(0, lab.shape[0], chunks):
@@ -178,8 +217,13 @@ def main(argv=None) -> int:
             if opti:
                 rows.append((name, "indexed PNG (optipng -o2)", opti, float("nan"), ref, n))
             for cname, prep in candidates():
-                stored, codecs = prep(lab, cb)
-                nbytes, dt = encode_zarr(stored, codecs, args.chunks)
+                stored, codecs, *shape = prep(lab, cb)
+                nbytes, dt = encode_zarr(stored, codecs, args.chunks, shape[0] if shape else None)
+                rows.append((name, cname, nbytes, dt, ref, n))
+                totals.setdefault(cname, []).append(nbytes / ref)
+            ordered = np.argsort(order_palette(cb)).astype(lab.dtype)[lab]
+            for cname, (enc, dec) in image_codecs().items():
+                nbytes, dt = encode_chunks(ordered if cname.startswith("ordered") else lab, enc, dec, args.chunks)
                 rows.append((name, cname, nbytes, dt, ref, n))
                 totals.setdefault(cname, []).append(nbytes / ref)
     print(f"K = {args.k}, chunks {args.chunks} x {args.chunks}; relative = bytes / best indexed PNG\n")
