@@ -329,6 +329,8 @@ def _fmt_bytes(n: float) -> str:
 
 
 def summary_lines(info: dict) -> list[str]:
+    from .store import run_state
+
     rows, cols, c = info["shape"]
     k_note = "" if info["k"] == info.get("k_requested", info["k"]) else f" (reduced from {info['k_requested']}: " \
         "fewer distinct colours)"
@@ -337,7 +339,7 @@ def summary_lines(info: dict) -> list[str]:
     return [
         f"  size        {rows} x {cols} x {c} {info['dtype']} ({rows * cols / 1e6:.2f} Mpx)",
         f"  K           {info['k']}{k_note}, method {info['method']}",
-        f"  iterations  {info['iterations']} ({'converged' if info['converged'] else 'not converged'})",
+        f"  iterations  {info['iterations']} ({run_state(info)})",
         f"  MSE         {info['mse']:.4g}    PSNR {psnr_s} dB",
         f"  store       {_fmt_bytes(info['store_bytes'])} ({info['bits_per_pixel']:.3f} bits/pixel); "
         f"raw {_fmt_bytes(info['raw_bytes'])}; ratio {info['ratio']:.1f}:1",
@@ -407,7 +409,9 @@ def _cmd_fit(args, out, err) -> int:
     m = pal.metadata
     print(f"wrote palette {pal.path}", file=out)
     print(f"  K           {m['k']} across {len(m['sources'])} images, method {m['method']}", file=out)
-    print(f"  iterations  {m['iterations']} ({'converged' if m['converged'] else 'not converged'})", file=out)
+    from .store import run_state
+
+    print(f"  iterations  {m['iterations']} ({run_state(m)})", file=out)
     print(f"  MSE         {m['mse']:.4g}    PSNR {_psnr_text(m['psnr'])} dB (all images together)", file=out)
     print(f"  use it      bigquant compress IMAGE --codebook {pal.path}", file=out)
     return 0
@@ -470,8 +474,7 @@ def _cmd_info(args, out, err) -> int:
             print(f"{args.store}  (bigquant palette, format {meta['format_version']})", file=out)
             print(f"  K           {meta['k']} x {meta['channels']} {meta['dtype']}, fitted across "
                   f"{len(meta.get('sources', []))} images, method {meta.get('method')}", file=out)
-            print(f"  iterations  {meta.get('iterations')} "
-                  f"({'converged' if meta.get('converged') else 'not converged'})", file=out)
+            print(f"  iterations  {meta.get('iterations')} ({_store.run_state(meta)})", file=out)
             print(f"  MSE         {meta.get('mse', float('nan')):.4g}    PSNR {_psnr_text(meta.get('psnr'))} dB",
                   file=out)
         return 0

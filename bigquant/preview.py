@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw, ImageFont
 from . import io
 from .api import Store, as_image
 from .errors import ParameterError, StoreFormatError
+from .store import run_state
 
 DEFAULT_MAX_SIZE = (1200, 1600)
 """(rows, cols) a preview fits in by default: most laptop screens."""
@@ -765,7 +766,7 @@ def convergence_image(
     draw = ImageDraw.Draw(canvas)
     font, title_font = _font(_TEXT * k), _font(_TITLE * k)
     iters = meta.get("iterations", n)
-    state = "converged" if meta.get("converged") else "not converged"
+    state = run_state(meta)
     title = f"Lloyd's k-means: K={s.k}, {iters} iteration{'s' if iters != 1 else ''} ({state})"
     coarse = int(meta.get("coarse_iterations") or 0)
     sub = f"{_source_name(s)}, {meta.get('method', '?')} method"

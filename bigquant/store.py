@@ -395,6 +395,15 @@ def open_store(path: str | os.PathLike) -> StoreContents:
     return StoreContents(path=p, metadata=meta, labels=lab, codebook=cb)
 
 
+def run_state(meta: dict) -> str:
+    """How the fit recorded in ``meta`` ended, in words: ``"converged: centroids settled"``,
+    ``"converged: inertia stalled"``, ``"not converged: max_iter reached"``, ``"fixed codebook"``
+    (stores written before ``stopped_by`` was recorded: ``"converged"`` or ``"not converged"``)."""
+    how = {"shift": "converged: centroids settled", "inertia": "converged: inertia stalled",
+           "max_iter": "not converged: max_iter reached", "fixed codebook": "fixed codebook"}
+    return how.get(meta.get("stopped_by"), "converged" if meta.get("converged") else "not converged")
+
+
 def store_bytes(path: str | os.PathLike) -> int:
     """Bytes on disk of every file in a store (or any folder or file)."""
     p = Path(path)

@@ -148,3 +148,15 @@ def test_labels_beyond_k_are_caught_on_decode(tmp_path, written):
     s = bigquant.open(p)
     with pytest.raises(StoreFormatError, match="labels hold the value 200"):
         s.reconstruct().compute()
+
+
+@pytest.mark.parametrize("meta, text", [
+    ({"converged": True, "stopped_by": "shift"}, "converged: centroids settled"),
+    ({"converged": True, "stopped_by": "inertia"}, "converged: inertia stalled"),
+    ({"converged": False, "stopped_by": "max_iter"}, "not converged: max_iter reached"),
+    ({"converged": True, "stopped_by": "fixed codebook"}, "fixed codebook"),
+    ({"converged": True}, "converged"),  # a store written before stopped_by was recorded
+    ({"converged": False}, "not converged"),
+])
+def test_run_state_says_how_the_fit_ended(meta, text):
+    assert bqstore.run_state(meta) == text
