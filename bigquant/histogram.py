@@ -277,9 +277,9 @@ def fit(colours: np.ndarray, counts: np.ndarray, init: np.ndarray, *, max_iter: 
     its colours), each from where the previous stopped and to 10x the shift tolerance, so the
     exact stage starts close to its optimum. Every stage has the same ``inertia_rtol`` (see
     :func:`bigquant.kmeans.lloyd_loop`): at 10x it stopped the 7-bit stage of a 0.25-gigapixel
-    mosaic after 24 steps instead of 81, and the exact stage then needed 83 steps instead of 19. Measured on a 1-gigapixel photo mosaic (4.35M colours,
-    K=32) the cascade took 2.4 s against 3.9 s with a single 5-bit stage, and ended at a lower
-    inertia. A level is skipped when it would not have at most half as many points as the next,
+    mosaic after 24 steps instead of 81, and the exact stage then needed 83 steps instead of 19.
+    Measured on a 1-gigapixel photo mosaic (4.35M colours, K=32) the cascade took 2.4 s against
+    3.9 s with a single 5-bit stage, and ended at a lower inertia. A level is skipped when it would not have at most half as many points as the next,
     or when it has fewer than 32 occupied bins per cluster: on the bundled 0.27 Mpx photographs
     at K=256 a 5-bit level (1-5K bins) led to a worse optimum (flower 38.49 dB against 38.54
     without it, mean of seeds 0-2; K=16 and 64 unchanged).

@@ -259,7 +259,9 @@ def lloyd_loop(
     at most ``inertia_rtol`` times its value (no re-seeding among them). Lloyd's iterations end
     in a long tail of small moves; on the bundled photographs and the 15 Mpx Debian ones the
     inertia test at 1e-6 stopped that tail up to 46 steps early (SafeLanding K = 32: 24 steps
-    instead of 70) for at most 0.0012 dB of PSNR against running on to the shift test.
+    instead of 70) for at most 0.0012 dB of PSNR against running on to the shift test within
+    100 steps. It can stop on a plateau that a longer run would leave: china.jpg at K = 32
+    stopped after 63 steps, where the shift test alone runs to 214 and gains 0.04 dB.
     """
     centroids = np.array(init, dtype=np.float64)
     k, c = centroids.shape
