@@ -218,8 +218,8 @@ def compress(
         Most Lloyd iterations.
     tol : float
         Stop when the largest centroid shift of an iteration is at most ``tol`` times the data's
-        scale (the square root of the mean per-channel variance), or when two iterations in a row
-        each lower the inertia by at most ``tol / 100`` of it. ``0`` runs until nothing moves.
+        scale (the square root of the mean per-channel variance), or when five iterations in a
+        row each lower the inertia by at most ``tol / 100`` of it. ``0`` runs until nothing moves.
     method : {"auto", "histogram", "pixels"}
         ``histogram``: exact Lloyd's on the colour histogram (uint8 images with 1-3 channels);
         ``pixels``: Lloyd's over every pixel. ``auto`` takes the histogram where it applies.

@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=_seed, default=0, help="seed of the sample and k-means++ (default 0)")
     c.add_argument("--max-iter", type=int, default=100, help="most Lloyd iterations (default 100)")
     c.add_argument("--tol", type=float, default=1e-4,
-                   help="stop when the largest centroid shift is below TOL times the data's scale, or when two "
+                   help="stop when the largest centroid shift is below TOL times the data's scale, or when five "
                         "iterations in a row each lower the inertia by at most TOL/100 of it (default 1e-4)")
     c.add_argument("--method", choices=METHODS, default="auto",
                    help="histogram: exact Lloyd's on the colour histogram (uint8, 1-3 channels); "

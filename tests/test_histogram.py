@@ -38,7 +38,7 @@ def test_histogram_path_equals_pixel_path_from_same_init(china):
 
 @pytest.mark.parametrize("name, k", [("china", 16), ("coffee", 32)])
 def test_inertia_stall_ends_the_tail_for_almost_nothing(request, name, k):
-    """compress's default stop (tol 1e-4: also two inertia gains in a row under 1e-6) against
+    """compress's default stop (tol 1e-4: also five inertia gains in a row under 1e-6) against
     the shift test alone, from the same start: fewer iterations, and an inertia at most 5e-5
     higher (0.0002 dB of PSNR)."""
     img = request.getfixturevalue(name)

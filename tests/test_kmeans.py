@@ -134,17 +134,18 @@ def _scripted_step(inertias, empty_at=()):
 
 
 @pytest.mark.parametrize("inertias, rtol, stop_at, reason", [
-    # two steps in a row that each gain at most 1e-6 of the inertia: converged there
-    ([100.0, 50.0, 50.0 - 4e-5, 50.0 - 8e-5, 10.0, 5.0], 1e-6, 4, "inertia"),
-    # one small gain, then a large one: keeps going (and so on to max_iter)
-    ([100.0, 100.0 - 1e-5, 50.0, 50.0 - 1e-5, 25.0, 20.0], 1e-6, 6, "max_iter"),
+    # five steps in a row that each gain at most 1e-6 of the inertia: converged there
+    ([100.0, 50.0] + [50.0 - 4e-5 * i for i in range(1, 6)] + [10.0, 5.0], 1e-6, 7, "inertia"),
+    # four small gains, then a large one: keeps going (and so on to max_iter)
+    ([100.0] + [100.0 - 1e-5 * i for i in range(1, 5)] + [50.0] + [50.0 - 1e-5 * i for i in range(1, 4)], 1e-6,
+     9, "max_iter"),
     # gains of 2e-6 of the inertia are above the tolerance
-    ([100.0 * (1 - 2e-6) ** i for i in range(6)], 1e-6, 6, "max_iter"),
+    ([100.0 * (1 - 2e-6) ** i for i in range(9)], 1e-6, 9, "max_iter"),
     # no inertia test at rtol 0, even when the inertia stays put
-    ([7.0] * 6, 0.0, 6, "max_iter"),
+    ([7.0] * 9, 0.0, 9, "max_iter"),
 ])
 def test_lloyd_stops_when_the_inertia_stalls(inertias, rtol, stop_at, reason):
-    res = kmeans.lloyd_loop(_scripted_step(inertias), np.zeros((1, 1)), max_iter=6, tol_abs=1e-3,
+    res = kmeans.lloyd_loop(_scripted_step(inertias), np.zeros((1, 1)), max_iter=9, tol_abs=1e-3,
                             inertia_rtol=rtol)
     assert res.n_iter == stop_at
     assert res.stopped_by == reason
@@ -153,13 +154,13 @@ def test_lloyd_stops_when_the_inertia_stalls(inertias, rtol, stop_at, reason):
 
 
 def test_inertia_stall_does_not_count_a_reseeding_step():
-    # steps 3 and 4 (index 2, 3) gain nothing, but step 3 re-seeds an empty cluster: the count of
-    # stalled steps starts again at step 4, so the run stops at step 5, not 4
-    flat = [10.0, 9.0, 9.0, 9.0, 9.0, 9.0]
-    res = kmeans.lloyd_loop(_scripted_step(flat, empty_at={2}), np.zeros((1, 1)), max_iter=6, tol_abs=1e-3,
+    # steps 3 to 9 gain nothing, but step 3 re-seeds an empty cluster: the count of stalled
+    # steps starts again at step 4, so the run stops at step 8, not 7
+    flat = [10.0] + [9.0] * 8
+    res = kmeans.lloyd_loop(_scripted_step(flat, empty_at={2}), np.zeros((1, 1)), max_iter=9, tol_abs=1e-3,
                             inertia_rtol=1e-6, sample=np.array([[100.0]]))
     assert res.reseeded == 1
-    assert (res.n_iter, res.stopped_by) == (5, "inertia")
+    assert (res.n_iter, res.stopped_by) == (8, "inertia")
 
 
 def test_nan_is_refused_after_first_pass():
