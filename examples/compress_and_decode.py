@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = store.metadata
     print(f"compressed {image_path} ({rows} x {cols} x {c} {meta['dtype']}) to {store.path}")
     print(f"K = {store.k}, {meta['iterations']} Lloyd iterations ({meta['method']} path), "
-          f"converged: {meta['converged']}")
+          f"converged: {meta['converged']} (stopped by: {meta['stopped_by']})")
 
     # 2. reconstruct lazily and compare with the input, chunk by chunk (nothing loaded whole)
     original = bigquant.read_image(image_path)
