@@ -39,8 +39,9 @@ def test_histogram_path_equals_pixel_path_from_same_init(china):
 @pytest.mark.parametrize("name, k", [("china", 16), ("coffee", 32)])
 def test_inertia_stall_ends_the_tail_for_almost_nothing(request, name, k):
     """compress's default stop (tol 1e-4: also five inertia gains in a row under 1e-6) against
-    the shift test alone, from the same start: fewer iterations, and an inertia at most 5e-5
-    higher (0.0002 dB of PSNR)."""
+    the shift test alone, from the same start: fewer iterations, and an inertia at most 2e-5
+    higher (0.0001 dB of PSNR; measured 6e-7 and 1.4e-5; a ten times looser rule gives 1.7e-5
+    and 4.4e-5)."""
     img = request.getfixturevalue(name)
     colours, counts = histogram.colour_histogram(da.from_array(img, chunks=(256, 256, -1)))
     sample = histogram.sample_from_histogram(colours, counts, kmeans.DEFAULT_SAMPLE_SIZE, 0).astype(float)
@@ -51,7 +52,7 @@ def test_inertia_stall_ends_the_tail_for_almost_nothing(request, name, k):
     shift_only, stalled = runs[0.0], runs[kmeans.inertia_rtol(1e-4)]
     assert stalled.stopped_by == "inertia" and shift_only.stopped_by == "shift"
     assert stalled.n_iter < shift_only.n_iter
-    assert stalled.inertia <= shift_only.inertia * (1 + 5e-5)
+    assert stalled.inertia <= shift_only.inertia * (1 + 2e-5)
 
 
 @pytest.mark.parametrize("k, ring_max_k", [(200, 1024), (300, 1024), (300, 64)])
