@@ -332,8 +332,9 @@ def summary_lines(info: dict) -> list[str]:
     from .store import run_state
 
     rows, cols, c = info["shape"]
-    k_note = "" if info["k"] == info.get("k_requested", info["k"]) else f" (reduced from {info['k_requested']}: " \
-        "fewer distinct colours)"
+    # With --target-psnr, K below --max-k is the search's choice (the "auto K" line says so).
+    reduced = info["k"] != info.get("k_requested", info["k"]) and info.get("target_psnr") is None
+    k_note = f" (reduced from {info['k_requested']}: fewer distinct colours)" if reduced else ""
     psnr = info["psnr"]
     psnr_s = "inf" if psnr is None or (isinstance(psnr, float) and math.isinf(psnr)) or psnr == "inf" else f"{psnr:.2f}"
     return [

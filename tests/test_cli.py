@@ -213,6 +213,7 @@ def test_target_psnr_says_which_k(photo, tmp_path, capsys):
     s = bigquant.open(tmp_path / "china.bq.zarr")
     assert s.metadata["psnr"] >= 30 and s.metadata["target_psnr"] == 30
     assert f"chose K={s.k} " in out
+    assert s.k < 64 and "fewer distinct colours" not in out  # the search chose it, not the image
 
 
 def test_preview_writes_three_pngs(photo, tmp_path, capsys):
