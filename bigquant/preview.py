@@ -771,7 +771,8 @@ def convergence_image(
     coarse = int(meta.get("coarse_iterations") or 0)
     sub = f"{_source_name(s)}, {meta.get('method', '?')} method"
     if coarse:
-        sub += f", after {coarse} warm-start iterations on a coarse histogram"
+        on = "the pixel sample" if meta.get("method") == "pixels" else "coarse histograms"
+        sub += f", after {coarse} warm-start iterations on {on}"
     _, th = _text_size(title_font, title)
     _, sh = _text_size(font, sub)
     draw.text((12 * k, 8 * k), _fit_text(title_font, title, W - 24 * k), fill=_INK, font=title_font)
