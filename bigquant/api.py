@@ -96,7 +96,7 @@ class _Fit:
     codebook: np.ndarray  # (K, C) in the image dtype
     method: str  # "histogram", "pixels" or "fixed"
     result: kmeans.LloydResult | None = None
-    coarse_iterations: int = 0
+    coarse_iterations: int = 0  # warm-start steps: on coarse histograms, or on the pixel sample
     colours: np.ndarray | None = None  # histogram path: the distinct colours, for the label table
     counts: np.ndarray | None = None
 
