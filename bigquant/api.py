@@ -121,18 +121,19 @@ def _fit_histogram(colours, counts, k, dtype, *, seed, max_iter, tol, sample_siz
 def _fit_pixels(xs, sample, k, dtype, *, seed, max_iter, tol, init, on_iter) -> _Fit:
     start = _initial(init, sample, k, sample.shape[1], seed)
     tol_abs = tol * kmeans.data_scale(sample)
+    pts = np.ascontiguousarray(sample, dtype=np.float64)  # for the warm start and the re-seeding
     warm_iters = 0
     if init is None:
-        start, warm_iters = _warm_start_on_sample(sample, start, max_iter=max_iter, tol_abs=tol_abs,
+        start, warm_iters = _warm_start_on_sample(pts, start, max_iter=max_iter, tol_abs=tol_abs,
                                                   inertia_rtol=kmeans.inertia_rtol(tol))
     res = kmeans.lloyd(xs, start, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=kmeans.inertia_rtol(tol),
-                       sample=sample.astype(np.float64), callback=on_iter)
+                       sample=pts, callback=on_iter)
     return _Fit(metrics.round_codebook(res.centroids, dtype), "pixels", res, warm_iters)
 
 
-def _warm_start_on_sample(sample: np.ndarray, start: np.ndarray, *, max_iter: int, tol_abs: float,
+def _warm_start_on_sample(pts: np.ndarray, start: np.ndarray, *, max_iter: int, tol_abs: float,
                           inertia_rtol: float) -> tuple[np.ndarray, int]:
-    """Lloyd's on the pixel sample, in memory, from ``start`` to 10x the shift tolerance (the
+    """Lloyd's on the pixel sample ``pts`` (float64, contiguous), in memory, from ``start`` to 10x the shift tolerance (the
     histogram path's coarse stages, for the pixel path): each pass over a large image costs what
     hundreds of steps on the sample do. Returns the centroids to start the passes from and the
     steps run. A sample holding NaN or inf is left to the first pass, which reports it.
@@ -142,7 +143,6 @@ def _warm_start_on_sample(sample: np.ndarray, start: np.ndarray, *, max_iter: in
     SafeLanding as uint16 at K = 32: 31 passes and 20-27 s (three runs) instead of 100 passes
     (max_iter) and 58 s, 26.71 dB both.
     """
-    pts = np.ascontiguousarray(sample, dtype=np.float64)
     if len(pts) <= len(start) or not np.isfinite(pts).all():
         return start, 0
     res = histogram.lloyd_in_memory(pts, np.ones(len(pts)), start, max_iter=max_iter,
