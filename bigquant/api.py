@@ -221,6 +221,7 @@ def compress(
     codebook: str | os.PathLike | np.ndarray | None = None,
     target_psnr: float | None = None,
     max_k: int = 256,
+    labels_level: int | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> "Store":
@@ -266,6 +267,9 @@ def compress(
         Exact for the histogram path; estimated on the pixel sample for the pixel path.
     max_k : int
         Largest K ``target_psnr`` may choose.
+    labels_level : int, optional
+        zstd level of the stored labels, 1-22 (default 3). Higher is smaller and slower to
+        write (README, "Why zstd for the labels").
     overwrite : bool
         Replace an existing output store.
     progress : callable(str), optional
@@ -279,6 +283,7 @@ def compress(
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
     k_requested = _check_run_args(k, method, max_iter, tol, seed)
+    labels_level = _store.check_labels_level(labels_level)
     if target_psnr is not None:
         if codebook is not None:
             raise ParameterError("give either a target PSNR or a fixed codebook, not both")
@@ -366,7 +371,8 @@ def compress(
     io.release_freed_memory()
     say(f"writing labels ({'uint8' if k <= 256 else 'uint16'}) to {output}")
     res = fit.result
-    with _store.StoreWriter(output, (rows, cols, c), x.chunksize[:2], k, overwrite=overwrite) as writer:
+    with _store.StoreWriter(output, (rows, cols, c), x.chunksize[:2], k, overwrite=overwrite,
+                            labels_level=labels_level) as writer:
         stats = writer.write_labels(x, label_fn, fn_args, k + 3, kmeans.combine_label_stats)
         sse = float(stats[k]) if known_sse is None else known_sse
         data_range = (float(stats[k + 1]), float(stats[k + 2]))

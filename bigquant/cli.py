@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target-psnr", type=float, default=None, metavar="DB",
                    help="choose the smallest K (up to --max-k) whose PSNR reaches DB; -k is then ignored")
     c.add_argument("--max-k", default="256", metavar="K", help="largest K --target-psnr may choose (default 256)")
+    c.add_argument("--labels-level", type=int, default=None, metavar="N",
+                   help="zstd level of the stored labels, 1-22 (default 3); higher is smaller and slower to write")
     common_run(c)
 
     f = sub.add_parser("fit", help="fit one codebook (a palette) across several images",
@@ -362,7 +364,8 @@ def _cmd_compress(args, out, err) -> int:
         store = _api().compress(source, output, k=_k(args.k), seed=args.seed, max_iter=args.max_iter, tol=args.tol,
                              method=args.method, memory_limit=args.memory_limit, chunks=args.chunks,
                              level=args.level, overwrite=args.overwrite, progress=progress,
-                             codebook=args.codebook, target_psnr=args.target_psnr, max_k=_k(args.max_k))
+                             codebook=args.codebook, target_psnr=args.target_psnr, max_k=_k(args.max_k),
+                             labels_level=args.labels_level)
     info = store.info()
     print(f"wrote {store.path}", file=out)
     print("\n".join(summary_lines(info)), file=out)

@@ -37,7 +37,7 @@ import zarr
 from dask.base import tokenize
 from zarr.codecs import ZstdCodec
 
-from .errors import OutputError, StoreFormatError
+from .errors import OutputError, ParameterError, StoreFormatError
 from .io import check_output_folder, clean_stale_staging, compute_settled, staging_path
 from .kmeans import tree_reduce
 
@@ -51,7 +51,11 @@ MAX_PIXELS = 1 << 42
 MAX_CHUNK_PIXELS = 1 << 30
 #: Largest group ``zarr.json`` read (bytes); the real one is a few KiB (up to ~1 MiB for K=65536).
 MAX_METADATA_BYTES = 64 << 20
+#: Default zstd level of the labels, chosen with benchmarks/bench_codecs.py and
+#: bench_gigapixel.py (README, "Why zstd for the labels").
 ZSTD_LEVEL = 3
+#: zstd levels a store may use (``--labels-level``).
+ZSTD_LEVELS = range(1, 23)
 #: ``kind`` of a palette store: a codebook fitted across images, without labels.
 PALETTE = "palette"
 
@@ -61,9 +65,23 @@ def labels_dtype(k: int) -> np.dtype:
     return np.dtype(np.uint8 if k <= 256 else np.uint16)
 
 
-def labels_codecs() -> list:
-    """The lossless codec pipeline of the ``labels`` array."""
-    return [ZstdCodec(level=ZSTD_LEVEL)]
+def check_labels_level(level: int | None) -> int:
+    """The zstd level of the labels: ``level``, or :data:`ZSTD_LEVEL` for None; raises ParameterError."""
+    if level is None:
+        return ZSTD_LEVEL
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or int(level) not in ZSTD_LEVELS:
+        raise ParameterError(f"labels zstd level must be a whole number from {ZSTD_LEVELS.start} to "
+                             f"{ZSTD_LEVELS.stop - 1}, got {level!r}")
+    return int(level)
+
+
+def labels_codecs(level: int | None = None) -> list:
+    """The lossless codec pipeline of the ``labels`` array.
+
+    zstd at ``level`` (default :data:`ZSTD_LEVEL`) with its frame checksum, so a damaged chunk
+    fails to decode instead of decoding to wrong labels.
+    """
+    return [ZstdCodec(level=check_labels_level(level), checksum=True)]
 
 
 def _is_store_dir(p: Path) -> bool:
@@ -165,19 +183,22 @@ class StoreWriter:
     k : int
     overwrite : bool
         Replace an existing store at ``target`` (only once the new one is complete).
+    labels_level : int, optional
+        zstd level of the labels, 1-22 (default :data:`ZSTD_LEVEL`).
     """
 
-    def __init__(self, target, shape, chunks, k: int, *, overwrite: bool = False):
+    def __init__(self, target, shape, chunks, k: int, *, overwrite: bool = False, labels_level: int | None = None):
         self.target = check_target(target, overwrite)
         self.overwrite = overwrite
         self.shape = tuple(int(s) for s in shape)
         self.k = int(k)
+        codecs = labels_codecs(labels_level)
         _clean_stale_partials(self.target)
         self.tmp = _new_partial(self.target)
         try:
             group = zarr.open_group(str(self.tmp), mode="r+")
             group.create_array(LABELS, shape=self.shape[:2], chunks=tuple(int(c) for c in chunks),
-                               dtype=labels_dtype(self.k), compressors=labels_codecs(), fill_value=0,
+                               dtype=labels_dtype(self.k), compressors=codecs, fill_value=0,
                                dimension_names=["row", "col"])
         except BaseException:
             self.abort()
@@ -219,7 +240,9 @@ class StoreWriter:
         group = zarr.open_group(str(self.tmp), mode="r+")
         _write_codebook(group, np.asarray(codebook))
         meta = dict(metadata)
-        meta.update(format_version=FORMAT_VERSION, complete=True)
+        labels = group[LABELS]
+        meta.update(format_version=FORMAT_VERSION, complete=True,
+                    label_chunk_files=label_chunk_count(labels.shape, labels.chunks))
         group.attrs[ATTRS] = _jsonable(meta)
         _rename_into_place(self.tmp, self.target, self.overwrite)
         return self.target
@@ -372,6 +395,7 @@ def open_store(path: str | os.PathLike) -> StoreContents:
     if len(chunks) != 2 or math.prod(chunks) > MAX_CHUNK_PIXELS:
         raise StoreFormatError(f"store {str(p)!r}: labels chunks {chunks} are absurd "
                                f"(at most {MAX_CHUNK_PIXELS} pixels per chunk)")
+    _check_chunks_present(p, meta, labels.shape, chunks)
     if tuple(codebook.shape) != (k, c):
         raise StoreFormatError(f"store {str(p)!r}: codebook shape {tuple(codebook.shape)} disagrees "
                                f"with the metadata (K={k}, C={c})")
@@ -393,6 +417,32 @@ def open_store(path: str | os.PathLike) -> StoreContents:
     lab = da.from_array(reader, chunks=chunks, lock=False, asarray=True, fancy=False,
                         meta=np.empty((0, 0), dtype=labels.dtype), name=f"bigquant-labels-{tokenize(reader)}")
     return StoreContents(path=p, metadata=meta, labels=lab, codebook=cb)
+
+
+def label_chunk_count(shape: tuple[int, ...], chunks: tuple[int, ...]) -> int:
+    """Chunks in the grid of a (rows, cols) labels array: the files a store writes."""
+    return math.prod(-(-int(n) // int(c)) for n, c in zip(shape, chunks))
+
+
+def _check_chunks_present(p: Path, meta: dict, shape: tuple[int, ...], chunks: tuple[int, ...]) -> None:
+    """Every labels chunk a store says it wrote is on disk.
+
+    zarr reads a missing chunk as fill value, so without this a deleted file would decode to
+    label 0 without a word. Stores record ``label_chunk_files`` (every chunk is written, zeros
+    included); stores written before that key are not checked, since older versions skipped
+    all-zero chunks.
+    """
+    expected = meta.get("label_chunk_files")
+    if not isinstance(expected, int) or isinstance(expected, bool):
+        return
+    if expected != label_chunk_count(shape, chunks):
+        raise StoreFormatError(f"store {str(p)!r}: label_chunk_files {expected} disagrees with the labels' "
+                               f"chunk grid of {label_chunk_count(shape, chunks)}")
+    root = p / LABELS / "c"
+    found = sum(1 for f in root.rglob("*") if f.is_file()) if root.is_dir() else 0
+    if found < expected:
+        raise StoreFormatError(f"store {str(p)!r} is damaged: {expected - found} of its {expected} "
+                               "labels chunks are missing")
 
 
 def run_state(meta: dict) -> str:

@@ -172,6 +172,14 @@ def _make(name: str, d: Path, photo: np.ndarray, template: Path) -> None:
         elif damage == "corrupt_chunk":
             chunk = next(p for p in sorted((store / "labels").rglob("*")) if p.is_file() and p.name != "zarr.json")
             chunk.write_bytes(chunk.read_bytes()[:5])
+        elif damage in ("no_label_chunk", "flipped_chunk"):
+            chunk = store / "labels" / "c" / "1" / "2"  # the template has 2 x 3 chunks
+            if damage == "no_label_chunk":
+                chunk.unlink()
+            else:  # bytes changed inside the zstd data, length kept: only the checksum can tell
+                data = bytearray(chunk.read_bytes())
+                data[12:20] = bytes(b ^ 0x5A for b in data[12:20])
+                chunk.write_bytes(bytes(data))
         elif damage == "labels_json":
             (store / "labels" / "zarr.json").write_text("{not json")
         elif damage == "no_codebook_data":
@@ -241,6 +249,9 @@ CASES = [
     ("tol-negative", ["photo.png"], ["compress", "photo.png", "--tol", "-1"], "tol must be a number >= 0"),
     ("memory-junk", ["photo.png"], ["compress", "photo.png", "--memory-limit", "lots"], "memory limit 'lots'"),
     ("level-missing", ["photo.png"], ["compress", "photo.png", "--level", "2"], "level 2"),
+    # a zstd level zstd does not have, refused before the fit (zstd itself would clamp it silently)
+    ("labels-level", ["photo.png"], ["compress", "photo.png", "--labels-level", "23"],
+     "labels zstd level must be a whole number from 1 to 22, got 23"),
     # --- outputs that exist or cannot be written
     # the output exists as a file (test_cli has an existing folder)
     ("output-exists-file", ["photo.png", "exists.bq.zarr"], ["compress", "photo.png", "-o", "exists.bq.zarr"],
@@ -297,6 +308,12 @@ CASES = [
     ("info-incomplete", ["incomplete.bq.zarr"], ["info", "incomplete.bq.zarr"], "is incomplete"),
     # a truncated labels chunk: zstd's error becomes "damaged" naming the rows and columns (was exit 1)
     ("decode-corrupt-chunk", ["corrupt_chunk.bq.zarr"], ["decode", "corrupt_chunk.bq.zarr", "-o", "r.tif"],
+     "is damaged: labels"),
+    # a deleted labels chunk: zarr would silently read label 0 for all its pixels
+    ("decode-missing-chunk", ["no_label_chunk.bq.zarr"], ["decode", "no_label_chunk.bq.zarr", "-o", "r.tif"],
+     "1 of its 6 labels chunks are missing"),
+    # flipped bytes inside a chunk's zstd data: zstd's frame checksum fails, not wrong labels
+    ("decode-flipped-chunk", ["flipped_chunk.bq.zarr"], ["decode", "flipped_chunk.bq.zarr", "-o", "r.tif"],
      "is damaged: labels"),
     # unparsable labels/zarr.json (was exit 1)
     ("info-labels-metadata", ["labels_json.bq.zarr"], ["info", "labels_json.bq.zarr"], "is damaged"),

@@ -160,3 +160,40 @@ def test_labels_beyond_k_are_caught_on_decode(tmp_path, written):
 ])
 def test_run_state_says_how_the_fit_ended(meta, text):
     assert bqstore.run_state(meta) == text
+
+
+def test_labels_are_zstd_with_checksums(written):
+    lab = zarr.open_array(str(written / "labels"), mode="r")
+    (zstd,) = [c for c in lab.compressors if "zstd" in type(c).__name__.lower()]
+    assert zstd.level == bqstore.ZSTD_LEVEL and zstd.checksum
+    meta = bigquant.open(written).metadata
+    assert meta["label_chunk_files"] == 4 * 4  # 427 x 640 in 128 x 200 chunks
+
+
+def test_labels_level_trades_size(tmp_path, coffee):
+    sizes = {}
+    for level in (1, 3, 12):
+        s = bigquant.compress(coffee, tmp_path / f"l{level}.bq.zarr", k=32, labels_level=level)
+        sizes[level] = bqstore.store_bytes(s.path / "labels")
+        assert zarr.open_array(str(s.path / "labels"), mode="r").compressors[0].level == level
+    assert sizes[1] > sizes[3] > sizes[12], sizes
+    with pytest.raises(bigquant.errors.ParameterError, match="from 1 to 22, got 0"):
+        bigquant.compress(coffee, tmp_path / "bad.bq.zarr", k=4, labels_level=0)
+    assert not (tmp_path / "bad.bq.zarr").exists()
+
+
+def test_a_missing_labels_chunk_is_damage_not_zeros(tmp_path, written):
+    p = _copy(written, tmp_path / "d.bq.zarr")
+    (p / "labels" / "c" / "2" / "1").unlink()
+    with pytest.raises(StoreFormatError, match="1 of its 16 labels chunks are missing"):
+        bigquant.open(p)
+
+
+def test_stores_without_the_chunk_count_still_open(tmp_path, written):
+    # Stores written before label_chunk_files was recorded: opened as before, unchecked.
+    p = _copy(written, tmp_path / "old.bq.zarr")
+    zj = p / "zarr.json"
+    doc = json.loads(zj.read_text())
+    del doc["attributes"]["bigquant"]["label_chunk_files"]
+    zj.write_text(json.dumps(doc))
+    assert bigquant.open(p).labels.shape == (427, 640)
