@@ -571,6 +571,8 @@ class Store:
         The group attribute ``bigquant`` (see the README's store format).
     labels : dask array of shape (rows, cols), uint8 or uint16
     codebook : ndarray of shape (K, C)
+    labels_codec : str
+        The labels' codecs as stored, e.g. ``"zstd-3"``.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -579,6 +581,7 @@ class Store:
         self.metadata = contents.metadata
         self.labels = contents.labels
         self.codebook = contents.codebook
+        self.labels_codec = contents.labels_codec
 
     @property
     def attrs(self) -> dict:
@@ -614,6 +617,7 @@ class Store:
             bits_per_pixel=8.0 * nbytes / n,
             seed_bits=seeds,
             seed_ratio=seeds / (8.0 * raw),
+            labels_codec=self.labels_codec,
         )
         return m
 

@@ -344,7 +344,8 @@ def summary_lines(info: dict) -> list[str]:
         f"  K           {info['k']}{k_note}, method {info['method']}",
         f"  iterations  {info['iterations']} ({run_state(info)})",
         f"  MSE         {info['mse']:.4g}    PSNR {psnr_s} dB",
-        f"  store       {_fmt_bytes(info['store_bytes'])} ({info['bits_per_pixel']:.3f} bits/pixel); "
+        f"  store       {_fmt_bytes(info['store_bytes'])} ({info['bits_per_pixel']:.3f} bits/pixel, "
+        f"labels {info.get('labels_codec') or 'unknown'}); "
         f"raw {_fmt_bytes(info['raw_bytes'])}; ratio {info['ratio']:.1f}:1",
         f"  time        {info.get('time_s', float('nan')):.1f} s",
     ]

@@ -276,6 +276,8 @@ class StoreContents:
     metadata: dict
     labels: da.Array
     codebook: np.ndarray
+    #: The labels' codecs as read from their Zarr metadata, e.g. ``"zstd-3"``.
+    labels_codec: str = ""
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -416,7 +418,17 @@ def open_store(path: str | os.PathLike) -> StoreContents:
     reader = _LabelsReader(os.path.abspath(p / LABELS), (rows, cols), labels.dtype, (zj.st_ino, zj.st_mtime_ns))
     lab = da.from_array(reader, chunks=chunks, lock=False, asarray=True, fancy=False,
                         meta=np.empty((0, 0), dtype=labels.dtype), name=f"bigquant-labels-{tokenize(reader)}")
-    return StoreContents(path=p, metadata=meta, labels=lab, codebook=cb)
+    return StoreContents(path=p, metadata=meta, labels=lab, codebook=cb, labels_codec=describe_codecs(labels))
+
+
+def describe_codecs(array) -> str:
+    """A Zarr array's filters and compressors in a few characters: ``"zstd-3"``, ``"none"``."""
+    parts = []
+    for codec in (*array.filters, *array.compressors):
+        name = type(codec).__name__.removesuffix("Codec").lower()
+        level = getattr(codec, "level", None)
+        parts.append(name if level is None else f"{name}-{level}")
+    return "+".join(parts) or "none"
 
 
 def label_chunk_count(shape: tuple[int, ...], chunks: tuple[int, ...]) -> int:

@@ -176,6 +176,7 @@ def test_labels_level_trades_size(tmp_path, coffee):
         s = bigquant.compress(coffee, tmp_path / f"l{level}.bq.zarr", k=32, labels_level=level)
         sizes[level] = bqstore.store_bytes(s.path / "labels")
         assert zarr.open_array(str(s.path / "labels"), mode="r").compressors[0].level == level
+        assert s.info()["labels_codec"] == f"zstd-{level}"
     assert sizes[1] > sizes[3] > sizes[12], sizes
     with pytest.raises(bigquant.errors.ParameterError, match="from 1 to 22, got 0"):
         bigquant.compress(coffee, tmp_path / "bad.bq.zarr", k=4, labels_level=0)
