@@ -4,7 +4,8 @@ Layout (``FORMAT_VERSION`` 1; documented in the README)::
 
     scan.bq.zarr/                 Zarr v3 group
       zarr.json                   attributes: {"bigquant": {...metadata...}}
-      labels/                     (rows, cols) uint8 if K <= 256 else uint16, zstd, chunked like the job
+      labels/                     (rows, cols) uint8 if K <= 256 else uint16, zstd with its checksum,
+                                  chunked like the job, every chunk written (``label_chunk_files``)
       codebook/                   (K, C) in the input's dtype (rounded and clipped for integer inputs)
 
 The metadata (group attribute ``bigquant``) holds at least ``format_version``, ``complete``,
