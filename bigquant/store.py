@@ -448,9 +448,10 @@ def _check_chunks_present(p: Path, meta: dict, shape: tuple[int, ...], chunks: t
     expected = meta.get("label_chunk_files")
     if not isinstance(expected, int) or isinstance(expected, bool):
         return
-    if expected != label_chunk_count(shape, chunks):
+    grid = label_chunk_count(shape, chunks)
+    if expected != grid:
         raise StoreFormatError(f"store {str(p)!r}: label_chunk_files {expected} disagrees with the labels' "
-                               f"chunk grid of {label_chunk_count(shape, chunks)}")
+                               f"chunk grid of {grid}")
     root = p / LABELS / "c"
     found = sum(1 for f in root.rglob("*") if f.is_file()) if root.is_dir() else 0
     if found < expected:
