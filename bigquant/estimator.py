@@ -2,7 +2,7 @@
 
 The estimator clusters the rows of an (n_samples, n_features) NumPy or Dask array. It is the
 image pipeline's engine seen through the scikit-learn API: the data become a dask array chunked
-by rows, k-means++ runs on a sample (:func:`bigquant.kmeans.init_centroids`), every Lloyd
+by rows, k-means++ runs on a sample (:func:`bigquant.seeding.init_centroids`), every Lloyd
 iteration is one map-reduce pass (:func:`bigquant.kmeans.lloyd`), and labels come from the same
 compiled kernel (:func:`bigquant.kmeans.label_block`). Nothing of size n_samples x n_clusters is
 built while fitting; only :meth:`KMeans.transform` returns such an array, because that is what
@@ -23,13 +23,13 @@ from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 
-from . import kmeans
-from .io import on_default_scheduler
+from . import kmeans, params, seeding
+from ._dask import on_default_scheduler
 from .errors import InputError
 
 #: Rows of the sample that k-means++ and the tolerance's scale are computed from; data with at
 #: most this many rows are used whole.
-INIT_SAMPLE_SIZE = kmeans.DEFAULT_SAMPLE_SIZE
+INIT_SAMPLE_SIZE = params.DEFAULT_SAMPLE_SIZE
 #: Default chunk: about this many bytes of float64 per chunk of rows.
 CHUNK_BYTES = 1 << 22
 
@@ -116,8 +116,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     def _check_params(self) -> None:
         k = self.n_clusters
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= kmeans.MAX_K:
-            raise ValueError(f"n_clusters must be an integer between 1 and {kmeans.MAX_K}, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= params.MAX_K:
+            raise ValueError(f"n_clusters must be an integer between 1 and {params.MAX_K}, got {k!r}")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) \
                 or self.max_iter < 1:
             raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
@@ -211,9 +211,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             sample, sample_w = (x if X_np is None else X_np), w
             sample, sample_w = dask.compute(sample, sample_w)
         elif w is None:
-            sample, sample_w = kmeans.sample_pixels(x, INIT_SAMPLE_SIZE, seed), None
+            sample, sample_w = seeding.sample_pixels(x, INIT_SAMPLE_SIZE, seed), None
         else:
-            both = kmeans.sample_pixels(da.concatenate([x.astype(np.float64), w[:, None]], axis=1),
+            both = seeding.sample_pixels(da.concatenate([x.astype(np.float64), w[:, None]], axis=1),
                                         INIT_SAMPLE_SIZE, seed)
             sample, sample_w = both[:, :c], both[:, c]
         sample = np.asarray(sample, dtype=np.float64)
@@ -223,13 +223,13 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             raise ValueError("The sampled rows all have weight 0; k-means++ needs some weight.")
 
         if isinstance(self.init, str):
-            start = kmeans.init_centroids(sample, k, seed, sample_weight=sample_w)
+            start = seeding.init_centroids(sample, k, seed, sample_weight=sample_w)
         else:
             start = check_array(self.init, dtype=np.float64, input_name="init")
             if start.shape != (k, c):
                 raise ValueError(f"The shape of the initial centers {start.shape} does not match the "
                                  f"number of clusters and features {(k, c)}.")
-        tol_abs = float(self.tol) * kmeans.data_scale(sample, sample_w)
+        tol_abs = params.tol_abs(float(self.tol), kmeans.data_scale(sample, sample_w))
 
         try:
             res = kmeans.lloyd(x, start, weights=w, max_iter=int(self.max_iter), tol_abs=tol_abs,
