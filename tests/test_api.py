@@ -142,11 +142,11 @@ def test_pixel_path_starts_its_passes_from_a_fit_on_the_sample(tmp_path, china):
     """The pixel path runs Lloyd's on its pixel sample first (in memory), then passes over the
     image from there: on china as uint16 at K = 16, far fewer passes than from the same
     k-means++ start without it, for the same PSNR to 0.001 dB."""
-    from bigquant import api, kmeans
+    from bigquant import api, seeding
 
     img = china.astype(np.uint16) * 257
-    x, _ = api._load(img, level=0, memory_limit=None, chunks=None)  # as compress reads it
-    start = kmeans.init_centroids(kmeans.sample_pixels(x, kmeans.DEFAULT_SAMPLE_SIZE, 0), 16, 0)
+    x, _ = api.load_source(img)  # as compress reads it
+    start = seeding.init_centroids(seeding.sample_pixels(x, seeding.DEFAULT_SAMPLE_SIZE, 0), 16, 0)
     warm = bigquant.compress(img, tmp_path / "warm.bq.zarr", k=16).metadata
     cold = bigquant.compress(img, tmp_path / "cold.bq.zarr", k=16, init=start).metadata
     assert warm["method"] == cold["method"] == "pixels"

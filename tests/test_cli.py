@@ -94,7 +94,7 @@ def test_console_command_runs_the_sample_with_its_lean_imports(tmp_path):
     import sys
 
     code = ("import sys, dask.utils; derived = dask.utils.derived_from; "
-            "from bigquant import cli; cli._lean_dask_import(); "
+            "from bigquant import _runtime, cli; _runtime.lean_dask_import(); "
             "assert 'dask.array' in sys.modules and 'scipy.sparse' not in sys.modules; "
             "assert dask.utils.derived_from is derived, 'derived_from left patched'; "
             "import dask.array as da, numpy as np; "

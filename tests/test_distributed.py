@@ -23,7 +23,8 @@ import zarr
 
 import bigquant
 from bigquant.reconstruction import reconstruct
-from bigquant import cli, kmeans
+from bigquant import kmeans
+from bigquant.cli import _cluster
 from bigquant.cli import main
 
 pytestmark = pytest.mark.timeout(240)
@@ -196,7 +197,7 @@ def fake_server():
 def test_bad_scheduler_is_one_line_exit_2_fast(cluster, inputs, tmp_path, capsys, monkeypatch, fake_server,
                                                how, message):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(_cluster, "CONNECT_TIMEOUT_S", 1)
     address = {"refused": _refused_address, "no-port": lambda: "tcp://127.0.0.1",
                "bad-port": lambda: "tcp://localhost:port", "empty": lambda: "",
                "silent": lambda: fake_server("silent"), "banner": lambda: fake_server("banner"),

@@ -20,7 +20,10 @@ from PIL import Image
 
 from bigquant import io as bio
 from bigquant.errors import InputError, MemoryBudgetError, OutputError, ParameterError
+from bigquant import _runtime
 from bigquant.io import check_output_path, read_image, write_image
+from bigquant.io.tiff_reader import TiffReader
+from bigquant.io.tiff_writer import strip_ranges
 
 RNG = np.random.default_rng(1234)
 
@@ -42,11 +45,11 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
-def find_reader(arr: da.Array) -> bio._TiffReader:
+def find_reader(arr: da.Array) -> TiffReader:
     """The TIFF reader object stored in ``arr``'s graph (dask may wrap it in a DataNode)."""
     for value in dict(arr.__dask_graph__()).values():
         value = getattr(value, "value", value)
-        if isinstance(value, bio._TiffReader):
+        if isinstance(value, TiffReader):
             return value
     raise AssertionError("no _TiffReader in the graph")
 
@@ -641,7 +644,7 @@ def test_write_tiff_streams_strips(tmp_path, monkeypatch):
     ],
 )
 def test_strip_ranges(chunks, max_rows, tile_rows, expected):
-    assert bio._strip_ranges(chunks, max_rows, tile_rows) == expected
+    assert strip_ranges(chunks, max_rows, tile_rows) == expected
 
 
 def test_write_zarr_round_trip(tmp_path, astronaut):
@@ -792,8 +795,8 @@ def test_release_freed_memory_returns_heap_holes_to_the_os():
     blocks = [np.ones(60_000 // 8) for _ in range(4000)]  # 60 kB each: heap, not mmap
     del blocks[::2]  # about 120 MB of holes between live blocks
     before = rss()
-    bio.release_freed_memory()
-    bio.release_freed_memory()  # idempotent
+    _runtime.release_freed_memory()
+    _runtime.release_freed_memory()  # idempotent
     assert before - rss() > 60 * 2**20, (before, rss())
     del blocks
 
@@ -801,14 +804,14 @@ def test_release_freed_memory_returns_heap_holes_to_the_os():
 _MAPPED_FREES = """
 import os, sys
 import numpy as np
-from bigquant import io
+from bigquant import _runtime
 
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 if sys.argv[1] == "map":
-    assert io.map_large_arrays()
+    assert _runtime.map_large_arrays()
 first = np.ones((5 << 20) // 8)
 del first  # freeing a mapped block raises glibc's own threshold past 5 MiB
 blocks = [np.ones((5 << 20) // 8) for _ in range(40)]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from bigquant import kmeans
+from bigquant import _dask, kmeans, params, seeding
 from bigquant.errors import InputError, ParameterError
 from conftest import known_colours_image
 
@@ -65,8 +65,8 @@ def test_same_chunking_is_bit_identical(china):
 def test_recovers_known_colours():
     img, colours = known_colours_image(k=6, noise=2.0)
     x = da.from_array(img, chunks=(50, 60, -1))
-    sample = kmeans.sample_pixels(x, 5000, seed=0)
-    init = kmeans.init_centroids(sample, 6, seed=0)
+    sample = seeding.sample_pixels(x, 5000, seed=0)
+    init = seeding.init_centroids(sample, 6, seed=0)
     res = kmeans.lloyd(x, init, max_iter=100, tol_abs=1e-6, sample=sample.astype(float))
     assert res.converged
     # every true colour has a centroid within a unit (noise sigma 2, thousands of pixels each)
@@ -84,7 +84,7 @@ def test_kmeans_plusplus_picks_sklearns_centres(china, coffee, k, weighted):
     for img in (china, coffee):
         pts = img.reshape(-1, 3)[::23].astype(np.float64)
         w = rng.random(len(pts)) if weighted else None
-        ours, idx = kmeans.kmeans_plusplus(pts, k, seed=k + 3, sample_weight=w)
+        ours, idx = seeding.kmeans_plusplus(pts, k, seed=k + 3, sample_weight=w)
         ref, ref_idx = kmeans_plusplus(pts, k, random_state=k + 3, sample_weight=w)
         np.testing.assert_array_equal(idx, ref_idx)
         np.testing.assert_array_equal(ours, ref)
@@ -93,8 +93,8 @@ def test_kmeans_plusplus_picks_sklearns_centres(china, coffee, k, weighted):
 def test_empty_cluster_is_reseeded_not_nan():
     img, _ = known_colours_image(k=4, noise=1.0)
     x = da.from_array(img, chunks=(60, 60, -1))
-    sample = kmeans.sample_pixels(x, 2000, seed=1).astype(np.float64)
-    init = kmeans.init_centroids(sample, 4, seed=0)
+    sample = seeding.sample_pixels(x, 2000, seed=1).astype(np.float64)
+    init = seeding.init_centroids(sample, 4, seed=0)
     init[3] = [1e4, 1e4, 1e4]  # no pixel is ever nearest to this centroid
     res = kmeans.lloyd(x, init, max_iter=50, tol_abs=1e-6, sample=sample)
     assert res.reseeded >= 1
@@ -173,10 +173,10 @@ def test_nan_is_refused_after_first_pass():
 
 def test_sample_is_reproducible_and_bounded():
     x = da.random.RandomState(0).randint(0, 255, size=(800, 900, 3), chunks=(100, 100, 3)).astype(np.uint8)
-    a = kmeans.sample_pixels(x, 3000, seed=7, max_blocks=10)
-    b = kmeans.sample_pixels(x, 3000, seed=7, max_blocks=10)
+    a = seeding.sample_pixels(x, 3000, seed=7, max_blocks=10)
+    b = seeding.sample_pixels(x, 3000, seed=7, max_blocks=10)
     assert a.shape == (3000, 3) and np.array_equal(a, b)
-    assert not np.array_equal(a, kmeans.sample_pixels(x, 3000, seed=8, max_blocks=10))
+    assert not np.array_equal(a, seeding.sample_pixels(x, 3000, seed=8, max_blocks=10))
 
 
 @pytest.mark.parametrize(
@@ -194,17 +194,17 @@ def test_sample_is_reproducible_and_bounded():
 )
 def test_check_k(value, ok):
     if ok:
-        assert kmeans.check_k(value) == int(value)
+        assert params.check_k(value) == int(value)
     else:
         with pytest.raises(ParameterError, match="K must be"):
-            kmeans.check_k(value)
+            params.check_k(value)
 
 
 def test_tree_reduce_is_a_tree():
     parts = [dask.delayed(np.full)(2, float(i)) for i in range(100)]
-    total = kmeans.tree_reduce(parts, kmeans._sum_parts, split_every=4)
+    total = _dask.tree_reduce(parts, _dask.sum_parts, split_every=4)
     assert np.array_equal(total.compute(), np.full(2, float(sum(range(100)))))
     # depth is logarithmic: 100 parts -> 25 -> 7 -> 2 -> 1 combines
     graph = dict(total.__dask_graph__())
-    combines = [k for k in graph if str(k).startswith("_sum_parts")]
+    combines = [k for k in graph if str(k).startswith("sum_parts")]
     assert len(combines) == 25 + 7 + 2 + 1

@@ -175,9 +175,9 @@ def test_large_image_is_streamed_chunk_by_chunk(tmp_path):
     assert store.labels.numblocks == (8, 8)
 
     # the lazy downsample reduces each chunk in its own task, without rechunking
-    lazy = preview._downsample(store.reconstruct(), (6, 6), 0.0, 255.0)
+    lazy = preview.downsample(store.reconstruct(), (6, 6), 0.0, 255.0)
     keys = [str(key) for key in dict(lazy.__dask_graph__())]
-    assert sum("_block_sums" in key for key in keys) == 64 and not any("rechunk" in key for key in keys)
+    assert sum("block_sums" in key for key in keys) == 64 and not any("rechunk" in key for key in keys)
 
     class Largest(Callback):
         def __init__(self):

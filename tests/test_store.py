@@ -12,6 +12,7 @@ import pytest
 import zarr
 
 import bigquant
+from bigquant import report
 from bigquant import store as bqstore
 from bigquant.errors import OutputError, StoreFormatError
 
@@ -88,7 +89,7 @@ def test_interrupted_write_leaves_no_store(tmp_path, china, monkeypatch):
 def test_partial_store_is_not_complete(tmp_path):
     w = bqstore.StoreWriter(tmp_path / "p.bq.zarr", (10, 10, 3), (10, 10), 4)
     with pytest.raises(StoreFormatError, match="incomplete"):
-        bqstore.open_store(w.tmp)
+        bqstore.Store(w.tmp)
     w.abort()
     assert not w.tmp.exists()
 
@@ -159,7 +160,7 @@ def test_labels_beyond_k_are_caught_on_decode(tmp_path, written):
     ({"converged": False}, "not converged"),
 ])
 def test_run_state_says_how_the_fit_ended(meta, text):
-    assert bqstore.run_state(meta) == text
+    assert report.run_state(meta) == text
 
 
 def test_labels_are_zstd_with_checksums(written):
