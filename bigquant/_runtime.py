@@ -51,7 +51,7 @@ def lean_dask_import() -> None:
         full = derived_from(original, *args, **kwargs)
         return lambda method: method if hasattr(original, getattr(method, "__name__", "")) else full(method)
 
-    dask.utils.derived_from = without_docs
+    dask.utils.derived_from = without_docs  # type: ignore[assignment]
     try:
         import dask.array  # noqa: F401
     finally:

@@ -154,7 +154,8 @@ def _write_store(x: da.Array, output: PathLike, fit: FitResult, *, opts: FitOpti
     plan = fitting.label_plan(x, fit)
     release_freed_memory()
     say(f"writing labels ({params.labels_dtype(k).name}) to {output}")
-    with _store.StoreWriter(output, (rows, cols, c), x.chunksize[:2], k, overwrite=overwrite,
+    chunks = (int(x.chunksize[0]), int(x.chunksize[1]))
+    with _store.StoreWriter(output, (rows, cols, c), chunks, k, overwrite=overwrite,
                             labels_level=labels_level) as writer:
         stats = writer.write_labels(x, plan.fn, plan.args, k + 3, combine_label_stats)
         sse = float(stats[k]) if plan.sse is None else plan.sse

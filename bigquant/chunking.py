@@ -70,6 +70,10 @@ def chunk_budget_bytes(memory_limit: int, threads: int | None = None) -> int:
     return max(1, memory_limit // (threads * WORKING_COPIES))
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def _round_to(n: int, step: int) -> int:
     return max(step, (n // step) * step)
 
@@ -80,8 +84,8 @@ def _balanced(n: int, chunk: int, step: int) -> int:
     A 2880-row image in chunks of 2852 would get one full chunk and one of 28 rows; two chunks of
     1440 keep both threads busy for the same memory.
     """
-    parts = -(-n // chunk)
-    return min(n, -(-(-(-n // parts)) // step) * step)
+    parts = _ceil_div(n, chunk)
+    return min(n, _ceil_div(_ceil_div(n, parts), step) * step)
 
 
 def choose_chunks(

@@ -21,7 +21,14 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Cluster
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
+
+# scikit-learn's own estimators validate sample_weight with it; there is no public equivalent.
+from sklearn.utils.validation import (
+    _check_sample_weight,  # noqa: PLC2701
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import kmeans, params, seeding
 from ._dask import on_default_scheduler

@@ -25,7 +25,8 @@ import dask.array as da
 import numpy as np
 
 from .hamerly import lloyd_in_memory, sliced
-from .kmeans import Callback, LloydResult, label_block as nearest_labels
+from .kmeans import Callback, LloydResult
+from .kmeans import label_block as nearest_labels
 from .params import COARSE_TOL_FACTOR, labels_dtype
 
 #: Bits per channel of the coarse histograms that warm-start the exact iterations, coarsest first.

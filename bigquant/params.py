@@ -63,10 +63,10 @@ def check_k(k: object) -> int:
             k = int(k)
         else:
             raise ParameterError(f"K must be a whole number between 1 and {MAX_K}, got {k!r}")
-    k = int(k)  # type: ignore[call-overload]
-    if not 1 <= k <= MAX_K:
-        raise ParameterError(f"K must be between 1 and {MAX_K}, got {k}")
-    return k
+    value = int(k)  # type: ignore[call-overload]
+    if not 1 <= value <= MAX_K:
+        raise ParameterError(f"K must be between 1 and {MAX_K}, got {value}")
+    return value
 
 
 def check_seed(seed: object) -> int:

@@ -24,7 +24,7 @@ def run_state(meta: dict) -> str:
     """How the fit recorded in ``meta`` ended, in words: ``"converged: centroids settled"``,
     ``"converged: inertia stalled"``, ``"not converged: max_iter reached"``, ``"fixed codebook"``
     (stores written before ``stopped_by`` was recorded: ``"converged"`` or ``"not converged"``)."""
-    return _STOPS.get(meta.get("stopped_by"), "converged" if meta.get("converged") else "not converged")
+    return _STOPS.get(str(meta.get("stopped_by")), "converged" if meta.get("converged") else "not converged")
 
 
 def is_lossless(psnr: Any) -> bool:

@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import known_colours_image
 
 import bigquant
 from bigquant import metrics
 from bigquant.errors import BigquantWarning, ParameterError, StoreFormatError
-from conftest import known_colours_image
 
 
 def _psnr(a, b):

@@ -22,10 +22,9 @@ import tifffile
 import zarr
 
 import bigquant
-from bigquant.reconstruction import reconstruct
 from bigquant import kmeans
-from bigquant.cli import _cluster
-from bigquant.cli import main
+from bigquant.cli import _cluster, main
+from bigquant.reconstruction import reconstruct
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -18,9 +18,8 @@ import tifffile
 import zarr
 from PIL import Image
 
-from bigquant import io as bio
-from bigquant.errors import InputError, MemoryBudgetError, OutputError, ParameterError
 from bigquant import _runtime
+from bigquant.errors import InputError, MemoryBudgetError, OutputError, ParameterError
 from bigquant.io import check_output_path, read_image, write_image
 from bigquant.io.tiff_reader import TiffReader
 from bigquant.io.tiff_writer import strip_ranges

@@ -6,11 +6,11 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import known_colours_image
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from bigquant import _dask, kmeans, params, seeding
 from bigquant.errors import InputError, ParameterError
-from conftest import known_colours_image
 
 
 def _init(img: np.ndarray, k: int, seed: int = 0) -> np.ndarray:

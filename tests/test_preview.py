@@ -9,14 +9,13 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import known_colours_image
 from dask.callbacks import Callback
 from PIL import Image
 
 import bigquant
 from bigquant import preview
 from bigquant.errors import OutputError, ParameterError
-from conftest import known_colours_image
-
 
 # --------------------------------------------------------------------------------------------
 # helpers and fixtures

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
 #: Options of every kernel: the GIL released (dask threads run kernels in parallel), compiled
 #: code cached on disk (a process loads it instead of compiling), IEEE semantics kept.
-JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+JIT: dict[str, Any] = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 
 @njit(**JIT)
 def sq_norms(centroids):  # pragma: no cover - compiled

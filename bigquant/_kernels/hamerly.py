@@ -54,6 +54,43 @@ UP = 1.0 + 2.0**-20
 DOWN = 1.0 - 2.0**-20
 
 
+@njit(inline="always", **JIT)
+def two_largest(shift):  # pragma: no cover - compiled
+    """``(largest, second largest, index of the largest)`` of ``shift`` (K,) (0, 0, -1 if all 0)."""
+    max1 = 0.0
+    max2 = 0.0
+    arg1 = -1
+    for j in range(shift.shape[0]):
+        if shift[j] > max1:
+            max2 = max1
+            max1 = shift[j]
+            arg1 = j
+        elif shift[j] > max2:
+            max2 = shift[j]
+    return max1, max2, arg1
+
+
+@njit(inline="always", **JIT)
+def two_nearest(row, centroids):  # pragma: no cover - compiled
+    """``(index of the nearest centroid, its squared distance, the second nearest's)`` of ``row``
+    (C,) by a search of every centroid (K, C); ties go to the lower index."""
+    b1 = 0
+    d1 = np.inf
+    d2 = np.inf
+    for j in range(centroids.shape[0]):
+        d = 0.0
+        for ch in range(centroids.shape[1]):
+            diff = row[ch] - centroids[j, ch]
+            d += diff * diff
+        if d < d1:
+            d2 = d1
+            d1 = d
+            b1 = j
+        elif d < d2:
+            d2 = d
+    return b1, d1, d2
+
+
 @njit(**JIT)
 def hamerly_step(x, w, centroids, shift, half_sep, order, ring, assign, upper, lower,
                  first):  # pragma: no cover - compiled
@@ -107,17 +144,7 @@ def hamerly_step(x, w, centroids, shift, half_sep, order, ring, assign, upper, l
     out = np.zeros((k, c + 2), dtype=np.float64)
     # The lower bound is to the nearest *other* centroid: it drops by at most the largest shift
     # among the others, which is the second largest for points of the centroid that moved most.
-    max1 = 0.0
-    max2 = 0.0
-    arg1 = -1
-    if not first:
-        for j in range(k):
-            if shift[j] > max1:
-                max2 = max1
-                max1 = shift[j]
-                arg1 = j
-            elif shift[j] > max2:
-                max2 = shift[j]
+    max1, max2, arg1 = (0.0, 0.0, -1) if first else two_largest(shift)
     row = np.empty(c, dtype=np.float64)
     ringed = order.shape[1] == k
     for i in range(n):
@@ -168,20 +195,7 @@ def hamerly_step(x, w, centroids, shift, half_sep, order, ring, assign, upper, l
         else:
             for ch in range(c):
                 row[ch] = np.float64(x[i, ch])
-            b1 = 0
-            d1 = np.inf
-            d2 = np.inf
-            for j in range(k):
-                d = 0.0
-                for ch in range(c):
-                    diff = row[ch] - centroids[j, ch]
-                    d += diff * diff
-                if d < d1:
-                    d2 = d1
-                    d1 = d
-                    b1 = j
-                elif d < d2:
-                    d2 = d
+            b1, d1, d2 = two_nearest(row, centroids)
         upper[i] = np.sqrt(d1) * UP
         lower[i] = np.sqrt(d2) * DOWN
         if b1 == a:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from ..chunking import DEFAULT_MEMORY_LIMIT
 from ..params import METHODS, SEED_LIMIT
@@ -19,7 +19,7 @@ from ..params import METHODS, SEED_LIMIT
 class Parser(argparse.ArgumentParser):
     """argparse's parser, with its convention for errors: usage line + one error line, exit 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(2, f"bigquant: error: {message}\n")
 

@@ -23,6 +23,7 @@ from ..errors import ParameterError
 from ..params import DEFLATE_NAMES, LEVELLED_TIFF_COMPRESSIONS, TIFF_ZLIB_LEVEL, check_compression_level
 from ..reconstruction import lookup
 
+
 def tiff_options(image: da.Array, tile: Sequence[int], compression: str | None,
                   level: int | None = None) -> dict[str, Any]:
     """Keyword arguments of :func:`tifffile.imwrite` for a tiled BigTIFF of ``image``."""

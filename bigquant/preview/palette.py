@@ -18,7 +18,19 @@ from .._dask import on_default_scheduler
 from ..errors import ParameterError, StoreFormatError
 from ..store import Store
 from ._draw import (
-    BG, FRAME, INK, MARGIN, MUTED, TEXT, TITLE, PathLike, StoreLike, as_store, check_png, get_font, text_size,
+    BG,
+    FRAME,
+    INK,
+    MARGIN,
+    MUTED,
+    TEXT,
+    TITLE,
+    PathLike,
+    StoreLike,
+    as_store,
+    check_png,
+    get_font,
+    text_size,
     write_png,
 )
 

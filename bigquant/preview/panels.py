@@ -21,15 +21,29 @@ import dask.array as da
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .. import io
+from .. import display, io
 from .._dask import on_default_scheduler
-from .. import display
 from ..errors import ParameterError
 from ..report import psnr_caption
 from ..store import Store
 from ._draw import (
-    BG, FRAME, GAP, INK, MARGIN, MUTED, TEXT, TITLE, PathLike, StoreLike, as_store, check_png, fit_text, get_font,
-    source_name, text_size, write_png,
+    BG,
+    FRAME,
+    GAP,
+    INK,
+    MARGIN,
+    MUTED,
+    TEXT,
+    TITLE,
+    PathLike,
+    StoreLike,
+    as_store,
+    check_png,
+    fit_text,
+    get_font,
+    source_name,
+    text_size,
+    write_png,
 )
 
 #: (rows, cols) a preview fits in by default: most laptop screens.
