@@ -29,11 +29,17 @@ def check(path: Path) -> list[str]:
             start = min([node.lineno] + [d.lineno for d in node.decorator_list])
             n = (node.end_lineno or node.lineno) - start + 1
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(getattr(body[0], "value", None), ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 n -= (body[0].end_lineno or body[0].lineno) - body[0].lineno + 1
             if n > MAX_FUNCTION_LINES:
-                problems.append(f"{rel}:{node.lineno}: function {node.name} has {n} lines, more than {MAX_FUNCTION_LINES}")
+                problems.append(
+                    f"{rel}:{node.lineno}: function {node.name} has {n} lines, more than {MAX_FUNCTION_LINES}"
+                )
     return problems
 
 

@@ -157,8 +157,17 @@ def load_histogram_path() -> None:
     kha.rings(sqd, np.argsort(sqd, axis=1))
     for pts, wts in ((f, np.ones(4)), (x, counts)):
         kha.hamerly_step(
-            pts, wts, cen, np.zeros(2), np.ones(2), np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2)),
-            np.zeros(4, dtype=np.uint8), np.zeros(4, dtype=np.float32), np.zeros(4, dtype=np.float32), True,
+            pts,
+            wts,
+            cen,
+            np.zeros(2),
+            np.ones(2),
+            np.zeros((2, 2), dtype=np.int64),
+            np.zeros((2, 2)),
+            np.zeros(4, dtype=np.uint8),
+            np.zeros(4, dtype=np.float32),
+            np.zeros(4, dtype=np.float32),
+            True,
         )
     kl.nearest_sq_dist(x, cen, np.zeros(4), np.zeros(4, dtype=np.uint8))
     kh.lut_labels(x, np.zeros(1, dtype=np.uint8), cen, np.zeros(4, dtype=np.uint8), False)

@@ -177,9 +177,7 @@ class Staging:
         try:
             move_into_place(self.path, self.target)
         except OSError as exc:
-            raise OutputError(
-                f"cannot move {self.noun} {self.quoted} into place: {exc.strerror or exc}"
-            ) from exc
+            raise OutputError(f"cannot move {self.noun} {self.quoted} into place: {exc.strerror or exc}") from exc
         return self.target
 
     def abort(self) -> None:
@@ -197,9 +195,7 @@ class Staging:
 
 
 @contextlib.contextmanager
-def staged(
-    target: PathLike, overwrite: bool, *, noun: str = "output", quoted: str | None = None
-) -> Iterator[Path]:
+def staged(target: PathLike, overwrite: bool, *, noun: str = "output", quoted: str | None = None) -> Iterator[Path]:
     """Yield a hidden sibling of ``target`` to write, then move it into place.
 
     An OSError in the block becomes an :class:`OutputError` naming the output; on any exception

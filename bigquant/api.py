@@ -33,8 +33,18 @@ from .kmeans import combine_label_stats
 from .params import DEFAULT_SAMPLE_SIZE, METHODS, FitOptions
 from .store import Palette, Store
 
-__all__ = ["METHODS", "Palette", "Store", "as_image", "compress", "decode", "default_output", "fit",
-           "load_source", "open_store"]
+__all__ = [
+    "METHODS",
+    "Palette",
+    "Store",
+    "as_image",
+    "compress",
+    "decode",
+    "default_output",
+    "fit",
+    "load_source",
+    "open_store",
+]
 
 PathLike = str | os.PathLike
 
@@ -104,13 +114,16 @@ def _check_output(source: Any, output: PathLike | None, overwrite: bool) -> Path
     return output
 
 
-def _fit_image(x: da.Array, name: str, opts: FitOptions, init: Any, target_psnr: float | None,
-               max_k: int, say: Progress) -> FitResult:
+def _fit_image(
+    x: da.Array, name: str, opts: FitOptions, init: Any, target_psnr: float | None, max_k: int, say: Progress
+) -> FitResult:
     """Fit the codebook of ``x`` for :func:`compress` (with the auto-K search if asked)."""
     rows, cols, c = x.shape
     use_hist = fitting.use_histogram(opts.method, x.dtype, c)
-    say(f"reading {name}: {rows} x {cols} x {c} {x.dtype}, chunks {x.chunksize[:2]}, "
-        f"{'histogram' if use_hist else 'pixel'} path")
+    say(
+        f"reading {name}: {rows} x {cols} x {c} {x.dtype}, chunks {x.chunksize[:2]}, "
+        f"{'histogram' if use_hist else 'pixel'} path"
+    )
     data = fitting.prepare(x, use_hist, opts, f"input {name!r}")
     if use_hist:
         say(f"histogram: {data.distinct} distinct colours")
@@ -138,15 +151,29 @@ def _fit_metadata(fit: FitResult, opts: FitOptions) -> dict[str, Any]:
 
 
 def _stamp(opts: FitOptions) -> dict[str, Any]:
-    return {"seed": int(opts.seed), "bigquant_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "seed": int(opts.seed),
+        "bigquant_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 _RUN_KEYS = ("method", "iterations", "coarse_iterations", "converged", "stopped_by", "max_iter", "tol")
 
 
-def _write_store(x: da.Array, output: PathLike, fit: FitResult, *, opts: FitOptions, k_requested: int,
-                 source_name: str, labels_level: int, overwrite: bool, t0: float, say: Progress) -> Store:
+def _write_store(
+    x: da.Array,
+    output: PathLike,
+    fit: FitResult,
+    *,
+    opts: FitOptions,
+    k_requested: int,
+    source_name: str,
+    labels_level: int,
+    overwrite: bool,
+    t0: float,
+    say: Progress,
+) -> Store:
     """The last pass: label every chunk of ``x`` into a new store with ``fit``'s codebook."""
     rows, cols, c = x.shape
     k = fit.codebook.shape[0]
@@ -155,8 +182,9 @@ def _write_store(x: da.Array, output: PathLike, fit: FitResult, *, opts: FitOpti
     release_freed_memory()
     say(f"writing labels ({params.labels_dtype(k).name}) to {output}")
     chunks = (int(x.chunksize[0]), int(x.chunksize[1]))
-    with _store.StoreWriter(output, (rows, cols, c), chunks, k, overwrite=overwrite,
-                            labels_level=labels_level) as writer:
+    with _store.StoreWriter(
+        output, (rows, cols, c), chunks, k, overwrite=overwrite, labels_level=labels_level
+    ) as writer:
         stats = writer.write_labels(x, plan.fn, plan.args, k + 3, combine_label_stats)
         sse = float(stats[k]) if plan.sse is None else plan.sse
         data_range = (float(stats[k + 1]), float(stats[k + 2]))
@@ -164,13 +192,23 @@ def _write_store(x: da.Array, output: PathLike, fit: FitResult, *, opts: FitOpti
         peak = metrics.peak_value(x.dtype, data_range)
         run = _fit_metadata(fit, opts)
         meta = {
-            "k": int(k), "k_requested": int(k_requested), "shape": [int(rows), int(cols), int(c)],
-            "dtype": str(x.dtype), "chunks": [int(s) for s in x.chunksize[:2]],
-            **{key: run[key] for key in _RUN_KEYS}, "inertia": sse,
+            "k": int(k),
+            "k_requested": int(k_requested),
+            "shape": [int(rows), int(cols), int(c)],
+            "dtype": str(x.dtype),
+            "chunks": [int(s) for s in x.chunksize[:2]],
+            **{key: run[key] for key in _RUN_KEYS},
+            "inertia": sse,
             **{key: run[key] for key in ("inertia_history", "shift_history", "reseeded_clusters")},
-            "mse": mse, "psnr": metrics.psnr(mse, peak), "psnr_peak": peak, "data_range": list(data_range),
-            "label_counts": [int(v) for v in stats[:k]], "seed": int(opts.seed), "source": source_name,
-            **_stamp(opts), **fit.extra,
+            "mse": mse,
+            "psnr": metrics.psnr(mse, peak),
+            "psnr_peak": peak,
+            "data_range": list(data_range),
+            "label_counts": [int(v) for v in stats[:k]],
+            "seed": int(opts.seed),
+            "source": source_name,
+            **_stamp(opts),
+            **fit.extra,
         }
         meta["time_s"] = round(time.perf_counter() - t0, 3)
         path = writer.commit(fit.codebook, meta)
@@ -279,8 +317,18 @@ def compress(
         fit = FitResult(metrics.round_codebook(cb, x.dtype), "fixed", extra={"codebook_source": cb_source})
     else:
         fit = _fit_image(x, name, _with_k(opts, k_requested), init, target_psnr, max_k, say)
-    return _write_store(x, output, fit, opts=opts, k_requested=k_requested, source_name=name,
-                        labels_level=labels_level, overwrite=overwrite, t0=t0, say=say)
+    return _write_store(
+        x,
+        output,
+        fit,
+        opts=opts,
+        k_requested=k_requested,
+        source_name=name,
+        labels_level=labels_level,
+        overwrite=overwrite,
+        t0=t0,
+        say=say,
+    )
 
 
 def _with_k(opts: FitOptions, k: int) -> FitOptions:
@@ -332,17 +380,27 @@ def fit(
     c, dtype = xs[0].shape[2], xs[0].dtype
     for x, name in zip(xs, names):
         if x.shape[2] != c or x.dtype != dtype:
-            raise ParameterError(f"all images need the same channels and dtype: {names[0]} is {c} x {dtype}, "
-                                 f"{name} is {x.shape[2]} x {x.dtype}")
+            raise ParameterError(
+                f"all images need the same channels and dtype: {names[0]} is {c} x {dtype}, "
+                f"{name} is {x.shape[2]} x {x.dtype}"
+            )
     use_hist = fitting.use_histogram(opts.method, dtype, c)
     say(f"fitting K={opts.k} across {len(xs)} images ({'histogram' if use_hist else 'pixel'} path)")
     data = fitting.prepare(xs, use_hist, opts, "an image")
     f = fitting.fit_k(data, fitting.reduce_k(opts.k, data.distinct), opts, on_iter=fitting.iteration_progress(say))
     mse, peak = fitting.training_error(f)
     run = _fit_metadata(f, opts)
-    meta = {"k_requested": int(opts.k), "sources": names, "shapes": [list(map(int, x.shape)) for x in xs],
-            **{key: run[key] for key in _RUN_KEYS}, "inertia_history": run["inertia_history"], "mse": mse,
-            "psnr": metrics.psnr(mse, peak), **_stamp(opts), "time_s": round(time.perf_counter() - t0, 3)}
+    meta = {
+        "k_requested": int(opts.k),
+        "sources": names,
+        "shapes": [list(map(int, x.shape)) for x in xs],
+        **{key: run[key] for key in _RUN_KEYS},
+        "inertia_history": run["inertia_history"],
+        "mse": mse,
+        "psnr": metrics.psnr(mse, peak),
+        **_stamp(opts),
+        "time_s": round(time.perf_counter() - t0, 3),
+    }
     path = _store.write_palette(output, f.codebook, meta, overwrite=overwrite)
     return _store.Palette.read(path)
 
@@ -371,5 +429,11 @@ def decode(
     compression name, or None; default Deflate at level 1) and Zarr (None, or zstd) outputs, as
     in :func:`bigquant.io.write_image`.
     """
-    return decode_store(store, output, overwrite=overwrite, memory_limit=memory_limit, compression=compression,
-                        compression_level=compression_level)
+    return decode_store(
+        store,
+        output,
+        overwrite=overwrite,
+        memory_limit=memory_limit,
+        compression=compression,
+        compression_level=compression_level,
+    )

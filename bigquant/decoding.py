@@ -40,7 +40,15 @@ def decode_store(
     s = store if isinstance(store, Store) else Store(store)
     if io.is_ome_zarr(output):
         rng = s.metadata.get("data_range")
-        return io.write_ome_zarr(s.reconstruct(), s.labels, s.codebook, output, overwrite=overwrite,
-                                 data_range=tuple(rng) if rng else None)
-    return io.write_image(s.labels, output, overwrite=overwrite, memory_limit=memory_limit,
-                          compression=compression, compression_level=compression_level, palette=s.codebook)
+        return io.write_ome_zarr(
+            s.reconstruct(), s.labels, s.codebook, output, overwrite=overwrite, data_range=tuple(rng) if rng else None
+        )
+    return io.write_image(
+        s.labels,
+        output,
+        overwrite=overwrite,
+        memory_limit=memory_limit,
+        compression=compression,
+        compression_level=compression_level,
+        palette=s.codebook,
+    )

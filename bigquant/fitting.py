@@ -172,8 +172,15 @@ def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, on_iter: 
     start = initial(init, sample, k, colours.shape[1], opts.seed)
     tol_abs = params.tol_abs(opts.tol, kmeans.data_scale(colours, counts))
     res = histogram.fit(
-        colours, counts, start, max_iter=opts.max_iter, tol_abs=tol_abs, sample=sample.astype(float),
-        inertia_rtol=opts.inertia_rtol, coarse=init is None, callback=on_iter,
+        colours,
+        counts,
+        start,
+        max_iter=opts.max_iter,
+        tol_abs=tol_abs,
+        sample=sample.astype(float),
+        inertia_rtol=opts.inertia_rtol,
+        coarse=init is None,
+        callback=on_iter,
     )
     codebook = metrics.round_codebook(res.centroids, data.dtype)
     return FitResult(codebook, "histogram", res, res.coarse_iterations, data)
@@ -187,10 +194,18 @@ def _fit_pixels(points: Any, data: FitData, k: int, opts: FitOptions, init: Any,
     pts = np.ascontiguousarray(sample, dtype=np.float64)  # for the warm start and the re-seeding
     warm_iters = 0
     if init is None:
-        start, warm_iters = warm_start_on_sample(pts, start, max_iter=opts.max_iter, tol_abs=tol_abs,
-                                                 inertia_rtol=opts.inertia_rtol)
-    res = kmeans.lloyd(points, start, max_iter=opts.max_iter, tol_abs=tol_abs, inertia_rtol=opts.inertia_rtol,
-                       sample=pts, callback=on_iter)
+        start, warm_iters = warm_start_on_sample(
+            pts, start, max_iter=opts.max_iter, tol_abs=tol_abs, inertia_rtol=opts.inertia_rtol
+        )
+    res = kmeans.lloyd(
+        points,
+        start,
+        max_iter=opts.max_iter,
+        tol_abs=tol_abs,
+        inertia_rtol=opts.inertia_rtol,
+        sample=pts,
+        callback=on_iter,
+    )
     return FitResult(metrics.round_codebook(res.centroids, data.dtype), "pixels", res, warm_iters, data)
 
 
@@ -205,8 +220,15 @@ def warm_start_on_sample(
     """
     if len(pts) <= len(start) or not np.isfinite(pts).all():
         return start, 0
-    res = lloyd_in_memory(pts, np.ones(len(pts)), start, max_iter=max_iter,
-                          tol_abs=params.COARSE_TOL_FACTOR * tol_abs, inertia_rtol=inertia_rtol, sample=pts)
+    res = lloyd_in_memory(
+        pts,
+        np.ones(len(pts)),
+        start,
+        max_iter=max_iter,
+        tol_abs=params.COARSE_TOL_FACTOR * tol_abs,
+        inertia_rtol=inertia_rtol,
+        sample=pts,
+    )
     return res.centroids, res.n_iter
 
 
@@ -284,6 +306,7 @@ def auto_k(data: FitData, opts: FitOptions, target: float, max_k: int, *, init: 
     """
     use_hist = data.colours is not None
     if use_hist:
+
         def fit_of(kk: int) -> FitResult:
             return fit_k(data, kk, opts, init=init)
     else:

@@ -96,8 +96,17 @@ def lloyd_in_memory(
             order, ring, half_sep = _neighbours(cen, k)
             parts = pool.map(
                 lambda ab: kha.hamerly_step(
-                    x[ab[0] : ab[1]], w[ab[0] : ab[1]], cen, shift, half_sep, order, ring,
-                    assign[ab[0] : ab[1]], upper[ab[0] : ab[1]], lower[ab[0] : ab[1]], first,
+                    x[ab[0] : ab[1]],
+                    w[ab[0] : ab[1]],
+                    cen,
+                    shift,
+                    half_sep,
+                    order,
+                    ring,
+                    assign[ab[0] : ab[1]],
+                    upper[ab[0] : ab[1]],
+                    lower[ab[0] : ab[1]],
+                    first,
                 ),
                 slices,
             )
@@ -112,6 +121,11 @@ def lloyd_in_memory(
             return out
 
         return lloyd_loop(
-            step, init, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol, sample=sample,
+            step,
+            init,
+            max_iter=max_iter,
+            tol_abs=tol_abs,
+            inertia_rtol=inertia_rtol,
+            sample=sample,
             callback=callback,
         )

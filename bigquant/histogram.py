@@ -237,12 +237,23 @@ def fit(
                 continue
             cpts, cw = coarse_histogram(x, counts, bits)
             cres = lloyd_in_memory(
-                cpts, cw, start, max_iter=max_iter, tol_abs=COARSE_TOL_FACTOR * tol_abs,
-                inertia_rtol=inertia_rtol, sample=sample,
+                cpts,
+                cw,
+                start,
+                max_iter=max_iter,
+                tol_abs=COARSE_TOL_FACTOR * tol_abs,
+                inertia_rtol=inertia_rtol,
+                sample=sample,
             )
             start, coarse_iters = cres.centroids, coarse_iters + cres.n_iter
     res = lloyd_in_memory(
-        colours, counts, start, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol, sample=sample,
+        colours,
+        counts,
+        start,
+        max_iter=max_iter,
+        tol_abs=tol_abs,
+        inertia_rtol=inertia_rtol,
+        sample=sample,
         callback=callback,
     )
     res.coarse_iterations = coarse_iters
@@ -273,8 +284,12 @@ def label_table(colours: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, 
     x = np.ascontiguousarray(colours)
     slices, pool = sliced(n)
     with pool:
-        list(pool.map(lambda ab: kl.nearest_sq_dist(x[ab[0] : ab[1]], cb, sq_err[ab[0] : ab[1]],
-                                                    labels[ab[0] : ab[1]]), slices))
+        list(
+            pool.map(
+                lambda ab: kl.nearest_sq_dist(x[ab[0] : ab[1]], cb, sq_err[ab[0] : ab[1]], labels[ab[0] : ab[1]]),
+                slices,
+            )
+        )
     lut = np.zeros(nbins(c), dtype=dtype)
     lut[kh.colour_codes(x)] = labels
     return lut, sq_err

@@ -69,8 +69,10 @@ def summary_lines(info: dict) -> list[str]:
 
 def auto_k_line(info: dict, target_psnr: float) -> str:
     """The line that says which K ``--target-psnr`` chose and what it reached."""
-    return (f"  auto K      chose K={info['k']} for a target of {target_psnr:g} dB "
-            f"(estimate: {info['auto_k_estimate']}); got {psnr_text(info['psnr'])} dB")
+    return (
+        f"  auto K      chose K={info['k']} for a target of {target_psnr:g} dB "
+        f"(estimate: {info['auto_k_estimate']}); got {psnr_text(info['psnr'])} dB"
+    )
 
 
 def fit_lines(path: Any, meta: dict) -> list[str]:

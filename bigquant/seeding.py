@@ -122,9 +122,7 @@ def kmeans_plusplus(
     return x[indices], indices
 
 
-def init_centroids(
-    sample: np.ndarray, k: int, seed: int = 0, sample_weight: np.ndarray | None = None
-) -> np.ndarray:
+def init_centroids(sample: np.ndarray, k: int, seed: int = 0, sample_weight: np.ndarray | None = None) -> np.ndarray:
     """k-means++ (:func:`kmeans_plusplus`) on a sample; returns (K, C) float64.
 
     k-means++ costs O(points x K x log K); it only seeds Lloyd's iterations, which then run on all

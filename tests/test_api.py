@@ -31,8 +31,8 @@ def test_compress_from_array_and_dask(tmp_path, china):
 @pytest.mark.parametrize(
     "image_kind",
     [
-        "uint8",    # histogram path; a fixed codebook on few pixels uses the pixel kernel
-        "uint16",   # pixel path
+        "uint8",  # histogram path; a fixed codebook on few pixels uses the pixel kernel
+        "uint16",  # pixel path
     ],
 )
 def test_fixed_codebook_encodes_without_fitting(tmp_path, china, image_kind):
@@ -61,8 +61,9 @@ def test_palette_across_images(tmp_path, china, coffee):
     assert pal.codebook.shape == (16, 3) and pal.metadata["kind"] == "palette"
     assert pal.metadata["sources"] == ["<ndarray>", "<ndarray>"]
     # the palette is the k-means of both images' pixels taken together: it serves both
-    stores = [bigquant.compress(img, tmp_path / f"{i}.bq.zarr", codebook=pal.path) for i, img in
-              enumerate([china, coffee])]
+    stores = [
+        bigquant.compress(img, tmp_path / f"{i}.bq.zarr", codebook=pal.path) for i, img in enumerate([china, coffee])
+    ]
     for s, img in zip(stores, [china, coffee]):
         assert np.array_equal(s.codebook, pal.codebook)
         solo = bigquant.compress(img, tmp_path / f"solo{id(img)}.bq.zarr", k=16)

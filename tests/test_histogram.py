@@ -29,8 +29,7 @@ def test_histogram_path_equals_pixel_path_from_same_init(china):
     init = china.reshape(-1, 3)[rng.choice(china.shape[0] * china.shape[1], 16, replace=False)].astype(float)
     pix = kmeans.lloyd(x, init, max_iter=300, tol_abs=0.0)
     colours, counts = histogram.colour_histogram(x)
-    hist = histogram.fit(colours, counts, init, max_iter=300, tol_abs=0.0, sample=colours.astype(float),
-                         coarse=False)
+    hist = histogram.fit(colours, counts, init, max_iter=300, tol_abs=0.0, sample=colours.astype(float), coarse=False)
     assert pix.converged and hist.converged
     assert hist.n_iter == pix.n_iter
     np.testing.assert_allclose(hist.centroids, pix.centroids, rtol=1e-9, atol=1e-9)
@@ -46,9 +45,18 @@ def test_inertia_stall_ends_the_tail_for_almost_nothing(request, name, k):
     colours, counts = histogram.colour_histogram(da.from_array(img, chunks=(256, 256, -1)))
     sample = histogram.sample_from_histogram(colours, counts, seeding.DEFAULT_SAMPLE_SIZE, 0).astype(float)
     start = seeding.init_centroids(sample, k, seed=0)
-    runs = {rtol: histogram.fit(colours, counts, start, max_iter=300, sample=sample, inertia_rtol=rtol,
-                                tol_abs=1e-4 * kmeans.data_scale(colours, counts))
-            for rtol in (0.0, params.inertia_rtol(1e-4))}
+    runs = {
+        rtol: histogram.fit(
+            colours,
+            counts,
+            start,
+            max_iter=300,
+            sample=sample,
+            inertia_rtol=rtol,
+            tol_abs=1e-4 * kmeans.data_scale(colours, counts),
+        )
+        for rtol in (0.0, params.inertia_rtol(1e-4))
+    }
     shift_only, stalled = runs[0.0], runs[params.inertia_rtol(1e-4)]
     assert stalled.stopped_by == "inertia" and shift_only.stopped_by == "shift"
     assert stalled.n_iter < shift_only.n_iter
@@ -99,8 +107,7 @@ def test_coarse_histogram_keeps_mass_and_mean(coffee):
     colours, counts = histogram.colour_histogram(da.from_array(coffee, chunks=(200, 300, -1)))
     pts, w = histogram.coarse_histogram(colours, counts)
     assert len(pts) <= 2**15 and w.sum() == counts.sum()
-    np.testing.assert_allclose((pts * w[:, None]).sum(0) / w.sum(),
-                               (colours * counts[:, None]).sum(0) / counts.sum())
+    np.testing.assert_allclose((pts * w[:, None]).sum(0) / w.sum(), (colours * counts[:, None]).sum(0) / counts.sum())
 
 
 @pytest.mark.parametrize("ratio", [1, 64, 1 << 40])

@@ -226,7 +226,7 @@ def test_tiff_read_exact(tmp_path, dtype, channels, kwargs):
 @pytest.mark.parametrize(
     "compression",
     [
-        "jpeg",      # what most whole-slide scanners write
+        "jpeg",  # what most whole-slide scanners write
         "jpeg2000",  # Aperio's other choice, decoded through imagecodecs
     ],
 )
@@ -398,9 +398,7 @@ def test_file_changed_after_open(tmp_path, astronaut):
 def test_zarr_read_exact(tmp_path, zarr_format, dtype, shape):
     expected = random_image(shape, np.dtype(dtype).newbyteorder("="))
     path = tmp_path / "img.zarr"
-    z = zarr.create_array(
-        str(path), shape=shape, chunks=(50, 70) + shape[2:], dtype=dtype, zarr_format=zarr_format
-    )
+    z = zarr.create_array(str(path), shape=shape, chunks=(50, 70) + shape[2:], dtype=dtype, zarr_format=zarr_format)
     z[...] = expected
     arr = read_image(path, memory_limit="64MiB", threads=64)
     expected = expected.reshape(shape[:2] + (-1,))
@@ -829,8 +827,9 @@ def test_map_large_arrays_returns_freed_arrays_at_once(mode):
     if not os.path.exists("/proc/self/statm") or "libc.so.6" not in (ctypes.util.find_library("c") or ""):
         pytest.skip("needs glibc and Linux's /proc")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", _MAPPED_FREES, mode], capture_output=True, text=True, env=env,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _MAPPED_FREES, mode], capture_output=True, text=True, env=env, check=True
+    ).stdout
     freed_mib = int(out)
     if mode == "map":
         assert freed_mib > 90, out

@@ -26,9 +26,9 @@ def _as3d(img):
 @pytest.mark.parametrize(
     "name, k, chunks",
     [
-        ("china", 16, (100, 130)),   # scikit-learn's photo, ragged chunks on both axes
-        ("coffee", 8, (64, 97)),     # scikit-image's photo, many small ragged chunks
-        ("camera", 5, (512, 512)),   # greyscale (C=1), one chunk: the degenerate map-reduce
+        ("china", 16, (100, 130)),  # scikit-learn's photo, ragged chunks on both axes
+        ("coffee", 8, (64, 97)),  # scikit-image's photo, many small ragged chunks
+        ("camera", 5, (512, 512)),  # greyscale (C=1), one chunk: the degenerate map-reduce
     ],
 )
 def test_matches_sklearn_from_same_init(request, name, k, chunks):
@@ -108,8 +108,9 @@ def test_weights_equal_repeated_rows():
     w = rng.integers(1, 5, 500)
     rep = np.repeat(pts, w, axis=0)
     init = pts[:7].astype(np.float64)
-    a = kmeans.lloyd(da.from_array(pts, chunks=(128, 3)), init, weights=da.from_array(w.astype(float), chunks=128),
-                     max_iter=50)
+    a = kmeans.lloyd(
+        da.from_array(pts, chunks=(128, 3)), init, weights=da.from_array(w.astype(float), chunks=128), max_iter=50
+    )
     b = kmeans.lloyd(da.from_array(rep, chunks=(300, 3)), init, max_iter=50)
     np.testing.assert_allclose(a.centroids, b.centroids, rtol=1e-9)
     assert a.n_iter == b.n_iter
@@ -133,20 +134,26 @@ def _scripted_step(inertias, empty_at=()):
     return step
 
 
-@pytest.mark.parametrize("inertias, rtol, stop_at, reason", [
-    # five steps in a row that each gain at most 1e-6 of the inertia: converged there
-    ([100.0, 50.0] + [50.0 - 4e-5 * i for i in range(1, 6)] + [10.0, 5.0], 1e-6, 7, "inertia"),
-    # four small gains, then a large one: keeps going (and so on to max_iter)
-    ([100.0] + [100.0 - 1e-5 * i for i in range(1, 5)] + [50.0] + [50.0 - 1e-5 * i for i in range(1, 4)], 1e-6,
-     9, "max_iter"),
-    # gains of 2e-6 of the inertia are above the tolerance
-    ([100.0 * (1 - 2e-6) ** i for i in range(9)], 1e-6, 9, "max_iter"),
-    # no inertia test at rtol 0, even when the inertia stays put
-    ([7.0] * 9, 0.0, 9, "max_iter"),
-])
+@pytest.mark.parametrize(
+    "inertias, rtol, stop_at, reason",
+    [
+        # five steps in a row that each gain at most 1e-6 of the inertia: converged there
+        ([100.0, 50.0] + [50.0 - 4e-5 * i for i in range(1, 6)] + [10.0, 5.0], 1e-6, 7, "inertia"),
+        # four small gains, then a large one: keeps going (and so on to max_iter)
+        (
+            [100.0] + [100.0 - 1e-5 * i for i in range(1, 5)] + [50.0] + [50.0 - 1e-5 * i for i in range(1, 4)],
+            1e-6,
+            9,
+            "max_iter",
+        ),
+        # gains of 2e-6 of the inertia are above the tolerance
+        ([100.0 * (1 - 2e-6) ** i for i in range(9)], 1e-6, 9, "max_iter"),
+        # no inertia test at rtol 0, even when the inertia stays put
+        ([7.0] * 9, 0.0, 9, "max_iter"),
+    ],
+)
 def test_lloyd_stops_when_the_inertia_stalls(inertias, rtol, stop_at, reason):
-    res = kmeans.lloyd_loop(_scripted_step(inertias), np.zeros((1, 1)), max_iter=9, tol_abs=1e-3,
-                            inertia_rtol=rtol)
+    res = kmeans.lloyd_loop(_scripted_step(inertias), np.zeros((1, 1)), max_iter=9, tol_abs=1e-3, inertia_rtol=rtol)
     assert res.n_iter == stop_at
     assert res.stopped_by == reason
     assert res.converged == (reason != "max_iter")
@@ -157,8 +164,14 @@ def test_inertia_stall_does_not_count_a_reseeding_step():
     # steps 3 to 9 gain nothing, but step 3 re-seeds an empty cluster: the count of stalled
     # steps starts again at step 4, so the run stops at step 8, not 7
     flat = [10.0] + [9.0] * 8
-    res = kmeans.lloyd_loop(_scripted_step(flat, empty_at={2}), np.zeros((1, 1)), max_iter=9, tol_abs=1e-3,
-                            inertia_rtol=1e-6, sample=np.array([[100.0]]))
+    res = kmeans.lloyd_loop(
+        _scripted_step(flat, empty_at={2}),
+        np.zeros((1, 1)),
+        max_iter=9,
+        tol_abs=1e-3,
+        inertia_rtol=1e-6,
+        sample=np.array([[100.0]]),
+    )
     assert res.reseeded == 1
     assert (res.n_iter, res.stopped_by) == (8, "inertia")
 
@@ -182,14 +195,14 @@ def test_sample_is_reproducible_and_bounded():
 @pytest.mark.parametrize(
     "value, ok",
     [
-        (1, True),        # smallest K
-        (65536, True),    # largest K (uint16 labels)
-        (16.0, True),     # a float that is a whole number is accepted
-        (0, False),       # K < 1
-        (65537, False),   # K > 65536
-        (2.5, False),     # not a whole number
-        ("8", False),     # a string is not a number here (the CLI parses its own)
-        (True, False),    # bool is not a count
+        (1, True),  # smallest K
+        (65536, True),  # largest K (uint16 labels)
+        (16.0, True),  # a float that is a whole number is accepted
+        (0, False),  # K < 1
+        (65537, False),  # K > 65536
+        (2.5, False),  # not a whole number
+        ("8", False),  # a string is not a number here (the CLI parses its own)
+        (True, False),  # bool is not a count
     ],
 )
 def test_check_k(value, ok):

@@ -11,6 +11,7 @@ from numba import njit
 #: code cached on disk (a process loads it instead of compiling), IEEE semantics kept.
 JIT: dict[str, Any] = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 
+
 @njit(**JIT)
 def sq_norms(centroids):  # pragma: no cover - compiled
     """|c|^2 of every centroid (K,)."""
@@ -40,7 +41,6 @@ def nearest(row, centroids, cn):  # pragma: no cover - compiled
     return best
 
 
-
 @njit(inline="always", **JIT)
 def pair_sq_dist(centroids, a, b):  # pragma: no cover - compiled
     s = 0.0
@@ -48,4 +48,3 @@ def pair_sq_dist(centroids, a, b):  # pragma: no cover - compiled
         t = centroids[a, ch] - centroids[b, ch]
         s += t * t
     return s
-

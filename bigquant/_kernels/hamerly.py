@@ -92,8 +92,9 @@ def two_nearest(row, centroids):  # pragma: no cover - compiled
 
 
 @njit(**JIT)
-def hamerly_step(x, w, centroids, shift, half_sep, order, ring, assign, upper, lower,
-                 first):  # pragma: no cover - compiled
+def hamerly_step(
+    x, w, centroids, shift, half_sep, order, ring, assign, upper, lower, first
+):  # pragma: no cover - compiled
     """One weighted Lloyd assignment with Hamerly's bounds: exact, but skips most of the work.
 
     Lloyd's algorithm on in-memory points (the distinct colours of a histogram), keeping per point
@@ -215,4 +216,3 @@ def hamerly_step(x, w, centroids, shift, half_sep, order, ring, assign, upper, l
             out[a, c] -= wi
             out[a, c + 1] -= wi * q
     return out
-

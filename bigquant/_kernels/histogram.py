@@ -155,7 +155,6 @@ def lut_labels(x, lut, codebook, labels, with_error):  # pragma: no cover - comp
     return stats
 
 
-
 @njit(**JIT)
 def coarse_bins(x, counts, bits):  # pragma: no cover - compiled
     """Merge uint8 colours (n, C) with their ``counts`` into bins of ``bits`` per channel.
@@ -208,4 +207,3 @@ def count_bins(x, bits):  # pragma: no cover - compiled
             seen[key] = 1
             m += 1
     return m
-

@@ -101,7 +101,6 @@ def assign_labels(x, centroids, labels):  # pragma: no cover - compiled
     return stats
 
 
-
 @njit(**JIT)
 def nearest_sq_dist(x, centroids, out, labels):  # pragma: no cover - compiled
     """``out[i]`` = squared distance of row ``x[i]`` (n, C) to its nearest centroid (K, C);
@@ -141,4 +140,3 @@ def weighted_moments(x, w):  # pragma: no cover - compiled
             s1[ch] += wi * v
             s2[ch] += wi * v * v
     return sw, s1, s2
-

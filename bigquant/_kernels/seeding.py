@@ -52,4 +52,3 @@ def kpp_best_candidate(x, w, closest, candidates):  # pragma: no cover - compile
         if s < closest[i]:
             closest[i] = s
     return best, best_pot
-

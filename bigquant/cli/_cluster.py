@@ -58,8 +58,9 @@ def probe(address: str, source: str) -> None:
             return
         host, port = parse_host_port(location)
     except (ValueError, TypeError) as exc:
-        raise SchedulerError(f"scheduler address {address!r} ({source}) is not valid: {exc}; "
-                             "expected tcp://HOST:PORT") from None
+        raise SchedulerError(
+            f"scheduler address {address!r} ({source}) is not valid: {exc}; expected tcp://HOST:PORT"
+        ) from None
     try:
         socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
     except OSError as exc:
@@ -93,8 +94,6 @@ def probe(address: str, source: str) -> None:
         raise fail(f"that is a Dask {kind or 'server'}, not a scheduler")
 
 
-
-
 def describe(client: Any) -> str:
     """One line about the cluster: address, workers, threads, dashboard link."""
     try:
@@ -111,7 +110,6 @@ def describe(client: Any) -> str:
         link = None
     where = getattr(client.scheduler, "address", None) or "the cluster"
     return f"dask: {where}, {workers}; dashboard {link or 'not available'}"
-
 
 
 @contextlib.contextmanager
@@ -134,11 +132,11 @@ def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
         try:
             client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=True)
         except Exception as exc:  # refused, timed out, or not a Dask scheduler at all
-            raise SchedulerError(f"cannot connect to the Dask scheduler at {address} ({source}): "
-                                 f"{type(exc).__name__}: {exc}") from exc
+            raise SchedulerError(
+                f"cannot connect to the Dask scheduler at {address} ({source}): {type(exc).__name__}: {exc}"
+            ) from exc
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0",
-                               processes=True)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0", processes=True)
         try:
             client = Client(cluster, set_as_default=True)
         except BaseException:

@@ -60,8 +60,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.debug:
             traceback.print_exc(file=err)
         what = "the Dask cluster failed" if _from_cluster(exc) else "internal error"
-        print(f"bigquant: {what}: {one_line(f'{type(exc).__name__}: {exc}')} "
-              "(run with --debug for the traceback)", file=err)
+        print(
+            f"bigquant: {what}: {one_line(f'{type(exc).__name__}: {exc}')} (run with --debug for the traceback)",
+            file=err,
+        )
         return 1
 
 

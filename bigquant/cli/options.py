@@ -77,10 +77,14 @@ def k_value(text: str) -> Any:
             return text
 
 
-_TOL_HELP = ("stop when the largest centroid shift is below TOL times the data's scale, or when five "
-             "iterations in a row each lower the inertia by at most TOL/100 of it (default 1e-4)")
-_METHOD_HELP = ("histogram: exact Lloyd's on the colour histogram (uint8, 1-3 channels); "
-                "pixels: Lloyd's over every pixel; auto (default): histogram where it applies")
+_TOL_HELP = (
+    "stop when the largest centroid shift is below TOL times the data's scale, or when five "
+    "iterations in a row each lower the inertia by at most TOL/100 of it (default 1e-4)"
+)
+_METHOD_HELP = (
+    "histogram: exact Lloyd's on the colour histogram (uint8, 1-3 channels); "
+    "pixels: Lloyd's over every pixel; auto (default): histogram where it applies"
+)
 
 #: name -> (flags, keyword arguments of ``add_argument``).
 OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
@@ -89,21 +93,38 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "max_iter": (("--max-iter",), dict(type=int, default=100, help="most Lloyd iterations (default 100)")),
     "tol": (("--tol",), dict(type=float, default=1e-4, help=_TOL_HELP)),
     "method": (("--method",), dict(choices=METHODS, default="auto", help=_METHOD_HELP)),
-    "level": (("--level",), dict(type=int, default=0,
-                                 help="pyramid level of a pyramidal TIFF (default 0, full size)")),
-    "debug": (("--debug",), dict(action="store_true", default=argparse.SUPPRESS,
-                                 help="show tracebacks of unexpected errors")),
-    "memory_limit": (("--memory-limit",), dict(
-        default=None, metavar="SIZE",
-        help=f"memory budget of the job; chunk sizes follow from it (default {DEFAULT_MEMORY_LIMIT})")),
-    "scheduler": (("--scheduler",), dict(
-        default=None, metavar="ADDRESS",
-        help="run on an existing dask.distributed cluster, e.g. tcp://host:8786 "
-             "(default: $DASK_SCHEDULER_ADDRESS, else Dask's local scheduler)")),
-    "workers": (("--workers",), dict(
-        type=positive_int, default=None, metavar="N",
-        help="start a local dask.distributed cluster of N worker processes for this run "
-             "(instead of --scheduler or $DASK_SCHEDULER_ADDRESS)")),
+    "level": (("--level",), dict(type=int, default=0, help="pyramid level of a pyramidal TIFF (default 0, full size)")),
+    "debug": (
+        ("--debug",),
+        dict(action="store_true", default=argparse.SUPPRESS, help="show tracebacks of unexpected errors"),
+    ),
+    "memory_limit": (
+        ("--memory-limit",),
+        dict(
+            default=None,
+            metavar="SIZE",
+            help=f"memory budget of the job; chunk sizes follow from it (default {DEFAULT_MEMORY_LIMIT})",
+        ),
+    ),
+    "scheduler": (
+        ("--scheduler",),
+        dict(
+            default=None,
+            metavar="ADDRESS",
+            help="run on an existing dask.distributed cluster, e.g. tcp://host:8786 "
+            "(default: $DASK_SCHEDULER_ADDRESS, else Dask's local scheduler)",
+        ),
+    ),
+    "workers": (
+        ("--workers",),
+        dict(
+            type=positive_int,
+            default=None,
+            metavar="N",
+            help="start a local dask.distributed cluster of N worker processes for this run "
+            "(instead of --scheduler or $DASK_SCHEDULER_ADDRESS)",
+        ),
+    ),
     "quiet": (("-q", "--quiet"), dict(action="store_true", help="print only the final summary")),
     "overwrite": (("--overwrite",), dict(action="store_true", help="replace an existing output")),
 }

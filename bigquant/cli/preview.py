@@ -14,17 +14,25 @@ NAME = "preview"
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    v = sub.add_parser(NAME, help="pictures of a store: side by side, palette, convergence",
-                       description="Write a downsampled picture of the original (if given) beside the "
-                                   "reconstruction, computed by streaming; and/or the palette as swatches "
-                                   "sorted by frequency; and/or the inertia per Lloyd iteration.")
+    v = sub.add_parser(
+        NAME,
+        help="pictures of a store: side by side, palette, convergence",
+        description="Write a downsampled picture of the original (if given) beside the "
+        "reconstruction, computed by streaming; and/or the palette as swatches "
+        "sorted by frequency; and/or the inertia per Lloyd iteration.",
+    )
     v.add_argument("store", help="bigquant store (.bq.zarr)")
     v.add_argument("-o", "--output", default=None, metavar="PNG", help="side-by-side preview to write (.png)")
     v.add_argument("--original", default=None, metavar="IMAGE", help="the input image, shown on the left")
     v.add_argument("--palette", default=None, metavar="PNG", help="write the codebook as swatches sorted by frequency")
     v.add_argument("--convergence", default=None, metavar="PNG", help="write the inertia per Lloyd iteration")
-    v.add_argument("--max-size", type=options.pair, default=None, metavar="ROWS,COLS",
-                   help="the preview fits in this many pixels (default 1200,1600)")
+    v.add_argument(
+        "--max-size",
+        type=options.pair,
+        default=None,
+        metavar="ROWS,COLS",
+        help="the preview fits in this many pixels (default 1200,1600)",
+    )
     options.add_run_options(v)
     return v
 
@@ -45,9 +53,16 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     written = []
     if args.output:
         with scheduler(args, err):
-            written.append(preview.write_preview(store, args.output, args.original,
-                                                 max_size=args.max_size or preview.DEFAULT_MAX_SIZE,
-                                                 memory_limit=args.memory_limit, overwrite=args.overwrite))
+            written.append(
+                preview.write_preview(
+                    store,
+                    args.output,
+                    args.original,
+                    max_size=args.max_size or preview.DEFAULT_MAX_SIZE,
+                    memory_limit=args.memory_limit,
+                    overwrite=args.overwrite,
+                )
+            )
     if args.palette:
         written.append(preview.write_palette(store, args.palette, overwrite=args.overwrite))
     if args.convergence:

@@ -145,7 +145,6 @@ def input_kind(p: Path) -> str:
     )
 
 
-
 def write_image(
     image: da.Array | np.ndarray,
     path: PathLike,
@@ -218,8 +217,17 @@ def write_image(
         image = reconstruct(indices, palette)
     image = as_output_image(image)
     if suffix in (".tif", ".tiff"):
-        write_tiff(image, p, overwrite, budget, tile=tile, compression=compression,
-                   compression_level=compression_level, indices=indices, palette=palette)
+        write_tiff(
+            image,
+            p,
+            overwrite,
+            budget,
+            tile=tile,
+            compression=compression,
+            compression_level=compression_level,
+            indices=indices,
+            palette=palette,
+        )
     elif suffix == ".zarr":
         write_zarr(image, p, overwrite, compression, compression_level)
     else:

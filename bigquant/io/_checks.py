@@ -32,14 +32,12 @@ def check_dtype(dtype: Any, where: str) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError as exc:
         raise InputError(
-            f"{where} has dtype {dtype!r}, which bigquant does not support; supported: "
-            f"{', '.join(SUPPORTED_DTYPES)}"
+            f"{where} has dtype {dtype!r}, which bigquant does not support; supported: {', '.join(SUPPORTED_DTYPES)}"
         ) from exc
     native = dt.newbyteorder("=") if dt.kind in "uif" else dt
     if native.name not in SUPPORTED_DTYPES:
         raise InputError(
-            f"{where} has dtype {dt}, which bigquant does not support; supported: "
-            f"{', '.join(SUPPORTED_DTYPES)}"
+            f"{where} has dtype {dt}, which bigquant does not support; supported: {', '.join(SUPPORTED_DTYPES)}"
         )
     return native
 
@@ -66,7 +64,6 @@ def validate_image(shape: tuple[int, ...], dtype: Any, where: str = "image") -> 
     """
     check_image_shape(tuple(shape), where)
     return check_dtype(dtype, where)
-
 
 
 def budget_error(where: str, need: int, budget: int) -> MemoryBudgetError:
@@ -113,9 +110,7 @@ def as_output_image(image: da.Array | np.ndarray) -> da.Array:
     return image
 
 
-def check_output_path(
-    path: PathLike, *, overwrite: bool, extensions: Sequence[str] = SUPPORTED_OUTPUT
-) -> Path:
+def check_output_path(path: PathLike, *, overwrite: bool, extensions: Sequence[str] = SUPPORTED_OUTPUT) -> Path:
     """Validate an output path before any work is done; writes nothing.
 
     Parameters
@@ -146,11 +141,15 @@ def check_output_path(
         )
     if (p.exists() or p.is_symlink()) and not overwrite:
         raise OutputError(f"output '{path}' exists; pass --overwrite to replace it")
-    if p.is_dir() and not p.is_symlink() and not (
-        p.suffix.lower() == ".zarr" and any((p / m).exists() for m in ZARR_MARKERS)
+    if (
+        p.is_dir()
+        and not p.is_symlink()
+        and not (p.suffix.lower() == ".zarr" and any((p / m).exists() for m in ZARR_MARKERS))
     ):
         # --overwrite replaces an image (a file, or a zarr folder), never an unrelated folder.
-        raise OutputError(f"output '{path}' is a folder that is not a zarr image; --overwrite will not "
-                          "replace it: remove it or choose another output")
+        raise OutputError(
+            f"output '{path}' is a folder that is not a zarr image; --overwrite will not "
+            "replace it: remove it or choose another output"
+        )
     check_output_folder(p)
     return p

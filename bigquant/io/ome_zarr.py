@@ -84,9 +84,18 @@ def write_ome_zarr(
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            ome_write_image(cyx, root, scale_factors=factors, axes="cyx", fmt=FormatV05(),
-                            storage_options={"chunks": ch})
-            ome_write_labels(labels, root, name=label_name, scaler=None, scale_factors=factors, axes="yx",
-                             fmt=FormatV05(), label_metadata={"colors": colors, "source": {"image": "../../"}},
-                             storage_options={"chunks": ch[1:]})
+            ome_write_image(
+                cyx, root, scale_factors=factors, axes="cyx", fmt=FormatV05(), storage_options={"chunks": ch}
+            )
+            ome_write_labels(
+                labels,
+                root,
+                name=label_name,
+                scaler=None,
+                scale_factors=factors,
+                axes="yx",
+                fmt=FormatV05(),
+                label_metadata={"colors": colors, "source": {"image": "../../"}},
+                storage_options={"chunks": ch[1:]},
+            )
     return p

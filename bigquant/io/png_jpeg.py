@@ -91,7 +91,6 @@ def png_header(p: Path) -> tuple[int, int, int, int]:
     return rows, cols, channels, 2 if depth == 16 else 1
 
 
-
 def decode_png(p: Path, budget: int) -> np.ndarray:
     rows, cols, channels, itemsize = png_header(p)
     need = rows * cols * channels * itemsize
@@ -120,9 +119,7 @@ def decode_jpeg(p: Path, budget: int) -> np.ndarray:
             raise InputError(f"{where} is not a readable JPEG file: {exc}") from exc
         with im:
             if im.format != "JPEG":
-                raise InputError(
-                    f"{where} holds a {im.format} image, not JPEG; give it the matching extension"
-                )
+                raise InputError(f"{where} holds a {im.format} image, not JPEG; give it the matching extension")
             cols, rows = im.size
             channels = 1 if im.mode in ("1", "L") else 3
             need = rows * cols * channels
@@ -136,7 +133,6 @@ def decode_jpeg(p: Path, budget: int) -> np.ndarray:
                 return np.asarray(im)
             except Exception as exc:
                 raise InputError(f"cannot decode {where}: {exc}") from exc
-
 
 
 def compute_small(image: da.Array, p: Path, budget: int, *, jpeg: bool) -> np.ndarray:

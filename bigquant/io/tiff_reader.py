@@ -88,7 +88,8 @@ def _tiles_readable(pages: Sequence[Any], shape: tuple[int, int, int], dtype: np
     try:
         return bool(
             page.is_tiled
-            and page.imagedepth == 1 and page.tiledepth == 1
+            and page.imagedepth == 1
+            and page.tiledepth == 1
             and (page.planarconfig == 1 or page.samplesperpixel == 1)
             and (page.imagelength, page.imagewidth, page.samplesperpixel) == tuple(shape)
             and np.dtype(page.dtype).newbyteorder("=") == dtype
@@ -96,7 +97,6 @@ def _tiles_readable(pages: Sequence[Any], shape: tuple[int, int, int], dtype: np
         )
     except Exception:  # an attribute this page type lacks: let tifffile's zarr store read it
         return False
-
 
 
 class TileSource:
@@ -132,8 +132,9 @@ class TileSource:
                 seg = decode(data, i, jpegtables=tables)[0].reshape(th, tw, self.spp)
                 y0, x0 = max(rows.start, ty * th), max(cols.start, tx * tw)
                 y1, x1 = min(rows.stop, (ty + 1) * th), min(cols.stop, (tx + 1) * tw)
-                out[y0 - rows.start:y1 - rows.start, x0 - cols.start:x1 - cols.start] = \
-                    seg[y0 - ty * th:y1 - ty * th, x0 - tx * tw:x1 - tx * tw]
+                out[y0 - rows.start : y1 - rows.start, x0 - cols.start : x1 - cols.start] = seg[
+                    y0 - ty * th : y1 - ty * th, x0 - tx * tw : x1 - tx * tw
+                ]
         return out
 
 
@@ -250,9 +251,7 @@ class TiffReader:
 def _tiff_axes(where: str, shape: tuple[int, ...], axes: str) -> tuple[int, int, int | None]:
     """Positions of rows, cols and channels in a tifffile series, or InputError."""
     if "Y" not in axes or "X" not in axes:
-        raise InputError(
-            f"{where} has shape {shape} with axes {axes!r}; expected rows 'Y' and columns 'X'"
-        )
+        raise InputError(f"{where} has shape {shape} with axes {axes!r}; expected rows 'Y' and columns 'X'")
     extra = [(i, a) for i, a in enumerate(axes) if a not in "YX" and shape[i] > 1]
     if len(extra) > 1:
         raise InputError(
@@ -283,9 +282,7 @@ def _tiff_data_end(pages: Sequence[Any]) -> int:
     return end
 
 
-def read_tiff(
-    p: Path, level: int, budget: int, chunks: Sequence[int] | None, threads: int | None
-) -> da.Array:
+def read_tiff(p: Path, level: int, budget: int, chunks: Sequence[int] | None, threads: int | None) -> da.Array:
     where = f"input '{p}'"
     try:
         tf = tifffile.TiffFile(p)
@@ -301,8 +298,7 @@ def read_tiff(
             levels = series.levels
             if level >= len(levels):
                 raise ParameterError(
-                    f"level {level} is out of range: {where} has {len(levels)} level(s) "
-                    f"(0..{len(levels) - 1})"
+                    f"level {level} is out of range: {where} has {len(levels)} level(s) (0..{len(levels) - 1})"
                 )
             lvl = levels[level]
             shape, axes = tuple(int(n) for n in lvl.shape), str(lvl.axes)
@@ -315,8 +311,7 @@ def read_tiff(
             end = _tiff_data_end(lvl.pages)
             if end > size:
                 raise InputError(
-                    f"{where} is truncated: its image data extends to byte {end} but the file has "
-                    f"{size} bytes"
+                    f"{where} is truncated: its image data extends to byte {end} but the file has {size} bytes"
                 )
             store = tf.aszarr(series=series_index, level=level)
             source_chunks = zarr.open_array(store, mode="r").chunks
@@ -344,8 +339,16 @@ def read_tiff(
                 "--memory-limit"
             )
     reader = TiffReader(
-        str(p.absolute()), series_index, level, shape, row_axis, col_axis, chan_axis, dtype,
-        _file_stamp(str(p)), mode,
+        str(p.absolute()),
+        series_index,
+        level,
+        shape,
+        row_axis,
+        col_axis,
+        chan_axis,
+        dtype,
+        _file_stamp(str(p)),
+        mode,
     )
     cr, cc = resolve_chunks((rows, cols), itemsize * channels, budget, chunks, tile, threads)
     return da.from_array(
@@ -357,4 +360,3 @@ def read_tiff(
         meta=np.empty((0, 0, 0), dtype=dtype),
         name=f"read-tiff-{tokenize(reader, cr, cc)}",
     )
-

@@ -24,8 +24,9 @@ from ..params import DEFLATE_NAMES, LEVELLED_TIFF_COMPRESSIONS, TIFF_ZLIB_LEVEL,
 from ..reconstruction import lookup
 
 
-def tiff_options(image: da.Array, tile: Sequence[int], compression: str | None,
-                  level: int | None = None) -> dict[str, Any]:
+def tiff_options(
+    image: da.Array, tile: Sequence[int], compression: str | None, level: int | None = None
+) -> dict[str, Any]:
     """Keyword arguments of :func:`tifffile.imwrite` for a tiled BigTIFF of ``image``."""
     try:
         th, tw = (int(t) for t in tile)
@@ -120,8 +121,9 @@ class LookupTile:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
-def iter_tiles(image: da.Array, tile: tuple[int, int], strip_bytes: int,
-                palette: np.ndarray | None = None) -> Iterator[Any]:
+def iter_tiles(
+    image: da.Array, tile: tuple[int, int], strip_bytes: int, palette: np.ndarray | None = None
+) -> Iterator[Any]:
     """Yield the tiles of ``image`` in row-major order, each of full tile shape (zero padded).
 
     The image is computed one horizontal strip at a time; the next strip is computed in a
@@ -169,7 +171,6 @@ def iter_tiles(image: da.Array, tile: tuple[int, int], strip_bytes: int,
                 carry = block[done:] if done < block.shape[0] else None
         finally:
             pending.cancel()
-
 
 
 def write_tiff(

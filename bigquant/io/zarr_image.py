@@ -32,15 +32,11 @@ def read_zarr(p: Path, budget: int, chunks: Sequence[int] | None, threads: int |
     if not p.is_dir():
         raise InputError(f"{where} is a file; a .zarr input must be a directory (a zarr array or group)")
     if not is_zarr_dir(p):
-        raise InputError(
-            f"{where} is a directory but not a zarr array or group (no zarr.json, .zarray or .zgroup)"
-        )
+        raise InputError(f"{where} is a directory but not a zarr array or group (no zarr.json, .zarray or .zgroup)")
     try:
         node = zarr.open(str(p), mode="r")
     except Exception as exc:
-        raise InputError(
-            f"{where} is not a readable zarr array or group: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise InputError(f"{where} is not a readable zarr array or group: {type(exc).__name__}: {exc}") from exc
     component = None
     if isinstance(node, zarr.Group):
         try:
@@ -91,7 +87,9 @@ def _write_array(image: da.Array, target: Path, compression: str | None, level: 
     if not (regular(image.chunks[0]) and regular(image.chunks[1]) and len(image.chunks[2]) == 1):
         image = image.rechunk((image.chunks[0][0], image.chunks[1][0], channels))
     level = check_compression_level(level)
-    compressors = [zarr.codecs.ZstdCodec(level=ZARR_ZSTD_LEVEL if level is None else level)] if compression is not None else None
+    compressors = (
+        [zarr.codecs.ZstdCodec(level=ZARR_ZSTD_LEVEL if level is None else level)] if compression is not None else None
+    )
     zarr.create_array(
         store=str(target),
         shape=image.shape,
@@ -105,9 +103,15 @@ def _write_array(image: da.Array, target: Path, compression: str | None, level: 
     # in the graph, workers in other folders find it, and the keys hash the target path, so two
     # writes never share a task.
     nr, nc = image.numblocks[:2]
-    done = da.map_blocks(_write_block, image, os.path.abspath(target), dtype=np.int8,
-                         chunks=((1,) * nr, (1,) * nc, (1,)), token="bigquant-write-zarr",
-                         meta=np.empty((0, 0, 0), np.int8))
+    done = da.map_blocks(
+        _write_block,
+        image,
+        os.path.abspath(target),
+        dtype=np.int8,
+        chunks=((1,) * nr, (1,) * nc, (1,)),
+        token="bigquant-write-zarr",
+        meta=np.empty((0, 0, 0), np.int8),
+    )
     compute_settled(*done.to_delayed().ravel().tolist())
 
 
@@ -115,7 +119,6 @@ def _write_block(block: np.ndarray, path: str, block_info=None) -> np.ndarray:
     (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
     zarr.open_array(path, mode="r+")[r0:r1, c0:c1] = block
     return np.zeros((1, 1, 1), np.int8)
-
 
 
 def write_zarr(

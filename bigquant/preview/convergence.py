@@ -28,8 +28,9 @@ _DPI = 100
 def _history(s: Any) -> np.ndarray:
     hist = s.metadata.get("inertia_history")
     if not isinstance(hist, list) or not all(isinstance(v, (int, float)) for v in hist):
-        raise StoreFormatError(f"store '{s.path}' has no inertia_history (written by an older bigquant?); "
-                               "compress it again")
+        raise StoreFormatError(
+            f"store '{s.path}' has no inertia_history (written by an older bigquant?); compress it again"
+        )
     y = np.asarray(hist, dtype=np.float64)
     return y[np.isfinite(y)] if len(y) else y
 
@@ -46,8 +47,9 @@ def _titles(s: Any, n: int) -> tuple[str, str]:
     return title, sub
 
 
-def convergence_image(store: StoreLike, *, size: Sequence[int] = DEFAULT_PLOT_SIZE,
-                      log: bool | None = None) -> np.ndarray:
+def convergence_image(
+    store: StoreLike, *, size: Sequence[int] = DEFAULT_PLOT_SIZE, log: bool | None = None
+) -> np.ndarray:
     """A line plot of the inertia after each Lloyd iteration, with axes, ticks and a title.
 
     Parameters
@@ -90,8 +92,7 @@ def convergence_image(store: StoreLike, *, size: Sequence[int] = DEFAULT_PLOT_SI
     ax = fig.add_axes((0.14, 0.14, 0.82, 0.68))
     if n == 0:
         ax.set_axis_off()
-        ax.text(0.5, 0.5, "no iterations recorded", ha="center", va="center", color="#6e6e6e",
-                transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no iterations recorded", ha="center", va="center", color="#6e6e6e", transform=ax.transAxes)
     else:
         x = np.arange(1, n + 1)
         ax.plot(x, y, color=CURVE, linewidth=2, marker="o" if n <= MARKED_POINTS else None, markersize=5)
@@ -107,8 +108,14 @@ def convergence_image(store: StoreLike, *, size: Sequence[int] = DEFAULT_PLOT_SI
     return np.asarray(canvas.buffer_rgba())[:rows, :cols, :3].copy()
 
 
-def write_convergence(store: StoreLike, output_png: PathLike, *, size: Sequence[int] = DEFAULT_PLOT_SIZE,
-                      log: bool | None = None, overwrite: bool = False) -> Path:
+def write_convergence(
+    store: StoreLike,
+    output_png: PathLike,
+    *,
+    size: Sequence[int] = DEFAULT_PLOT_SIZE,
+    log: bool | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write :func:`convergence_image` to a PNG (via a temporary sibling and ``os.replace``)."""
     check_png(output_png, overwrite)
     img = convergence_image(store, size=size, log=log)

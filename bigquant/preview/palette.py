@@ -66,8 +66,10 @@ class PaletteEntry:
 def _label_counts(s: Store) -> np.ndarray:
     counts = s.metadata.get("label_counts")
     if not isinstance(counts, list) or len(counts) != s.k:
-        raise StoreFormatError(f"store '{s.path}' has no label_counts for its K={s.k} entries "
-                               "(written by an older bigquant?); compress it again")
+        raise StoreFormatError(
+            f"store '{s.path}' has no label_counts for its K={s.k} entries "
+            "(written by an older bigquant?); compress it again"
+        )
     return np.asarray(counts, dtype=np.int64)
 
 
@@ -86,8 +88,10 @@ def palette_entries(store: StoreLike, top: int | None = None) -> list[PaletteEnt
     if top is not None:
         order = order[: max(0, int(top))]
     total = int(counts.sum()) or 1
-    return [PaletteEntry(rank, int(i), s.codebook[i], int(counts[i]), int(counts[i]) / total)
-            for rank, i in enumerate(order)]
+    return [
+        PaletteEntry(rank, int(i), s.codebook[i], int(counts[i]), int(counts[i]) / total)
+        for rank, i in enumerate(order)
+    ]
 
 
 def _pct(share: float) -> str:
@@ -180,12 +184,15 @@ def palette_image(
     hidden = s.k - n
     footer = ""
     if hidden:
-        rest = float(np.sort(counts)[: hidden].sum()) / (total or 1)
+        rest = float(np.sort(counts)[:hidden].sum()) / (total or 1)
         footer = f"+ {hidden:,} less frequent entries not shown ({_pct(rest)} of the pixels)"
     head_h = text_size(head_font, header)[1] + 10
     foot_h = text_size(font, footer)[1] + 8 if footer else 0
-    width = max(2 * MARGIN + ncols * cell_w, 2 * MARGIN + text_size(head_font, header)[0],
-                2 * MARGIN + (text_size(font, footer)[0] if footer else 0))
+    width = max(
+        2 * MARGIN + ncols * cell_w,
+        2 * MARGIN + text_size(head_font, header)[0],
+        2 * MARGIN + (text_size(font, footer)[0] if footer else 0),
+    )
     height = 2 * MARGIN + head_h + nrows * cell_h + foot_h
 
     canvas = Image.new("RGB", (width, height), BG)

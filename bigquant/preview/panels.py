@@ -50,8 +50,9 @@ from ._draw import (
 DEFAULT_MAX_SIZE = (1200, 1600)
 
 
-def block_sums(block: np.ndarray, r0: int, c0: int, factor: tuple[int, int],
-                out_shape: tuple[int, int]) -> tuple[int, int, np.ndarray] | None:
+def block_sums(
+    block: np.ndarray, r0: int, c0: int, factor: tuple[int, int], out_shape: tuple[int, int]
+) -> tuple[int, int, np.ndarray] | None:
     """Sums over the f x f blocks one chunk touches, as (first block row, first block col, sums).
 
     ``block`` starts at full-size pixel (r0, c0). Blocks cut by the chunk's edges get partial
@@ -72,14 +73,15 @@ def block_sums(block: np.ndarray, r0: int, c0: int, factor: tuple[int, int],
     return b0, d0, sums
 
 
-def assemble(parts: list, out_shape: tuple[int, int], channels: int, factor: tuple[int, int],
-              lo: float, hi: float) -> np.ndarray:
+def assemble(
+    parts: list, out_shape: tuple[int, int], channels: int, factor: tuple[int, int], lo: float, hi: float
+) -> np.ndarray:
     """Add the chunks' block sums into the small picture, divide by f*f, convert for display."""
     total = np.zeros(out_shape + (channels,), dtype=np.float64)
     for part in parts:
         if part is not None:
             b0, d0, sums = part
-            total[b0:b0 + sums.shape[0], d0:d0 + sums.shape[1]] += sums
+            total[b0 : b0 + sums.shape[0], d0 : d0 + sums.shape[1]] += sums
     total /= float(factor[0] * factor[1])
     return display.over_white(total, lo, hi)
 
@@ -102,8 +104,11 @@ def downsample(x: da.Array, factor: tuple[int, int], lo: float, hi: float) -> An
     offsets_c = np.concatenate([[0], np.cumsum(x.chunks[1])[:-1]]).tolist()
     blocks = x.to_delayed()
     sums = dask.delayed(block_sums, pure=True)
-    parts = [sums(blocks[i, j, 0], offsets_r[i], offsets_c[j], factor, out_shape)
-             for i in range(x.numblocks[0]) for j in range(x.numblocks[1])]
+    parts = [
+        sums(blocks[i, j, 0], offsets_r[i], offsets_c[j], factor, out_shape)
+        for i in range(x.numblocks[0])
+        for j in range(x.numblocks[1])
+    ]
     return dask.delayed(assemble, pure=True)(parts, out_shape, x.shape[2], factor, lo, hi)
 
 
@@ -221,8 +226,9 @@ def preview_panels(
         else:
             orig = io.as_image(original, memory_limit=memory_limit)
         if tuple(orig.shape) != (rows, cols, c):
-            raise ParameterError(f"original has shape {tuple(orig.shape)}, but the store holds an image of "
-                                 f"shape {(rows, cols, c)}")
+            raise ParameterError(
+                f"original has shape {tuple(orig.shape)}, but the store holds an image of shape {(rows, cols, c)}"
+            )
         images.insert(0, orig)
         names.insert(0, "original")
     _, f = arrangement((rows, cols), len(images), size, titles)
@@ -284,8 +290,9 @@ def preview_image(
     """
     s = as_store(store)
     size = check_max_size(max_size)
-    panels = preview_panels(s, original, max_size=size, titles=titles, display_range=display_range,
-                            memory_limit=memory_limit)
+    panels = preview_panels(
+        s, original, max_size=size, titles=titles, display_range=display_range, memory_limit=memory_limit
+    )
     side, _ = arrangement(s.shape[:2], len(panels), size, titles)
     ph, pw = panels[0].image.shape[:2]
     n = len(panels)
@@ -315,7 +322,7 @@ def preview_image(
     out = np.array(canvas)
     # The frame is drawn around, never over, the panel pixels; re-paste to be certain.
     for (r0, c0), panel in zip(origins, panels):
-        out[r0:r0 + ph, c0:c0 + pw] = panel.image
+        out[r0 : r0 + ph, c0 : c0 + pw] = panel.image
     return out
 
 
@@ -337,7 +344,7 @@ def write_preview(
     ``overwrite`` is False, and :class:`~bigquant.errors.ParameterError` if it is not a ``.png``.
     """
     check_png(output_png, overwrite)
-    img = preview_image(store, original, max_size=max_size, titles=titles, display_range=display_range,
-                        memory_limit=memory_limit)
+    img = preview_image(
+        store, original, max_size=max_size, titles=titles, display_range=display_range, memory_limit=memory_limit
+    )
     return write_png(img, output_png, overwrite)
-

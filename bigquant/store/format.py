@@ -88,20 +88,28 @@ def validate_metadata(p: Path, doc: Any) -> dict:
         raise StoreFormatError(f"{str(p)!r} is not a bigquant store (no 'bigquant' metadata)")
     version = meta.get("format_version")
     if not meta.get("complete") or version is None:
-        raise StoreFormatError(f"store {str(p)!r} is incomplete (its writing was interrupted); "
-                               "run the compress again")
+        raise StoreFormatError(f"store {str(p)!r} is incomplete (its writing was interrupted); run the compress again")
     if not isinstance(version, int) or version < 1:
         raise StoreFormatError(f"store {str(p)!r} has an invalid format_version {version!r}")
     if version > FORMAT_VERSION:
-        raise StoreFormatError(f"store {str(p)!r} has format_version {version}, newer than the "
-                               f"{FORMAT_VERSION} this bigquant reads; upgrade bigquant")
+        raise StoreFormatError(
+            f"store {str(p)!r} has format_version {version}, newer than the "
+            f"{FORMAT_VERSION} this bigquant reads; upgrade bigquant"
+        )
     if meta.get("kind") == PALETTE:
         return _check_palette_meta(p, meta)
     shape, k = meta.get("shape"), meta.get("k")
-    if (not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape)
-            or math.prod(shape[:2]) > MAX_PIXELS or shape[2] > MAX_CHANNELS):
-        raise StoreFormatError(f"store {str(p)!r} claims an invalid or absurd shape {shape!r} "
-                               f"(at most {MAX_PIXELS} pixels and {MAX_CHANNELS} channels)")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 3
+        or not all(isinstance(s, int) and s > 0 for s in shape)
+        or math.prod(shape[:2]) > MAX_PIXELS
+        or shape[2] > MAX_CHANNELS
+    ):
+        raise StoreFormatError(
+            f"store {str(p)!r} claims an invalid or absurd shape {shape!r} "
+            f"(at most {MAX_PIXELS} pixels and {MAX_CHANNELS} channels)"
+        )
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
         raise StoreFormatError(f"store {str(p)!r} claims an invalid K {k!r} (1 to {MAX_K})")
     dtype = meta.get("dtype")

@@ -47,8 +47,10 @@ def read_metadata(path: PathLike) -> dict:
     try:
         size = zj.stat().st_size
         if size > MAX_METADATA_BYTES:
-            raise StoreFormatError(f"{str(p)!r} is not a bigquant store: its zarr.json has {size} bytes, "
-                                   f"more than the {MAX_METADATA_BYTES} a store's metadata can need")
+            raise StoreFormatError(
+                f"{str(p)!r} is not a bigquant store: its zarr.json has {size} bytes, "
+                f"more than the {MAX_METADATA_BYTES} a store's metadata can need"
+            )
         doc = json.loads(zj.read_text())
     except (OSError, ValueError) as exc:
         raise StoreFormatError(f"{str(p)!r} is not a bigquant store: unreadable zarr.json ({exc})") from exc
@@ -81,21 +83,24 @@ class LabelsReader:
         try:
             block = zarr.open_array(self.path, mode="r")[key]
         except Exception as exc:
-            where = ", ".join(f"{k.start}:{k.stop}" if isinstance(k, slice) else str(k)
-                              for k in (key if isinstance(key, tuple) else (key,)))
+            where = ", ".join(
+                f"{k.start}:{k.stop}" if isinstance(k, slice) else str(k)
+                for k in (key if isinstance(key, tuple) else (key,))
+            )
             store = str(Path(self.path).parent)
-            raise StoreFormatError(f"store {store!r} is damaged: labels [{where}] cannot be read "
-                                   f"({type(exc).__name__}: {exc})") from exc
+            raise StoreFormatError(
+                f"store {store!r} is damaged: labels [{where}] cannot be read ({type(exc).__name__}: {exc})"
+            ) from exc
         return np.asarray(block, dtype=self.dtype)
-
 
 
 def _open_array(p: Path, name: str) -> Any:
     try:
         return zarr.open_array(str(p / name), mode="r")
     except Exception as exc:  # zarr raises several kinds for damaged metadata
-        raise StoreFormatError(f"store {str(p)!r} is damaged: its '{name}' array cannot be opened "
-                               f"({type(exc).__name__}: {exc})") from exc
+        raise StoreFormatError(
+            f"store {str(p)!r} is damaged: its '{name}' array cannot be opened ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _check_labels(p: Path, meta: dict, labels: Any) -> tuple[int, ...]:
@@ -103,14 +108,16 @@ def _check_labels(p: Path, meta: dict, labels: Any) -> tuple[int, ...]:
     rows, cols, _ = meta["shape"]
     k = meta["k"]
     if tuple(labels.shape) != (rows, cols):
-        raise StoreFormatError(f"store {str(p)!r}: labels shape {tuple(labels.shape)} disagrees with "
-                               f"the metadata shape {(rows, cols)}")
+        raise StoreFormatError(
+            f"store {str(p)!r}: labels shape {tuple(labels.shape)} disagrees with the metadata shape {(rows, cols)}"
+        )
     if labels.dtype not in (np.uint8, np.uint16) or (k > 256 and labels.dtype != np.uint16):
         raise StoreFormatError(f"store {str(p)!r}: labels dtype {labels.dtype} cannot hold K={k}")
     chunks = tuple(int(n) for n in labels.chunks)
     if len(chunks) != 2 or math.prod(chunks) > MAX_CHUNK_PIXELS:
-        raise StoreFormatError(f"store {str(p)!r}: labels chunks {chunks} are absurd "
-                               f"(at most {MAX_CHUNK_PIXELS} pixels per chunk)")
+        raise StoreFormatError(
+            f"store {str(p)!r}: labels chunks {chunks} are absurd (at most {MAX_CHUNK_PIXELS} pixels per chunk)"
+        )
     _check_chunks_present(p, meta, labels.shape, chunks)
     return chunks
 
@@ -118,17 +125,20 @@ def _check_labels(p: Path, meta: dict, labels: Any) -> tuple[int, ...]:
 def _read_store_codebook(p: Path, meta: dict, codebook: Any) -> np.ndarray:
     k, c = meta["k"], meta["shape"][2]
     if tuple(codebook.shape) != (k, c):
-        raise StoreFormatError(f"store {str(p)!r}: codebook shape {tuple(codebook.shape)} disagrees "
-                               f"with the metadata (K={k}, C={c})")
+        raise StoreFormatError(
+            f"store {str(p)!r}: codebook shape {tuple(codebook.shape)} disagrees with the metadata (K={k}, C={c})"
+        )
     if np.dtype(codebook.dtype) != np.dtype(meta["dtype"]):
-        raise StoreFormatError(f"store {str(p)!r}: codebook dtype {codebook.dtype} disagrees with the "
-                               f"metadata dtype {meta['dtype']}")
+        raise StoreFormatError(
+            f"store {str(p)!r}: codebook dtype {codebook.dtype} disagrees with the metadata dtype {meta['dtype']}"
+        )
     try:
         missing = codebook.nchunks_initialized < codebook.nchunks
         cb = np.asarray(codebook[...])
     except Exception as exc:
-        raise StoreFormatError(f"store {str(p)!r} is damaged: its codebook cannot be read "
-                               f"({type(exc).__name__}: {exc})") from exc
+        raise StoreFormatError(
+            f"store {str(p)!r} is damaged: its codebook cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
     if missing:  # stores always write the codebook chunk (write_empty_chunks), zeros included
         raise StoreFormatError(f"store {str(p)!r} is damaged: its codebook data is missing")
     if cb.dtype.kind == "f" and not np.isfinite(cb).all():
@@ -149,14 +159,15 @@ def _check_chunks_present(p: Path, meta: dict, shape: tuple[int, ...], chunks: t
         return
     grid = label_chunk_count(shape, chunks)
     if expected != grid:
-        raise StoreFormatError(f"store {str(p)!r}: label_chunk_files {expected} disagrees with the labels' "
-                               f"chunk grid of {grid}")
+        raise StoreFormatError(
+            f"store {str(p)!r}: label_chunk_files {expected} disagrees with the labels' chunk grid of {grid}"
+        )
     root = p / LABELS / "c"
     found = sum(1 for f in root.rglob("*") if f.is_file()) if root.is_dir() else 0
     if found < expected:
-        raise StoreFormatError(f"store {str(p)!r} is damaged: {expected - found} of its {expected} "
-                               "labels chunks are missing")
-
+        raise StoreFormatError(
+            f"store {str(p)!r} is damaged: {expected - found} of its {expected} labels chunks are missing"
+        )
 
 
 def store_bytes(path: PathLike) -> int:
@@ -194,8 +205,10 @@ class Store:
         p = Path(path)
         meta = read_metadata(p)
         if meta.get("kind") == PALETTE:
-            raise StoreFormatError(f"{str(p)!r} is a palette (a codebook without labels); "
-                                   "use it with `bigquant compress IMAGE --codebook` instead")
+            raise StoreFormatError(
+                f"{str(p)!r} is a palette (a codebook without labels); "
+                "use it with `bigquant compress IMAGE --codebook` instead"
+            )
         for name in (LABELS, CODEBOOK):
             if not (p / name / "zarr.json").is_file():
                 raise StoreFormatError(f"store {str(p)!r} has no '{name}' array")
@@ -207,8 +220,13 @@ class Store:
         zj = (p / "zarr.json").stat()
         reader = LabelsReader(os.path.abspath(p / LABELS), (rows, cols), labels.dtype, (zj.st_ino, zj.st_mtime_ns))
         self.labels: da.Array = da.from_array(
-            reader, chunks=chunks, lock=False, asarray=True, fancy=False,
-            meta=np.empty((0, 0), dtype=labels.dtype), name=f"bigquant-labels-{tokenize(reader)}",
+            reader,
+            chunks=chunks,
+            lock=False,
+            asarray=True,
+            fancy=False,
+            meta=np.empty((0, 0), dtype=labels.dtype),
+            name=f"bigquant-labels-{tokenize(reader)}",
         )
         self.path = p
         self.metadata: dict = meta
@@ -270,8 +288,9 @@ def read_codebook(path: PathLike) -> tuple[np.ndarray, dict]:
         raise StoreFormatError(f"{str(p)!r} has no readable 'codebook' array ({exc})") from exc
     channels = meta.get("channels") if meta.get("kind") == PALETTE else meta["shape"][2]
     if cb.ndim != 2 or cb.shape != (meta["k"], channels):
-        raise StoreFormatError(f"{str(p)!r}: codebook shape {cb.shape} disagrees with the metadata "
-                               f"(K={meta['k']}, C={channels})")
+        raise StoreFormatError(
+            f"{str(p)!r}: codebook shape {cb.shape} disagrees with the metadata (K={meta['k']}, C={channels})"
+        )
     if cb.dtype.kind == "f" and not np.isfinite(cb).all():
         raise StoreFormatError(f"{str(p)!r}: codebook holds NaN or inf")
     return cb, meta

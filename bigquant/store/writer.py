@@ -66,8 +66,10 @@ def check_target(path: PathLike, overwrite: bool) -> Path:
         if not overwrite:
             raise OutputError(f"output {str(target)!r} exists; pass --overwrite to replace it")
         if not _is_store_dir(target):
-            raise OutputError(f"output {str(target)!r} exists and is not a bigquant store; "
-                              "--overwrite only replaces stores: remove it or choose another output")
+            raise OutputError(
+                f"output {str(target)!r} exists and is not a bigquant store; "
+                "--overwrite only replaces stores: remove it or choose another output"
+            )
     check_output_folder(target)
     return target
 
@@ -85,19 +87,27 @@ def _new_group(target: Path, overwrite: bool) -> Staging:
 
 def _write_codebook(group: Any, cb: np.ndarray) -> None:
     # write_empty_chunks: an all-zero codebook is still written, so a missing chunk means damage.
-    group.create_array(CODEBOOK, shape=cb.shape, dtype=cb.dtype, chunks=cb.shape, fill_value=0,
-                       dimension_names=["label", "channel"], config={"write_empty_chunks": True})
+    group.create_array(
+        CODEBOOK,
+        shape=cb.shape,
+        dtype=cb.dtype,
+        chunks=cb.shape,
+        fill_value=0,
+        dimension_names=["label", "channel"],
+        config={"write_empty_chunks": True},
+    )
     group[CODEBOOK][...] = cb
 
 
-def _write_block(block: np.ndarray, label_fn: Callable, labels_path: str, *fn_args: Any,
-                 block_info: Any = None) -> np.ndarray:
+def _write_block(
+    block: np.ndarray, label_fn: Callable, labels_path: str, *fn_args: Any, block_info: Any = None
+) -> np.ndarray:
     labels, stats = label_fn(block, *fn_args)
     loc = block_info[0]["array-location"]
     # Every chunk is written, zeros included: skips zarr's all-equal scan of each chunk, and a
     # missing chunk can only mean damage.
     arr = zarr.open_array(labels_path, mode="r+").with_config({"write_empty_chunks": True})
-    arr[loc[0][0]:loc[0][1], loc[1][0]:loc[1][1]] = labels
+    arr[loc[0][0] : loc[0][1], loc[1][0] : loc[1][1]] = labels
     return np.asarray(stats, dtype=np.float64).reshape(1, 1, -1)
 
 
@@ -122,8 +132,16 @@ class StoreWriter:
         zstd level of the labels, 1-22 (default :data:`~bigquant.store.format.ZSTD_LEVEL`).
     """
 
-    def __init__(self, target: PathLike, shape: tuple[int, ...], chunks: tuple[int, ...], k: int, *,
-                 overwrite: bool = False, labels_level: int | None = None) -> None:
+    def __init__(
+        self,
+        target: PathLike,
+        shape: tuple[int, ...],
+        chunks: tuple[int, ...],
+        k: int,
+        *,
+        overwrite: bool = False,
+        labels_level: int | None = None,
+    ) -> None:
         self.target = check_target(target, overwrite)
         self.shape = tuple(int(s) for s in shape)
         self.k = int(k)
@@ -132,9 +150,15 @@ class StoreWriter:
         self.tmp = self.staging.path
         try:
             group = zarr.open_group(str(self.tmp), mode="r+")
-            group.create_array(LABELS, shape=self.shape[:2], chunks=tuple(int(c) for c in chunks),
-                               dtype=labels_dtype(self.k), compressors=codecs, fill_value=0,
-                               dimension_names=["row", "col"])
+            group.create_array(
+                LABELS,
+                shape=self.shape[:2],
+                chunks=tuple(int(c) for c in chunks),
+                dtype=labels_dtype(self.k),
+                compressors=codecs,
+                fill_value=0,
+                dimension_names=["row", "col"],
+            )
         except BaseException:
             self.abort()
             raise
@@ -144,13 +168,15 @@ class StoreWriter:
     def __enter__(self) -> StoreWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is not None:
             self.abort()
 
-    def write_labels(self, x: da.Array, label_fn: Callable, fn_args: tuple, stats_len: int,
-                     combine: Callable[[list], Any]) -> np.ndarray:
+    def write_labels(
+        self, x: da.Array, label_fn: Callable, fn_args: tuple, stats_len: int, combine: Callable[[list], Any]
+    ) -> np.ndarray:
         """Label every chunk of ``x`` (rows, cols, C) and write it; one pass, tree-reduced stats.
 
         ``label_fn(block, *fn_args) -> (labels (rows, cols), stats (stats_len,))`` runs in the
@@ -163,9 +189,17 @@ class StoreWriter:
         nr, nc = x.numblocks[:2]
         # token, not name: the keys hash the labels path (unique per run) and the arguments, so
         # two jobs on one cluster, or two runs in one session, never share a task.
-        out = da.map_blocks(_write_block, x, label_fn, self.labels_path, *fn_args, dtype=np.float64,
-                            chunks=((1,) * nr, (1,) * nc, (int(stats_len),)),
-                            token="bigquant-write-labels", meta=np.empty((0, 0, 0)))
+        out = da.map_blocks(
+            _write_block,
+            x,
+            label_fn,
+            self.labels_path,
+            *fn_args,
+            dtype=np.float64,
+            chunks=((1,) * nr, (1,) * nc, (int(stats_len),)),
+            token="bigquant-write-labels",
+            meta=np.empty((0, 0, 0)),
+        )
         parts = out.to_delayed().ravel().tolist()
         # Settled: if a chunk fails, abort() runs only once no other task still writes into tmp.
         total = compute_settled(tree_reduce(parts, combine), *parts)[0]
@@ -177,8 +211,11 @@ class StoreWriter:
         _write_codebook(group, np.asarray(codebook))
         meta = dict(metadata)
         labels = group[LABELS]
-        meta.update(format_version=FORMAT_VERSION, complete=True,
-                    label_chunk_files=label_chunk_count(labels.shape, labels.chunks))
+        meta.update(
+            format_version=FORMAT_VERSION,
+            complete=True,
+            label_chunk_files=label_chunk_count(labels.shape, labels.chunks),
+        )
         group.attrs[ATTRS] = jsonable(meta)
         return self.staging.commit()
 
@@ -187,8 +224,7 @@ class StoreWriter:
         self.staging.abort()
 
 
-def write_palette(target: PathLike, codebook: np.ndarray, metadata: dict[str, Any], *,
-                  overwrite: bool = False) -> Path:
+def write_palette(target: PathLike, codebook: np.ndarray, metadata: dict[str, Any], *, overwrite: bool = False) -> Path:
     """Write a palette store (Zarr v3 group with a ``codebook`` array and metadata, no labels).
 
     Atomic like :class:`StoreWriter`: built in a hidden sibling, renamed into place.
@@ -199,7 +235,13 @@ def write_palette(target: PathLike, codebook: np.ndarray, metadata: dict[str, An
         group = zarr.open_group(str(staging.path), mode="r+")
         _write_codebook(group, cb)
         meta = dict(metadata)
-        meta.update(format_version=FORMAT_VERSION, complete=True, kind=PALETTE, k=int(cb.shape[0]),
-                    channels=int(cb.shape[1]), dtype=str(cb.dtype))
+        meta.update(
+            format_version=FORMAT_VERSION,
+            complete=True,
+            kind=PALETTE,
+            k=int(cb.shape[0]),
+            channels=int(cb.shape[1]),
+            dtype=str(cb.dtype),
+        )
         group.attrs[ATTRS] = jsonable(meta)
         return staging.commit()
