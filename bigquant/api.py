@@ -23,28 +23,14 @@ from . import fitting, io, metrics, params
 from . import store as _store
 from ._dask import on_default_scheduler
 from ._runtime import release_freed_memory
-from ._version import __version__
 from .chunking import parse_memory_limit
 from .decoding import decode_store
 from .errors import ParameterError
 from .fitting import FitResult, Progress
 from .io import as_image
 from .kmeans import combine_label_stats
-from .params import DEFAULT_SAMPLE_SIZE, METHODS, FitOptions
+from .params import DEFAULT_SAMPLE_SIZE, FitOptions
 from .store import Palette, Store
-
-__all__ = [
-    "METHODS",
-    "Palette",
-    "Store",
-    "as_image",
-    "compress",
-    "decode",
-    "default_output",
-    "fit",
-    "load_source",
-    "open_store",
-]
 
 PathLike = str | os.PathLike
 
@@ -92,15 +78,8 @@ def load_source(
 def _fixed_codebook(codebook: Any) -> tuple[np.ndarray, str]:
     """A fixed codebook (K, C) from a palette or store path, or an array; and where it came from."""
     if isinstance(codebook, (str, os.PathLike)):
-        cb, _ = _store.read_codebook(codebook)
-        return cb, str(codebook)
-    cb = np.asarray(codebook)
-    if cb.ndim != 2 or cb.shape[0] < 1 or cb.dtype.kind not in "uif":
-        raise ParameterError(f"a codebook must be a (K, C) numeric array, got shape {cb.shape} {cb.dtype}")
-    if cb.dtype.kind == "f" and not np.isfinite(cb).all():
-        raise ParameterError("the codebook holds NaN or inf")
-    params.check_k(cb.shape[0])
-    return cb, "<array>"
+        return _store.read_codebook(codebook)[0], str(codebook)
+    return params.check_codebook(codebook), "<array>"
 
 
 def _check_output(source: Any, output: PathLike | None, overwrite: bool) -> PathLike:
@@ -133,34 +112,6 @@ def _fit_image(
     return fitting.fit_k(data, k, opts, init=init, on_iter=fitting.iteration_progress(say))
 
 
-def _fit_metadata(fit: FitResult, opts: FitOptions) -> dict[str, Any]:
-    """The store metadata that describes the fit (iterations, stop reason, histories)."""
-    res = fit.result
-    return {
-        "method": fit.method,
-        "iterations": int(res.n_iter) if res else 0,
-        "coarse_iterations": int(fit.coarse_iterations),
-        "converged": bool(res.converged) if res else True,
-        "stopped_by": res.stopped_by if res else "fixed codebook",
-        "max_iter": int(opts.max_iter),
-        "tol": float(opts.tol),
-        "inertia_history": [float(v) for v in res.inertia_history] if res else [],
-        "shift_history": [float(v) for v in res.shift_history] if res else [],
-        "reseeded_clusters": int(res.reseeded) if res else 0,
-    }
-
-
-def _stamp(opts: FitOptions) -> dict[str, Any]:
-    return {
-        "seed": int(opts.seed),
-        "bigquant_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-_RUN_KEYS = ("method", "iterations", "coarse_iterations", "converged", "stopped_by", "max_iter", "tol")
-
-
 def _write_store(
     x: da.Array,
     output: PathLike,
@@ -190,14 +141,14 @@ def _write_store(
         data_range = (float(stats[k + 1]), float(stats[k + 2]))
         mse = sse / (rows * cols * c)
         peak = metrics.peak_value(x.dtype, data_range)
-        run = _fit_metadata(fit, opts)
+        run = fitting.fit_metadata(fit, opts)
         meta = {
             "k": int(k),
             "k_requested": int(k_requested),
             "shape": [int(rows), int(cols), int(c)],
             "dtype": str(x.dtype),
             "chunks": [int(s) for s in x.chunksize[:2]],
-            **{key: run[key] for key in _RUN_KEYS},
+            **{key: run[key] for key in fitting.RUN_KEYS},
             "inertia": sse,
             **{key: run[key] for key in ("inertia_history", "shift_history", "reseeded_clusters")},
             "mse": mse,
@@ -207,7 +158,7 @@ def _write_store(
             "label_counts": [int(v) for v in stats[:k]],
             "seed": int(opts.seed),
             "source": source_name,
-            **_stamp(opts),
+            **fitting.stamp(opts),
             **fit.extra,
         }
         meta["time_s"] = round(time.perf_counter() - t0, 3)
@@ -389,16 +340,16 @@ def fit(
     data = fitting.prepare(xs, use_hist, opts, "an image")
     f = fitting.fit_k(data, fitting.reduce_k(opts.k, data.distinct), opts, on_iter=fitting.iteration_progress(say))
     mse, peak = fitting.training_error(f)
-    run = _fit_metadata(f, opts)
+    run = fitting.fit_metadata(f, opts)
     meta = {
         "k_requested": int(opts.k),
         "sources": names,
         "shapes": [list(map(int, x.shape)) for x in xs],
-        **{key: run[key] for key in _RUN_KEYS},
+        **{key: run[key] for key in fitting.RUN_KEYS},
         "inertia_history": run["inertia_history"],
         "mse": mse,
         "psnr": metrics.psnr(mse, peak),
-        **_stamp(opts),
+        **fitting.stamp(opts),
         "time_s": round(time.perf_counter() - t0, 3),
     }
     path = _store.write_palette(output, f.codebook, meta, overwrite=overwrite)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import numpy as np
 from . import histogram, kmeans, metrics, params
 from ._dask import as_list
 from ._runtime import release_freed_memory
+from ._version import __version__
 from .errors import BigquantWarning, InputError, KReducedWarning, ParameterError
 from .hamerly import lloyd_in_memory
 from .params import FitOptions
@@ -354,3 +356,33 @@ def label_plan(x: da.Array, fit: FitResult) -> LabelPlan:
         lut = histogram.full_label_table(cb, c)
         return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, True), None)
     return LabelPlan(kmeans.label_block, (cbd,), None)
+
+
+def fit_metadata(fit: FitResult, opts: FitOptions) -> dict[str, Any]:
+    """The store metadata that describes the fit (iterations, stop reason, histories)."""
+    res = fit.result
+    return {
+        "method": fit.method,
+        "iterations": int(res.n_iter) if res else 0,
+        "coarse_iterations": int(fit.coarse_iterations),
+        "converged": bool(res.converged) if res else True,
+        "stopped_by": res.stopped_by if res else "fixed codebook",
+        "max_iter": int(opts.max_iter),
+        "tol": float(opts.tol),
+        "inertia_history": [float(v) for v in res.inertia_history] if res else [],
+        "shift_history": [float(v) for v in res.shift_history] if res else [],
+        "reseeded_clusters": int(res.reseeded) if res else 0,
+    }
+
+
+def stamp(opts: FitOptions) -> dict[str, Any]:
+    """The seed, bigquant's version and the time, for the metadata."""
+    return {
+        "seed": int(opts.seed),
+        "bigquant_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+#: The fit's metadata keys that come before the inertia in a store's metadata.
+RUN_KEYS = ("method", "iterations", "coarse_iterations", "converged", "stopped_by", "max_iter", "tol")

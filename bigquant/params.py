@@ -69,6 +69,17 @@ def check_k(k: object) -> int:
     return value
 
 
+def check_codebook(codebook: Any) -> np.ndarray:
+    """A fixed codebook as an ndarray of shape (K, C), numeric, finite, with K in range."""
+    cb = np.asarray(codebook)
+    if cb.ndim != 2 or cb.shape[0] < 1 or cb.dtype.kind not in "uif":
+        raise ParameterError(f"a codebook must be a (K, C) numeric array, got shape {cb.shape} {cb.dtype}")
+    if cb.dtype.kind == "f" and not np.isfinite(cb).all():
+        raise ParameterError("the codebook holds NaN or inf")
+    check_k(cb.shape[0])
+    return cb
+
+
 def check_seed(seed: object) -> int:
     """``seed`` as an int in ``[0, 2**32)``, else ParameterError."""
     if not _is_whole(seed) or not 0 <= seed < SEED_LIMIT:  # type: ignore[operator]
