@@ -77,8 +77,14 @@ def parse_gnu_time(text: str) -> dict:
     return out
 
 
-def timed_run(cmd: list[str], *, log: Path | str | None = None, env: dict | None = None,
-              timeout: float | None = None, cwd: Path | str | None = None) -> dict:
+def timed_run(
+    cmd: list[str],
+    *,
+    log: Path | str | None = None,
+    env: dict | None = None,
+    timeout: float | None = None,
+    cwd: Path | str | None = None,
+) -> dict:
     """Run ``cmd`` under ``/usr/bin/time -v``; return wall time, peak RSS and status.
 
     stdout and stderr of the command go to ``log`` (or are discarded).  The wall time is
@@ -100,9 +106,15 @@ def timed_run(cmd: list[str], *, log: Path | str | None = None, env: dict | None
             logfh.write("$ " + " ".join(cmd) + "\n")
             logfh.flush()
         t0 = time.perf_counter()
-        proc = subprocess.Popen([GNU_TIME, "-v", "-o", time_file, *cmd], stdout=logfh,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                cwd=cwd, start_new_session=True)
+        proc = subprocess.Popen(
+            [GNU_TIME, "-v", "-o", time_file, *cmd],
+            stdout=logfh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -152,19 +164,23 @@ def md_table(headers: list[str], rows: list[list], right: set[int] | None = None
     """A GitHub Markdown table; columns whose index is in ``right`` are right-aligned
     (default: every column whose cells are all numbers)."""
     if right is None:
-        right = {i for i in range(len(headers))
-                 if rows and all(isinstance(r[i], (int, float)) or r[i] in ("", None)
-                                 for r in rows)}
+        right = {
+            i
+            for i in range(len(headers))
+            if rows and all(isinstance(r[i], (int, float)) or r[i] in ("", None) for r in rows)
+        }
     cells = [[fmt(c) for c in r] for r in rows]
-    lines = ["| " + " | ".join(headers) + " |",
-             "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|"]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in cells]
     return "\n".join(lines)
 
 
 def psnr_from_mse(mse: float) -> float:
     """PSNR in dB of 8-bit data: 10·log10(255² / MSE)."""
-    return float("inf") if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def mse_uint8(a, b, block_rows: int = 512) -> float:
@@ -176,7 +192,7 @@ def mse_uint8(a, b, block_rows: int = 512) -> float:
         raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
     total = 0
     for r in range(0, a.shape[0], block_rows):
-        d = a[r:r + block_rows].astype(np.int32) - b[r:r + block_rows].astype(np.int32)
+        d = a[r : r + block_rows].astype(np.int32) - b[r : r + block_rows].astype(np.int32)
         total += int((d * d).sum(dtype=np.int64))
     return total / a.size
 

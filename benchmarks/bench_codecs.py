@@ -76,8 +76,13 @@ def default_images() -> list[tuple[str, np.ndarray]]:
     from skimage import data
     from sklearn.datasets import load_sample_image
 
-    out = [("china.jpg", load_sample_image("china.jpg")), ("flower.jpg", load_sample_image("flower.jpg")),
-           ("astronaut", data.astronaut()), ("coffee", data.coffee()), ("chelsea", data.chelsea())]
+    out = [
+        ("china.jpg", load_sample_image("china.jpg")),
+        ("flower.jpg", load_sample_image("flower.jpg")),
+        ("astronaut", data.astronaut()),
+        ("coffee", data.coffee()),
+        ("chelsea", data.chelsea()),
+    ]
     photos = HERE / "data" / "photos"
     for p in sorted(photos.glob("*.jpg"))[:4]:
         out.append((p.name, p))
@@ -94,6 +99,7 @@ def candidates():
             perm = order_palette(cb)
             inv = np.argsort(perm).astype(lab.dtype)
             return inv[lab], [*filters, BytesCodec(), ZstdCodec(level=level)], None
+
         return f
 
     def gray_bitshuffle(level):
@@ -105,12 +111,16 @@ def candidates():
             pos = np.argsort(perm)
             code = (pos ^ (pos >> 1)).astype(lab.dtype)
             return code[lab], [BytesCodec(), BloscCodec(cname="zstd", clevel=level, shuffle="bitshuffle")], None
+
         return f
 
     strip = 128
     return [
         # What the store writes: its zstd level with the frame checksum, one chunk per job chunk.
-        (f"zstd-{bqstore.ZSTD_LEVEL} (the default)", lambda lab, cb: (lab, [BytesCodec(), *bqstore.labels_codecs()], None)),
+        (
+            f"zstd-{bqstore.ZSTD_LEVEL} (the default)",
+            lambda lab, cb: (lab, [BytesCodec(), *bqstore.labels_codecs()], None),
+        ),
         ("zstd-5", plain(5)),
         ("zstd-9", plain(9)),
         ("zstd-19", plain(19)),
@@ -118,8 +128,10 @@ def candidates():
         *[(f"zstd-{lv}, strips {strip}", plain(lv, strip)) for lv in (3, 5, 7, 8, 19)],
         ("zstd-8, strips 64", plain(8, 64)),
         ("zstd-8, strips 256", plain(8, 256)),
-        ("blosc-zstd-5-bitshuffle", lambda lab, cb: (lab, [BytesCodec(), BloscCodec(cname="zstd", clevel=5,
-                                                                                     shuffle="bitshuffle")], None)),
+        (
+            "blosc-zstd-5-bitshuffle",
+            lambda lab, cb: (lab, [BytesCodec(), BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")], None),
+        ),
         ("gray-ordered+blosc-zstd-5-bitshuffle", gray_bitshuffle(5)),
         ("ordered+zstd-3", ordered([])),
         ("ordered+delta+zstd-3", ordered([Delta(dtype="|u1")])),
@@ -140,10 +152,13 @@ def image_codecs():
     return {
         "ordered+JPEG-LS (imagecodecs; not a Zarr codec)": (imagecodecs.jpegls_encode, imagecodecs.jpegls_decode),
         "ordered+JPEG XL lossless effort 2 (imagecodecs; not a Zarr codec)": (
-            lambda a: imagecodecs.jpegxl_encode(a, lossless=True, effort=2), imagecodecs.jpegxl_decode),
+            lambda a: imagecodecs.jpegxl_encode(a, lossless=True, effort=2),
+            imagecodecs.jpegxl_decode,
+        ),
         "WebP lossless method 2 (imagecodecs; not a Zarr codec)": (
             lambda a: imagecodecs.webp_encode(np.dstack([a, a, a]), lossless=True, method=2),
-            lambda b: imagecodecs.webp_decode(b)[..., 0]),
+            lambda b: imagecodecs.webp_decode(b)[..., 0],
+        ),
     }
 
 
@@ -166,8 +181,7 @@ def encode_chunks(lab: np.ndarray, encode, decode, chunks: tuple[int, int]) -> t
     return nbytes, dt
 
 
-def encode_zarr(lab: np.ndarray, codecs, chunks: tuple[int, int],
-                strip: int | None = None) -> tuple[int, float, float]:
+def encode_zarr(lab: np.ndarray, codecs, chunks: tuple[int, int], strip: int | None = None) -> tuple[int, float, float]:
     """Bytes, and seconds of writing and of reading ``lab`` chunk by chunk to and from a Zarr array.
 
     ``strip``: shard each chunk into inner chunks of ``strip`` columns, the chunk width rounded
@@ -182,8 +196,15 @@ def encode_zarr(lab: np.ndarray, codecs, chunks: tuple[int, int],
         if strip:  # shards a whole number of strips wide (rounded up: a measurement, not a store)
             cols = -(-cols // strip) * strip
             layout = {"chunks": (rows, strip), "shards": (rows, cols)}
-        arr = zarr.create_array(str(tmp / "l"), shape=lab.shape, dtype=lab.dtype, **layout,
-                                filters=filters or None, compressors=rest, fill_value=0)
+        arr = zarr.create_array(
+            str(tmp / "l"),
+            shape=lab.shape,
+            dtype=lab.dtype,
+            **layout,
+            filters=filters or None,
+            compressors=rest,
+            fill_value=0,
+        )
         arr = arr.with_config({"write_empty_chunks": True})
         t = time.perf_counter()
         for region in _regions(lab.shape, (rows, cols)):
@@ -226,8 +247,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("images", nargs="*")
     ap.add_argument("-k", type=int, default=32)
-    ap.add_argument("--chunks", type=int, default=None,
-                    help="square chunks of this side instead of the store's own (the job's) chunks")
+    ap.add_argument(
+        "--chunks",
+        type=int,
+        default=None,
+        help="square chunks of this side instead of the store's own (the job's) chunks",
+    )
     args = ap.parse_args(argv)
     images = [(Path(p).name, Path(p)) for p in args.images] or default_images()
     rows = []
@@ -254,24 +279,31 @@ def main(argv=None) -> int:
                 nbytes, dt = encode_chunks(ordered if cname.startswith("ordered") else lab, enc, dec, chunks)
                 rows.append((name, cname, nbytes, dt, nan, ref, n))
                 totals.setdefault(cname, []).append((nbytes / ref, n / dt / 1e6, nan))
-    print(f"K = {args.k}, chunks {'%d x %d' % (args.chunks, args.chunks) if args.chunks else 'as the store makes them'}; "
-          "relative = bytes / best indexed PNG\n")
+    print(
+        f"K = {args.k}, chunks {'%d x %d' % (args.chunks, args.chunks) if args.chunks else 'as the store makes them'}; "
+        "relative = bytes / best indexed PNG\n"
+    )
+
     def mbs(n, dt):
         return "" if dt != dt else f"{n / dt / 1e6:.0f}"
 
     print("| image | pipeline | bytes | bits/pixel | relative | encode MB/s | read MB/s |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, cname, nbytes, dt, read, ref, n in rows:
-        print(f"| {name} | {cname} | {nbytes:,} | {8 * nbytes / n:.3f} | {nbytes / ref:.3f} | {mbs(n, dt)} | "
-              f"{mbs(n, read)} |")
+        print(
+            f"| {name} | {cname} | {nbytes:,} | {8 * nbytes / n:.3f} | {nbytes / ref:.3f} | {mbs(n, dt)} | "
+            f"{mbs(n, read)} |"
+        )
     print(f"\nOver the {len(images)} images:\n")
     print("| pipeline | median relative size | largest | slowest encode MB/s | median encode MB/s | median read MB/s |")
     print("|---|---:|---:|---:|---:|---:|")
     for cname, v in totals.items():
         r = np.array(v)
         read = "" if np.isnan(r[:, 2]).all() else f"{np.median(r[:, 2]):.0f}"
-        print(f"| {cname} | {np.median(r[:, 0]):.3f} | {r[:, 0].max():.3f} | {r[:, 1].min():.0f} | "
-              f"{np.median(r[:, 1]):.0f} | {read} |")
+        print(
+            f"| {cname} | {np.median(r[:, 0]):.3f} | {r[:, 0].max():.3f} | {r[:, 1].min():.0f} | "
+            f"{np.median(r[:, 1]):.0f} | {read} |"
+        )
     return 0
 
 

@@ -49,8 +49,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchutil import (DATA, HERE, OUT, bigquant_cmd, md_table, python, tail,  # noqa: E402
-                        timed_run)
+from _benchutil import DATA, HERE, OUT, bigquant_cmd, md_table, python, tail, timed_run  # noqa: E402
 
 TARGETS = {
     "compress_x_floor": 2.5,
@@ -90,8 +89,12 @@ def floor_chunks(shape, tile, memory_limit: str | None, fallback: int) -> tuple[
     try:
         from bigquant.chunking import choose_chunks, parse_memory_limit
 
-        ch = choose_chunks(tuple(shape[:2]), shape[2] if len(shape) > 2 else 1,
-                           parse_memory_limit(memory_limit), tile=tuple(tile) if tile else None)
+        ch = choose_chunks(
+            tuple(shape[:2]),
+            shape[2] if len(shape) > 2 else 1,
+            parse_memory_limit(memory_limit),
+            tile=tuple(tile) if tile else None,
+        )
         return (int(ch[0]), int(ch[1])), "bigquant.chunking.choose_chunks"
     except Exception as exc:  # bigquant missing or its API changed
         return (fallback, fallback), f"--floor-chunks ({type(exc).__name__})"
@@ -133,9 +136,12 @@ def run_one(tif: Path, args) -> dict:
     res["input"] = info
     H, W = info["shape"][:2]
     res["gigapixels"] = H * W / 1e9
-    print(f"\n## {tif.name}: {H} × {W} × {info['shape'][2] if len(info['shape']) > 2 else 1}"
-          f" ({H * W / 1e9:.3f} Gpx), tile {info['tile']}, {info['compression_name']}, "
-          f"{info['bytes'] / 1e6:.0f} MB", flush=True)
+    print(
+        f"\n## {tif.name}: {H} × {W} × {info['shape'][2] if len(info['shape']) > 2 else 1}"
+        f" ({H * W / 1e9:.3f} Gpx), tile {info['tile']}, {info['compression_name']}, "
+        f"{info['bytes'] / 1e6:.0f} MB",
+        flush=True,
+    )
     res["warm_s"] = warm_cache(tif)
 
     chunks, how = floor_chunks(info["shape"], info["tile"], args.memory_limit, args.floor_chunks)
@@ -145,23 +151,41 @@ def run_one(tif: Path, args) -> dict:
         r = timed_run(cmd, log=work / f"{key}.log", timeout=args.timeout)
         res["steps"][key] = r
         ok = r["rc"] == 0 and not r["timed_out"]
-        print(f"   {key:12s} {'ok' if ok else 'FAILED':6s} {r['wall_s']:8.1f} s "
-              f"{r.get('rss_mib', float('nan')):8.0f} MiB", file=sys.stderr, flush=True)
+        print(
+            f"   {key:12s} {'ok' if ok else 'FAILED':6s} {r['wall_s']:8.1f} s "
+            f"{r.get('rss_mib', float('nan')):8.0f} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
         if not ok:
-            print(f"   --- {key} failed (rc={r['rc']}{', timed out' if r['timed_out'] else ''}),"
-                  f" log {r['log']}:\n{tail(r['log'])}", file=sys.stderr)
+            print(
+                f"   --- {key} failed (rc={r['rc']}{', timed out' if r['timed_out'] else ''}),"
+                f" log {r['log']}:\n{tail(r['log'])}",
+                file=sys.stderr,
+            )
         return ok
 
     here = str(HERE / "io_floor.py")
     step("read_floor", [python(), here, "read", tif, floor_zarr, "--chunks", *map(str, chunks)])
     if not args.no_zarr_floor:
-        step("read_zarr", [python(), here, "read", tif, work / "floor_zarr_engine.zarr",
-                           "--engine", "zarr", "--chunks", *map(str, chunks)])
+        step(
+            "read_zarr",
+            [
+                python(),
+                here,
+                "read",
+                tif,
+                work / "floor_zarr_engine.zarr",
+                "--engine",
+                "zarr",
+                "--chunks",
+                *map(str, chunks),
+            ],
+        )
         shutil.rmtree(work / "floor_zarr_engine.zarr", ignore_errors=True)
 
     bq = bigquant_cmd()
-    cmd = [*bq, "compress", tif, "-k", str(args.k), "-o", store, "--overwrite",
-           "--seed", str(args.seed)]
+    cmd = [*bq, "compress", tif, "-k", str(args.k), "-o", store, "--overwrite", "--seed", str(args.seed)]
     if args.memory_limit:
         cmd += ["--memory-limit", args.memory_limit]
     if not args.verbose:
@@ -175,8 +199,10 @@ def run_one(tif: Path, args) -> dict:
             res["info"] = json.loads(p.stdout)
         except json.JSONDecodeError:
             res["info"] = None
-            print(f"   bigquant info --json gave no JSON (rc={p.returncode}): "
-                  f"{(p.stdout + p.stderr)[-500:]}", file=sys.stderr)
+            print(
+                f"   bigquant info --json gave no JSON (rc={p.returncode}): {(p.stdout + p.stderr)[-500:]}",
+                file=sys.stderr,
+            )
         res["store_bytes"] = du(store)
         res["labels_chunks"] = zarr_chunks(store)
 
@@ -186,19 +212,31 @@ def run_one(tif: Path, args) -> dict:
     if decoded:
         res["recon"] = tiff_info(recon)
         if res["recon"]["shape"][:2] != [H, W]:
-            print(f"   WARNING: recon.tif shape {res['recon']['shape']} != input {info['shape']}",
-                  file=sys.stderr)
+            print(f"   WARNING: recon.tif shape {res['recon']['shape']} != input {info['shape']}", file=sys.stderr)
 
     if not args.no_decode and (floor_zarr / "zarr.json").exists():
-        wt = res.get("recon") or {"tile": info["tile"] or [512, 512],
-                                  "compression": info["compression"], "predictor": info["predictor"]}
-        cmd = [python(), here, "write", floor_zarr, floor_tif, "--tile", str((wt["tile"] or [512, 512])[1]),
-               "--compression", str(wt["compression"])]
+        wt = res.get("recon") or {
+            "tile": info["tile"] or [512, 512],
+            "compression": info["compression"],
+            "predictor": info["predictor"],
+        }
+        cmd = [
+            python(),
+            here,
+            "write",
+            floor_zarr,
+            floor_tif,
+            "--tile",
+            str((wt["tile"] or [512, 512])[1]),
+            "--compression",
+            str(wt["compression"]),
+        ]
         if wt["predictor"] <= 1:
             cmd.append("--no-predictor")
         if wt["compression"] in (8, 32946) or "DEFLATE" in str(wt.get("compression_name", "")).upper():
             # a TIFF does not record the Deflate level: write the floor at decode's default
             from bigquant.io import TIFF_ZLIB_LEVEL
+
             cmd += ["--level", str(TIFF_ZLIB_LEVEL)]
         step("write_floor", cmd)
 
@@ -221,49 +259,60 @@ def report(res: dict) -> None:
 
     rf, wf = good("read_floor"), good("write_floor")
     rows = []
-    labels = {"read_floor": "read floor (TIFF → uint8 zarr)",
-              "read_zarr": "(info) same via tifffile zarr store + dask",
-              "compress": f"bigquant compress -k {res['k']}",
-              "decode": "bigquant decode", "write_floor": "write floor (uint8 zarr → TIFF)"}
+    labels = {
+        "read_floor": "read floor (TIFF → uint8 zarr)",
+        "read_zarr": "(info) same via tifffile zarr store + dask",
+        "compress": f"bigquant compress -k {res['k']}",
+        "decode": "bigquant decode",
+        "write_floor": "write floor (uint8 zarr → TIFF)",
+    }
     for key in ("read_floor", "read_zarr", "compress", "decode", "write_floor"):
         r = st.get(key)
         if r is None:
             continue
         failed = r["rc"] != 0 or r["timed_out"]
         wall = r["wall_s"]
-        rows.append([
-            labels[key] + (" (FAILED)" if failed else ""),
-            wall, r.get("rss_mib"), r.get("cpu_pct"),
-            None if failed or not rf else wall / rf["wall_s"],
-            None if failed or not wf or key in ("read_floor", "read_zarr", "compress")
-            else wall / wf["wall_s"],
-        ])
+        rows.append(
+            [
+                labels[key] + (" (FAILED)" if failed else ""),
+                wall,
+                r.get("rss_mib"),
+                r.get("cpu_pct"),
+                None if failed or not rf else wall / rf["wall_s"],
+                None if failed or not wf or key in ("read_floor", "read_zarr", "compress") else wall / wf["wall_s"],
+            ]
+        )
     print()
     print(md_table(["step", "wall s", "peak RSS MiB", "CPU %", "× read floor", "× write floor"], rows))
-    print(f"\n(page cache warmed first: {res['warm_s']:.1f} s; read-floor chunks "
-          f"{tuple(res['floor_chunks']['chunks'])} from {res['floor_chunks']['from']}"
-          + (f"; bigquant labels chunks {res['labels_chunks']}" if res.get("labels_chunks") else "")
-          + (f"; store {res['store_bytes'] / 1e6:.0f} MB" if res.get("store_bytes") else "")
-          + ")")
+    print(
+        f"\n(page cache warmed first: {res['warm_s']:.1f} s; read-floor chunks "
+        f"{tuple(res['floor_chunks']['chunks'])} from {res['floor_chunks']['from']}"
+        + (f"; bigquant labels chunks {res['labels_chunks']}" if res.get("labels_chunks") else "")
+        + (f"; store {res['store_bytes'] / 1e6:.0f} MB" if res.get("store_bytes") else "")
+        + ")"
+    )
     info = res.get("info")
     if info:
         keys = ("k", "iterations", "mse", "psnr")
         skip = set(keys) | {"source", "created", "bigquant_version", "format_version", "complete"}
-        extra = [f"{k}={v}" for k, v in info.items() if k not in skip
-                 and isinstance(v, (int, float, bool, str)) and len(str(v)) <= 40]
-        print(f"\nbigquant info: PSNR {info.get('psnr', float('nan')):.2f} dB, MSE "
-              f"{info.get('mse', float('nan')):.2f}, k {info.get('k')}, iterations {info.get('iterations')}"
-              + (f" ({', '.join(extra[:12])})" if extra else ""))
+        extra = [
+            f"{k}={v}"
+            for k, v in info.items()
+            if k not in skip and isinstance(v, (int, float, bool, str)) and len(str(v)) <= 40
+        ]
+        print(
+            f"\nbigquant info: PSNR {info.get('psnr', float('nan')):.2f} dB, MSE "
+            f"{info.get('mse', float('nan')):.2f}, k {info.get('k')}, iterations {info.get('iterations')}"
+            + (f" ({', '.join(extra[:12])})" if extra else "")
+        )
 
     c, d = good("compress"), good("decode")
     checks = [
-        ("compress ≤ 2.5 × read floor", c and rf and c["wall_s"] / rf["wall_s"],
-         TARGETS["compress_x_floor"]),
+        ("compress ≤ 2.5 × read floor", c and rf and c["wall_s"] / rf["wall_s"], TARGETS["compress_x_floor"]),
         ("compress ≤ 120 s", c and c["wall_s"], TARGETS["compress_s"]),
         ("compress peak RSS ≤ 2 GiB (MiB)", c and c.get("rss_mib"), TARGETS["rss_mib"]),
         ("decode peak RSS ≤ 2 GiB (MiB)", d and d.get("rss_mib"), TARGETS["rss_mib"]),
-        ("decode ≤ 1.5 × read floor", d and rf and d["wall_s"] / rf["wall_s"],
-         TARGETS["decode_x_floor"]),
+        ("decode ≤ 1.5 × read floor", d and rf and d["wall_s"] / rf["wall_s"], TARGETS["decode_x_floor"]),
     ]
     rows = []
     for label, val, lim in checks:
@@ -277,21 +326,33 @@ def report(res: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("tiffs", nargs="*", type=Path, help="TIFF files (default: from --gigapixels)")
-    ap.add_argument("--gigapixels", nargs="+", type=float, default=None,
-                    help="use benchmarks/data/gigapixel_<G>.tif for each G (default 1.0)")
+    ap.add_argument(
+        "--gigapixels",
+        nargs="+",
+        type=float,
+        default=None,
+        help="use benchmarks/data/gigapixel_<G>.tif for each G (default 1.0)",
+    )
     ap.add_argument("-k", type=int, default=32, help="colours (default 32)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--memory-limit", help="passed to bigquant compress (default: bigquant's, 1GiB)")
-    ap.add_argument("--floor-chunks", type=int, default=2560,
-                    help="read-floor chunk side if bigquant.chunking is not importable (default 2560)")
-    ap.add_argument("--compress-arg", action="append", default=[],
-                    help="extra argument for bigquant compress (repeatable)")
+    ap.add_argument(
+        "--floor-chunks",
+        type=int,
+        default=2560,
+        help="read-floor chunk side if bigquant.chunking is not importable (default 2560)",
+    )
+    ap.add_argument(
+        "--compress-arg", action="append", default=[], help="extra argument for bigquant compress (repeatable)"
+    )
     ap.add_argument("--no-decode", action="store_true", help="skip decode and the write floor")
-    ap.add_argument("--no-zarr-floor", action="store_true",
-                    help="skip the informational read through tifffile's zarr store")
+    ap.add_argument(
+        "--no-zarr-floor", action="store_true", help="skip the informational read through tifffile's zarr store"
+    )
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per step (default 1800)")
     ap.add_argument("--out", type=Path, default=OUT / "gigapixel", help="work folder")
     ap.add_argument("--keep", action="store_true", help="keep the outputs")
@@ -304,14 +365,18 @@ def main(argv=None) -> int:
         tiffs += [DATA / f"gigapixel_{float(g)!s}.tif" for g in (args.gigapixels or [1.0])]
     missing = [t for t in tiffs if not t.exists()]
     if missing:
-        raise SystemExit("missing: " + ", ".join(map(str, missing)) +
-                         "\nbuild with: python benchmarks/make_gigapixel.py --gigapixels G")
+        raise SystemExit(
+            "missing: "
+            + ", ".join(map(str, missing))
+            + "\nbuild with: python benchmarks/make_gigapixel.py --gigapixels G"
+        )
 
     load = os.getloadavg()[0]
-    print(f"# bench_gigapixel: bigquant = {' '.join(bigquant_cmd())}; {os.cpu_count()} CPUs; "
-          f"k={args.k}, seed={args.seed}, memory limit {args.memory_limit or 'default'}; "
-          f"load average {load:.2f}" + ("  (WARNING: machine busy, timings unreliable)"
-                                        if load > 0.5 else ""))
+    print(
+        f"# bench_gigapixel: bigquant = {' '.join(bigquant_cmd())}; {os.cpu_count()} CPUs; "
+        f"k={args.k}, seed={args.seed}, memory limit {args.memory_limit or 'default'}; "
+        f"load average {load:.2f}" + ("  (WARNING: machine busy, timings unreliable)" if load > 0.5 else "")
+    )
     results = [run_one(t, args) for t in tiffs]
 
     if len(results) > 1:
@@ -319,19 +384,34 @@ def main(argv=None) -> int:
         rows = []
         for r in results:
             s = r["steps"]
-            rows.append([Path(r["tiff"]).name, r["gigapixels"],
-                         *(s[k].get("rss_mib") if k in s else None
-                           for k in ("read_floor", "compress", "decode", "write_floor")),
-                         s["compress"]["wall_s"] if "compress" in s else None])
-        print(md_table(["image", "Gpx", "read floor MiB", "compress MiB", "decode MiB",
-                        "write floor MiB", "compress s"], rows))
-        peaks = [(r["gigapixels"], r["steps"]["compress"].get("rss_mib")) for r in results
-                 if "compress" in r["steps"] and r["steps"]["compress"].get("rss_mib")]
+            rows.append(
+                [
+                    Path(r["tiff"]).name,
+                    r["gigapixels"],
+                    *(
+                        s[k].get("rss_mib") if k in s else None
+                        for k in ("read_floor", "compress", "decode", "write_floor")
+                    ),
+                    s["compress"]["wall_s"] if "compress" in s else None,
+                ]
+            )
+        print(
+            md_table(
+                ["image", "Gpx", "read floor MiB", "compress MiB", "decode MiB", "write floor MiB", "compress s"], rows
+            )
+        )
+        peaks = [
+            (r["gigapixels"], r["steps"]["compress"].get("rss_mib"))
+            for r in results
+            if "compress" in r["steps"] and r["steps"]["compress"].get("rss_mib")
+        ]
         if len(peaks) >= 2:
             (g_lo, lo), (g_hi, hi) = min(peaks), max(peaks)
             ratio = hi / lo
-            print(f"\ncompress peak RSS at {g_hi:.3g} Gpx ÷ at {g_lo:.3g} Gpx: {ratio:.3f} "
-                  f"(target: within 10 %) {'PASS' if abs(ratio - 1) <= 0.10 else 'FAIL'}")
+            print(
+                f"\ncompress peak RSS at {g_hi:.3g} Gpx ÷ at {g_lo:.3g} Gpx: {ratio:.3f} "
+                f"(target: within 10 %) {'PASS' if abs(ratio - 1) <= 0.10 else 'FAIL'}"
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     failed = any(r["rc"] != 0 or r["timed_out"] for res in results for r in res["steps"].values())

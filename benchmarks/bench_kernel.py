@@ -68,8 +68,10 @@ def main(argv=None) -> int:
     it_sk = km.n_iter_
     dev = np.abs(res.centroids - km.cluster_centers_).max() / np.abs(km.cluster_centers_).max()
 
-    print(f"{img.shape[0]} x {img.shape[1]} pixels ({n / 1e6:.1f} Mpx) as uint16, K = {args.k}, "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{img.shape[0]} x {img.shape[1]} pixels ({n / 1e6:.1f} Mpx) as uint16, K = {args.k}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"centroids after the run agree to {dev:.1e} (relative)\n")
     print("| method | iterations | seconds | ns per pixel-iteration | ratio to scikit-learn |")
     print("|---|---:|---:|---:|---:|")

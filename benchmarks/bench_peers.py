@@ -67,20 +67,25 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchutil import (DATA, OUT, bigquant_cmd, md_table, mse_uint8,  # noqa: E402
-                        psnr_from_mse, python, tail, timed_run)
+from _benchutil import DATA, OUT, bigquant_cmd, md_table, mse_uint8, psnr_from_mse, python, tail, timed_run  # noqa: E402
 
-ALL_METHODS = ["sklearn", "minibatch", "faiss", "mediancut", "pngquant", "daskml", "bigquant",
-               "bigquant-api"]
+ALL_METHODS = ["sklearn", "minibatch", "faiss", "mediancut", "pngquant", "daskml", "bigquant", "bigquant-api"]
 PY_METHODS = {"sklearn", "minibatch", "faiss", "mediancut", "daskml", "bigquant-api"}
 MAX_256 = {"mediancut", "pngquant"}
-IMPORTS = {"sklearn": "sklearn.cluster", "minibatch": "sklearn.cluster", "faiss": "faiss",
-           "mediancut": "PIL.Image", "daskml": "dask_ml.cluster", "bigquant-api": "bigquant",
-           "bigquant": "bigquant"}
+IMPORTS = {
+    "sklearn": "sklearn.cluster",
+    "minibatch": "sklearn.cluster",
+    "faiss": "faiss",
+    "mediancut": "PIL.Image",
+    "daskml": "dask_ml.cluster",
+    "bigquant-api": "bigquant",
+    "bigquant": "bigquant",
+}
 LARGE_MPX = 4.0  # sklearn's KMeans runs on images above this only with --large-sklearn
 
 
 # ----------------------------------------------------------------------------- worker side
+
 
 def _to_uint8(codebook):
     import numpy as np
@@ -108,8 +113,15 @@ def worker(args) -> int:
 
         X = img.reshape(-1, C).astype(np.float32)
         if args.worker == "sklearn":
-            km = KMeans(n_clusters=k, init="k-means++", n_init=1, random_state=seed,
-                        algorithm="lloyd", max_iter=args.max_iter, tol=args.tol).fit(X)
+            km = KMeans(
+                n_clusters=k,
+                init="k-means++",
+                n_init=1,
+                random_state=seed,
+                algorithm="lloyd",
+                max_iter=args.max_iter,
+                tol=args.tol,
+            ).fit(X)
         else:
             km = MiniBatchKMeans(n_clusters=k, random_state=seed).fit(X)
         labels, centers = km.labels_, km.cluster_centers_
@@ -137,8 +149,7 @@ def worker(args) -> int:
         # scales tol by the mean variance of the features.  Scale it the same way here.
         tol = args.tol * float(X.var(axis=0).mean())
         meta["tol_abs"] = tol
-        km = KMeans(n_clusters=k, init="k-means||", random_state=seed, max_iter=args.max_iter,
-                    tol=tol).fit(Xd)
+        km = KMeans(n_clusters=k, init="k-means||", random_state=seed, max_iter=args.max_iter, tol=tol).fit(Xd)
         labels = np.asarray(km.labels_.compute() if hasattr(km.labels_, "compute") else km.labels_)
         meta["algo_s"] = time.perf_counter() - t0
         meta["iters"] = int(getattr(km, "n_iter_", -1))
@@ -146,8 +157,7 @@ def worker(args) -> int:
     elif args.worker == "mediancut":
         from PIL import Image
 
-        q = Image.fromarray(img).quantize(colors=k, method=Image.Quantize.MEDIANCUT,
-                                          dither=Image.Dither.NONE)
+        q = Image.fromarray(img).quantize(colors=k, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         meta["algo_s"] = time.perf_counter() - t0
         recon = np.asarray(q.convert("RGB"))
     elif args.worker == "bigquant-api":
@@ -170,9 +180,9 @@ def worker(args) -> int:
 
 # ----------------------------------------------------------------------- orchestrator side
 
+
 def load_images(args) -> list[tuple[str, object]]:
     import numpy as np
-
     from _benchutil import load_rgb
 
     imgs = []
@@ -192,12 +202,10 @@ def load_images(args) -> list[tuple[str, object]]:
             with open(photo_dir / "manifest.tsv") as fh:
                 names = [r["file"] for r in csv.DictReader(fh, delimiter="\t")]
         elif photo_dir.is_dir():
-            names = sorted(p.name for p in photo_dir.iterdir()
-                           if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            names = sorted(p.name for p in photo_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         if not names:
-            print(f"no photographs in {photo_dir}: run `bash benchmarks/fetch_images.sh`",
-                  file=sys.stderr)
-        for n in names[:args.max_large] if args.max_large else names:
+            print(f"no photographs in {photo_dir}: run `bash benchmarks/fetch_images.sh`", file=sys.stderr)
+        for n in names[: args.max_large] if args.max_large else names:
             imgs.append((Path(n).stem, load_rgb(photo_dir / n)))
     for p in args.image:
         imgs.append((Path(p).stem, load_rgb(p)))
@@ -291,10 +299,30 @@ def run_case(name, img_npy, img_png, k, method, args, work: Path) -> dict:
     if method in PY_METHODS:
         store = work / f"{tag}.bq.zarr"
         shutil.rmtree(store, ignore_errors=True)
-        cmd = [python(), __file__, "--worker", method, "--input", img_png, "--k", str(k),
-               "--out", recon_npy, "--meta", meta_json, "--seed", str(args.seed),
-               "--max-iter", str(args.max_iter), "--tol", str(args.tol),
-               "--faiss-niter", str(args.faiss_niter), "--store", store]
+        cmd = [
+            python(),
+            __file__,
+            "--worker",
+            method,
+            "--input",
+            img_png,
+            "--k",
+            str(k),
+            "--out",
+            recon_npy,
+            "--meta",
+            meta_json,
+            "--seed",
+            str(args.seed),
+            "--max-iter",
+            str(args.max_iter),
+            "--tol",
+            str(args.tol),
+            "--faiss-niter",
+            str(args.faiss_niter),
+            "--store",
+            store,
+        ]
         if method == "bigquant-api" and args.bigquant_arg:
             cmd += ["--bigquant-kwargs", json.dumps(api_kwargs(args.bigquant_arg))]
         r = best_of(cmd, log, args, cleanup=store)
@@ -312,8 +340,20 @@ def run_case(name, img_npy, img_png, k, method, args, work: Path) -> dict:
             out_png.unlink()
     elif method == "bigquant":
         store = work / f"{tag}.bq.zarr"
-        cmd = [*bigquant_cmd(), "compress", img_png, "-k", str(k), "-o", store, "--overwrite",
-               "--seed", str(args.seed), "--quiet", *args.bigquant_arg]
+        cmd = [
+            *bigquant_cmd(),
+            "compress",
+            img_png,
+            "-k",
+            str(k),
+            "-o",
+            store,
+            "--overwrite",
+            "--seed",
+            str(args.seed),
+            "--quiet",
+            *args.bigquant_arg,
+        ]
         r = best_of(cmd, log, args)
         if r["rc"] == 0:
             recon = read_bigquant(store)
@@ -323,8 +363,15 @@ def run_case(name, img_npy, img_png, k, method, args, work: Path) -> dict:
         shutil.rmtree(store, ignore_errors=True)
     else:
         raise ValueError(method)
-    res.update({"wall_s": r["wall_s"], "rss_mib": r.get("rss_mib"), "rc": r["rc"],
-                "timed_out": r["timed_out"], "cpu_pct": r.get("cpu_pct")})
+    res.update(
+        {
+            "wall_s": r["wall_s"],
+            "rss_mib": r.get("rss_mib"),
+            "rc": r["rc"],
+            "timed_out": r["timed_out"],
+            "cpu_pct": r.get("cpu_pct"),
+        }
+    )
     if r["rc"] != 0 or r["timed_out"]:
         res["error"] = "timeout" if r["timed_out"] else f"rc={r['rc']}"
         print(f"   {tag} FAILED ({res['error']}), log {log}:\n{tail(log, 8)}", file=sys.stderr)
@@ -343,8 +390,7 @@ def run_case(name, img_npy, img_png, k, method, args, work: Path) -> dict:
     res["colours"] = int(np.count_nonzero(np.bincount(packed, minlength=1 << 24)))
     bq = res.get("bigquant_psnr")
     if isinstance(bq, (int, float)) and abs(bq - res["psnr"]) > 0.05:
-        print(f"   note: {tag}: bigquant reports PSNR {bq:.3f}, measured {res['psnr']:.3f}",
-              file=sys.stderr)
+        print(f"   note: {tag}: bigquant reports PSNR {bq:.3f}, measured {res['psnr']:.3f}", file=sys.stderr)
     if not args.keep:
         recon_npy.unlink(missing_ok=True)
     return res
@@ -373,50 +419,84 @@ def summary(results: list[dict], ks: list[int]) -> str:
             worst = min(diffs) if diffs else None
 
             def ratio(imgs, other, key):
-                return _median([by[i][bq][key] / by[i][other][key] for i in imgs
-                                if by[i][bq].get(key) and by[i][other].get(key)])
+                return _median(
+                    [by[i][bq][key] / by[i][other][key] for i in imgs if by[i][bq].get(key) and by[i][other].get(key)]
+                )
 
-            rows.append([
-                k, bq, len(both_sk),
-                _median([by[i][bq]["psnr"] for i in both_sk]),
-                _median([by[i]["sklearn"]["psnr"] for i in both_sk]),
-                f"{worst[0]:+.2f} ({worst[1]})" if worst else "",
-                ratio(both_sk, "sklearn", "wall_s"), ratio(both_fa, "faiss", "wall_s"),
-                ratio(both_sk, "sklearn", "algo_s") if bq == "bigquant-api" else None,
-                ratio(both_fa, "faiss", "algo_s") if bq == "bigquant-api" else None,
-            ])
+            rows.append(
+                [
+                    k,
+                    bq,
+                    len(both_sk),
+                    _median([by[i][bq]["psnr"] for i in both_sk]),
+                    _median([by[i]["sklearn"]["psnr"] for i in both_sk]),
+                    f"{worst[0]:+.2f} ({worst[1]})" if worst else "",
+                    ratio(both_sk, "sklearn", "wall_s"),
+                    ratio(both_fa, "faiss", "wall_s"),
+                    ratio(both_sk, "sklearn", "algo_s") if bq == "bigquant-api" else None,
+                    ratio(both_fa, "faiss", "algo_s") if bq == "bigquant-api" else None,
+                ]
+            )
     if rows:
-        out.append(md_table(["K", "variant", "images", "median PSNR bigquant", "median PSNR sklearn",
-                             "worst ΔPSNR (image)", "wall ÷ sklearn", "wall ÷ faiss",
-                             "algo ÷ sklearn", "algo ÷ faiss"], rows))
-        out.append("\n(ΔPSNR = bigquant − sklearn per image, dB; ratios are medians over images "
-                   "of per-image ratios; PSNR medians over the images both ran)")
+        out.append(
+            md_table(
+                [
+                    "K",
+                    "variant",
+                    "images",
+                    "median PSNR bigquant",
+                    "median PSNR sklearn",
+                    "worst ΔPSNR (image)",
+                    "wall ÷ sklearn",
+                    "wall ÷ faiss",
+                    "algo ÷ sklearn",
+                    "algo ÷ faiss",
+                ],
+                rows,
+            )
+        )
+        out.append(
+            "\n(ΔPSNR = bigquant − sklearn per image, dB; ratios are medians over images "
+            "of per-image ratios; PSNR medians over the images both ran)"
+        )
     return "\n".join(out)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-k", nargs="+", default=["16", "64", "256"],
-                    help="numbers of colours (space or comma separated; default 16 64 256)")
-    ap.add_argument("--methods", default=",".join(ALL_METHODS),
-                    help=f"comma-separated subset of {','.join(ALL_METHODS)} (default all)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "-k",
+        nargs="+",
+        default=["16", "64", "256"],
+        help="numbers of colours (space or comma separated; default 16 64 256)",
+    )
+    ap.add_argument(
+        "--methods",
+        default=",".join(ALL_METHODS),
+        help=f"comma-separated subset of {','.join(ALL_METHODS)} (default all)",
+    )
     ap.add_argument("--large", action="store_true", help="also the photos in benchmarks/data/photos/")
     ap.add_argument("--only-large", action="store_true", help="only the large photos")
     ap.add_argument("--max-large", type=int, help="at most N large photos")
-    ap.add_argument("--large-sklearn", action="store_true",
-                    help=f"run sklearn KMeans on images over {LARGE_MPX:g} Mpx too (slow)")
+    ap.add_argument(
+        "--large-sklearn", action="store_true", help=f"run sklearn KMeans on images over {LARGE_MPX:g} Mpx too (slow)"
+    )
     ap.add_argument("--photos", type=Path, default=DATA / "photos")
     ap.add_argument("--image", action="append", default=[], help="extra image file (repeatable)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-iter", type=int, default=300, help="sklearn / dask-ml max_iter (default 300)")
     ap.add_argument("--tol", type=float, default=1e-4, help="sklearn / dask-ml tol (default 1e-4)")
     ap.add_argument("--faiss-niter", type=int, default=20, help="faiss iterations (default 20)")
-    ap.add_argument("--bigquant-arg", action="append", default=[],
-                    help="extra option for `bigquant compress`, e.g. --bigquant-arg=--max-iter "
-                         "--bigquant-arg=300 (repeatable; bigquant-api gets them as keywords)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="run each case N times and keep the fastest (default 1)")
+    ap.add_argument(
+        "--bigquant-arg",
+        action="append",
+        default=[],
+        help="extra option for `bigquant compress`, e.g. --bigquant-arg=--max-iter "
+        "--bigquant-arg=300 (repeatable; bigquant-api gets them as keywords)",
+    )
+    ap.add_argument("--repeat", type=int, default=1, help="run each case N times and keep the fastest (default 1)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run (default 1800)")
     ap.add_argument("--out", type=Path, default=OUT / "peers", help="work folder")
     ap.add_argument("--keep", action="store_true", help="keep reconstructions (.npy)")
@@ -462,10 +542,12 @@ def main(argv=None) -> int:
             Image.fromarray(img).save(png, compress_level=1)
         prepared.append((name, img.shape, npy, png))
     load = os.getloadavg()[0]
-    print(f"# bench_peers: {os.cpu_count()} CPUs, load average {load:.2f}"
-          + ("  (WARNING: machine busy, timings unreliable)" if load > 0.5 else "")
-          + f"; K = {ks}; methods = {runnable}; sklearn/dask-ml max_iter={args.max_iter}, "
-          f"tol={args.tol}; faiss niter={args.faiss_niter}; seed={args.seed}")
+    print(
+        f"# bench_peers: {os.cpu_count()} CPUs, load average {load:.2f}"
+        + ("  (WARNING: machine busy, timings unreliable)" if load > 0.5 else "")
+        + f"; K = {ks}; methods = {runnable}; sklearn/dask-ml max_iter={args.max_iter}, "
+        f"tol={args.tol}; faiss niter={args.faiss_niter}; seed={args.seed}"
+    )
 
     results = []
     t_start = time.perf_counter()
@@ -481,18 +563,35 @@ def main(argv=None) -> int:
                     continue
                 r = run_case(name, npy, png, k, m, args, work)
                 results.append({**base, **r})
-                print(f"   {name:14s} K={k:<4d} {m:13s} {r.get('wall_s', 0):7.2f} s "
-                      f"{r.get('rss_mib') or 0:7.0f} MiB  PSNR {r.get('psnr', float('nan')):6.2f}"
-                      + (f"  {r['error']}" if r.get("error") else ""), file=sys.stderr, flush=True)
+                print(
+                    f"   {name:14s} K={k:<4d} {m:13s} {r.get('wall_s', 0):7.2f} s "
+                    f"{r.get('rss_mib') or 0:7.0f} MiB  PSNR {r.get('psnr', float('nan')):6.2f}"
+                    + (f"  {r['error']}" if r.get("error") else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
                 if args.json:
                     args.json.write_text(json.dumps(results, indent=1, default=str))
 
-    rows = [[r["image"], r["mpx"], r["k"], r["method"] + (f" ({r['error']})" if r.get("error") else ""),
-             r.get("wall_s"), r.get("rss_mib"), r.get("mse"), r.get("psnr"), r.get("algo_s"),
-             r.get("iters")] for r in results]
+    rows = [
+        [
+            r["image"],
+            r["mpx"],
+            r["k"],
+            r["method"] + (f" ({r['error']})" if r.get("error") else ""),
+            r.get("wall_s"),
+            r.get("rss_mib"),
+            r.get("mse"),
+            r.get("psnr"),
+            r.get("algo_s"),
+            r.get("iters"),
+        ]
+        for r in results
+    ]
     print()
-    print(md_table(["image", "Mpx", "K", "method", "wall s", "peak RSS MiB", "MSE", "PSNR dB",
-                    "algo s", "iters"], rows))
+    print(
+        md_table(["image", "Mpx", "K", "method", "wall s", "peak RSS MiB", "MSE", "PSNR dB", "algo s", "iters"], rows)
+    )
     s = summary(results, ks)
     if s:
         print("\n## Summary per K\n")

@@ -48,8 +48,9 @@ def channel_max(block: np.ndarray) -> np.ndarray:
     return out
 
 
-def read_floor_tiles(src: str, dst: str, chunks: tuple[int, int], level: int = 3,
-                     workers: int | None = None) -> float | None:
+def read_floor_tiles(
+    src: str, dst: str, chunks: tuple[int, int], level: int = 3, workers: int | None = None
+) -> float | None:
     """Thread-pool tile decoder; returns None if the TIFF is not one it handles."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -59,8 +60,13 @@ def read_floor_tiles(src: str, dst: str, chunks: tuple[int, int], level: int = 3
     t0 = time.perf_counter()
     tf = tifffile.TiffFile(src)
     page = tf.pages[0]
-    if not page.is_tiled or page.planarconfig != 1 or page.samplesperpixel < 3 \
-            or page.imagedepth > 1 or page.dtype != np.uint8:
+    if (
+        not page.is_tiled
+        or page.planarconfig != 1
+        or page.samplesperpixel < 3
+        or page.imagedepth > 1
+        or page.dtype != np.uint8
+    ):
         tf.close()
         return None
     H, W = page.imagelength, page.imagewidth
@@ -68,8 +74,14 @@ def read_floor_tiles(src: str, dst: str, chunks: tuple[int, int], level: int = 3
     ntx = -(-W // tw)
     cr = min(H, max(th, chunks[0] // th * th))
     cc = min(W, max(tw, chunks[1] // tw * tw))
-    out = zarr.create_array(dst, shape=(H, W), chunks=(cr, cc), dtype="uint8",
-                            compressors=zarr.codecs.ZstdCodec(level=level), overwrite=True)
+    out = zarr.create_array(
+        dst,
+        shape=(H, W),
+        chunks=(cr, cc),
+        dtype="uint8",
+        compressors=zarr.codecs.ZstdCodec(level=level),
+        overwrite=True,
+    )
     offsets, counts = page.dataoffsets, page.databytecounts
     decode, jpegtables = page.decode, page.jpegtables
     fd = os.open(src, os.O_RDONLY)
@@ -83,8 +95,8 @@ def read_floor_tiles(src: str, dst: str, chunks: tuple[int, int], level: int = 3
                 i = (y // th) * ntx + x // tw
                 seg = decode(os.pread(fd, counts[i], offsets[i]), i, jpegtables=jpegtables)[0]
                 hh, ww = min(th, r0 + h - y), min(tw, c0 + w - x)
-                block[y - r0:y - r0 + hh, x - c0:x - c0 + ww] = channel_max(seg[0, :hh, :ww, :3])
-        out[r0:r0 + h, c0:c0 + w] = block
+                block[y - r0 : y - r0 + hh, x - c0 : x - c0 + ww] = channel_max(seg[0, :hh, :ww, :3])
+        out[r0 : r0 + h, c0 : c0 + w] = block
 
     cells = [(r, c) for r in range(0, H, cr) for c in range(0, W, cc)]
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as ex:
@@ -93,8 +105,10 @@ def read_floor_tiles(src: str, dst: str, chunks: tuple[int, int], level: int = 3
     os.close(fd)
     tf.close()
     dt = time.perf_counter() - t0
-    print(f"read[tiles] {dt:.2f} s {H * W / 1e6 / dt:.1f} Mpx/s  ({H}x{W}, tile {(th, tw)}, "
-          f"chunks {(cr, cc)}, {workers or os.cpu_count()} threads)")
+    print(
+        f"read[tiles] {dt:.2f} s {H * W / 1e6 / dt:.1f} Mpx/s  ({H}x{W}, tile {(th, tw)}, "
+        f"chunks {(cr, cc)}, {workers or os.cpu_count()} threads)"
+    )
     return dt
 
 
@@ -115,8 +129,14 @@ def read_floor_zarr(src: str, dst: str, chunks: tuple[int, int], level: int = 3)
     cc = min(W, max(tile[1], chunks[1] // tile[1] * tile[1]))
     x = da.from_zarr(z, chunks=(cr, cc, C))
     y = x.map_blocks(channel_max, drop_axis=2, dtype=np.uint8)
-    out = zarr.create_array(dst, shape=(H, W), chunks=(cr, cc), dtype="uint8",
-                            compressors=zarr.codecs.ZstdCodec(level=level), overwrite=True)
+    out = zarr.create_array(
+        dst,
+        shape=(H, W),
+        chunks=(cr, cc),
+        dtype="uint8",
+        compressors=zarr.codecs.ZstdCodec(level=level),
+        overwrite=True,
+    )
     da.store(y, out, lock=False)
     store.close()
     dt = time.perf_counter() - t0
@@ -124,8 +144,7 @@ def read_floor_zarr(src: str, dst: str, chunks: tuple[int, int], level: int = 3)
     return dt
 
 
-def write_floor(src: str, dst: str, tile: int, compression: str | None, level: int | None,
-                predictor: bool) -> float:
+def write_floor(src: str, dst: str, tile: int, compression: str | None, level: int | None, predictor: bool) -> float:
     import tifffile
     import zarr
 
@@ -151,24 +170,42 @@ def write_floor(src: str, dst: str, tile: int, compression: str | None, level: i
 
     def tiles():
         for r0 in range(0, H, band):
-            labels = z[r0:r0 + band]  # (band, W) uint8
+            labels = z[r0 : r0 + band]  # (band, W) uint8
             for tr in range(0, labels.shape[0], tile):
-                row = labels[tr:tr + tile]
+                row = labels[tr : tr + tile]
                 for c0 in range(0, W, tile):
-                    yield LazyTile(row[:, c0:c0 + tile])
+                    yield LazyTile(row[:, c0 : c0 + tile])
 
     kw: dict = {"photometric": "rgb"}
     if compression and compression != "none":
         kw["compression"] = int(compression) if compression.isdigit() else compression
         if level is not None:
             kw["compressionargs"] = {"level": level}
-        if predictor and compression.lower() in ("zlib", "deflate", "adobe_deflate", "lzw", "zstd",
-                                                 "5", "8", "32946", "50000"):
+        if predictor and compression.lower() in (
+            "zlib",
+            "deflate",
+            "adobe_deflate",
+            "lzw",
+            "zstd",
+            "5",
+            "8",
+            "32946",
+            "50000",
+        ):
             kw["predictor"] = True
     # tifffile's default is TIFF.MAXWORKERS = cpu_count // 2 threads: use all CPUs
-    tifffile.imwrite(dst, data=tiles(), shape=(H, W, 3), dtype=np.uint8, tile=(tile, tile),
-                     bigtiff=True, metadata=None, buffersize=32 * 2**20,
-                     maxworkers=os.cpu_count() or 1, **kw)
+    tifffile.imwrite(
+        dst,
+        data=tiles(),
+        shape=(H, W, 3),
+        dtype=np.uint8,
+        tile=(tile, tile),
+        bigtiff=True,
+        metadata=None,
+        buffersize=32 * 2**20,
+        maxworkers=os.cpu_count() or 1,
+        **kw,
+    )
     dt = time.perf_counter() - t0
     print(f"write {dt:.2f} s {H * W / 1e6 / dt:.1f} Mpx/s  ({H}x{W}, tile {tile}, {compression})")
     return dt
@@ -180,19 +217,26 @@ def main(argv=None) -> int:
     r = sub.add_parser("read", help="TIFF tiles -> uint8 Zarr (H, W), zstd")
     r.add_argument("src")
     r.add_argument("dst")
-    r.add_argument("--chunks", type=int, nargs="+", default=[2560],
-                   help="Dask/Zarr chunk rows [cols], rounded down to whole tiles (default 2560)")
+    r.add_argument(
+        "--chunks",
+        type=int,
+        nargs="+",
+        default=[2560],
+        help="Dask/Zarr chunk rows [cols], rounded down to whole tiles (default 2560)",
+    )
     r.add_argument("--level", type=int, default=3, help="zstd level (default 3)")
-    r.add_argument("--engine", choices=("tiles", "zarr"), default="tiles",
-                   help="tiles: thread pool over tifffile's tile decoder (default); "
-                        "zarr: dask over tifffile's Zarr store")
+    r.add_argument(
+        "--engine",
+        choices=("tiles", "zarr"),
+        default="tiles",
+        help="tiles: thread pool over tifffile's tile decoder (default); zarr: dask over tifffile's Zarr store",
+    )
     r.add_argument("--threads", type=int, help="threads of the tiles engine (default: CPUs)")
     w = sub.add_parser("write", help="uint8 Zarr (H, W) -> tiled RGB BigTIFF")
     w.add_argument("src")
     w.add_argument("dst")
     w.add_argument("--tile", type=int, default=512)
-    w.add_argument("--compression", default="zlib",
-                   help="tifffile compression name or TIFF tag number (default zlib)")
+    w.add_argument("--compression", default="zlib", help="tifffile compression name or TIFF tag number (default zlib)")
     w.add_argument("--level", type=int)
     w.add_argument("--no-predictor", action="store_true")
     args = ap.parse_args(argv)
@@ -206,8 +250,7 @@ def main(argv=None) -> int:
         if done is None:
             read_floor_zarr(args.src, args.dst, (ch[0], ch[1]), args.level)
     else:
-        write_floor(args.src, args.dst, args.tile, args.compression, args.level,
-                    not args.no_predictor)
+        write_floor(args.src, args.dst, args.tile, args.compression, args.level, not args.no_predictor)
     return 0
 
 

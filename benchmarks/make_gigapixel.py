@@ -63,8 +63,9 @@ def load_photos(photo_dir: Path, max_photos: int | None = None) -> list[tuple[st
         with open(manifest) as fh:
             names = [row["file"] for row in csv.DictReader(fh, delimiter="\t")]
     else:
-        names = sorted(p.name for p in photo_dir.iterdir()
-                       if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff"))
+        names = sorted(
+            p.name for p in photo_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+        )
     if max_photos:
         names = names[:max_photos]
     return [(name, load_rgb(photo_dir / name)) for name in names]
@@ -117,7 +118,7 @@ class Mosaic:
         c = self.cell
         y0 = int(q["fy"] * (img.shape[0] - c + 1))
         x0 = int(q["fx"] * (img.shape[1] - c + 1))
-        view = img[y0:y0 + c, x0:x0 + c]
+        view = img[y0 : y0 + c, x0 : x0 + c]
         v = np.arange(256, dtype=np.float64) / 255.0
         curve = 255.0 * v ** q["gamma"] * q["gain"] + q["shift"]
         lut = np.clip(np.rint(curve[None, :] + q["cshift"][:, None]), 0, 255).astype(np.uint8)
@@ -141,42 +142,54 @@ def tiles(mosaic: Mosaic, shape: tuple[int, int], tile: int, progress: bool):
             w = min(tile, W - x0)
             cx, ox = divmod(tx, per_cell)
             view, lut = mosaic.cell_view(cy, cx)
-            src = view[oy * tile: oy * tile + h, ox * tile: ox * tile + w]
+            src = view[oy * tile : oy * tile + h, ox * tile : ox * tile + w]
             out = np.empty((h, w, 3), np.uint8)
             for ch in range(3):
                 out[..., ch] = lut[ch][src[..., ch]]
             yield out
         if progress and (ty % 8 == 7 or ty == nty - 1):
             el = time.perf_counter() - t0
-            print(f"  tile row {ty + 1}/{nty}  {el:6.1f} s  ETA {el / (ty + 1) * (nty - ty - 1):6.1f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  tile row {ty + 1}/{nty}  {el:6.1f} s  ETA {el / (ty + 1) * (nty - ty - 1):6.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gigapixels", type=float, default=1.0,
-                    help="size in gigapixels (1e9 px); the image is square (default 1.0)")
-    ap.add_argument("--shape", type=int, nargs=2, metavar=("H", "W"),
-                    help="exact height and width instead of --gigapixels")
-    ap.add_argument("-o", "--output", type=Path,
-                    help="output path (default benchmarks/data/gigapixel_<gigapixels>.tif)")
-    ap.add_argument("--photos", type=Path, default=DATA / "photos",
-                    help="folder of photographs (default benchmarks/data/photos)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--gigapixels", type=float, default=1.0, help="size in gigapixels (1e9 px); the image is square (default 1.0)"
+    )
+    ap.add_argument(
+        "--shape", type=int, nargs=2, metavar=("H", "W"), help="exact height and width instead of --gigapixels"
+    )
+    ap.add_argument(
+        "-o", "--output", type=Path, help="output path (default benchmarks/data/gigapixel_<gigapixels>.tif)"
+    )
+    ap.add_argument(
+        "--photos", type=Path, default=DATA / "photos", help="folder of photographs (default benchmarks/data/photos)"
+    )
     ap.add_argument("--max-photos", type=int, help="use only the first N photos")
-    ap.add_argument("--tile", type=int, default=512, choices=(128, 256, 512, 1024),
-                    help="TIFF tile side (default 512)")
-    ap.add_argument("--cell", type=int, default=2048,
-                    help="mosaic cell side, a multiple of --tile (default 2048)")
-    ap.add_argument("--compression", default="zlib", choices=("zlib", "jpeg", "zstd", "lzw", "none"),
-                    help="TIFF compression (default zlib, with horizontal predictor)")
-    ap.add_argument("--level", type=int,
-                    help="compression level (zlib 1-9, default 6; jpeg quality, default 90)")
+    ap.add_argument("--tile", type=int, default=512, choices=(128, 256, 512, 1024), help="TIFF tile side (default 512)")
+    ap.add_argument("--cell", type=int, default=2048, help="mosaic cell side, a multiple of --tile (default 2048)")
+    ap.add_argument(
+        "--compression",
+        default="zlib",
+        choices=("zlib", "jpeg", "zstd", "lzw", "none"),
+        help="TIFF compression (default zlib, with horizontal predictor)",
+    )
+    ap.add_argument("--level", type=int, help="compression level (zlib 1-9, default 6; jpeg quality, default 90)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ap.add_argument("--workers", type=int, default=0,
-                    help="tifffile compression threads (default: all CPUs)")
-    ap.add_argument("--buffer-mib", type=float, default=32,
-                    help="MiB of raw tiles tifffile batches for its compression threads (default 32)")
+    ap.add_argument("--workers", type=int, default=0, help="tifffile compression threads (default: all CPUs)")
+    ap.add_argument(
+        "--buffer-mib",
+        type=float,
+        default=32,
+        help="MiB of raw tiles tifffile batches for its compression threads (default 32)",
+    )
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = ap.parse_args(argv)
 
@@ -214,21 +227,37 @@ def main(argv=None) -> int:
     # tifffile's default is TIFF.MAXWORKERS = cpu_count // 2 (1 thread on a 2-core machine)
     kw["maxworkers"] = args.workers or os.cpu_count() or 1
 
-    description = json.dumps({
-        "generator": "bigquant benchmarks/make_gigapixel.py",
-        "shape": [H, W, 3], "tile": args.tile, "cell": args.cell, "seed": args.seed,
-        "photos": mosaic.names, "compression": args.compression,
-    })
+    description = json.dumps(
+        {
+            "generator": "bigquant benchmarks/make_gigapixel.py",
+            "shape": [H, W, 3],
+            "tile": args.tile,
+            "cell": args.cell,
+            "seed": args.seed,
+            "photos": mosaic.names,
+            "compression": args.compression,
+        }
+    )
     mpx = H * W / 1e6
-    print(f"# {out}: {H} x {W} x 3 ({mpx / 1000:.3f} Gpx), tile {args.tile}, cell {args.cell}, "
-          f"{args.compression}, seed {args.seed}; {len(photos)} photos decoded in {t_load:.1f} s",
-          file=sys.stderr)
+    print(
+        f"# {out}: {H} x {W} x 3 ({mpx / 1000:.3f} Gpx), tile {args.tile}, cell {args.cell}, "
+        f"{args.compression}, seed {args.seed}; {len(photos)} photos decoded in {t_load:.1f} s",
+        file=sys.stderr,
+    )
 
     t1 = time.perf_counter()
-    tifffile.imwrite(out, data=tiles(mosaic, (H, W), args.tile, not args.quiet), shape=(H, W, 3),
-                     dtype=np.uint8, tile=(args.tile, args.tile), bigtiff=True,
-                     description=description, metadata=None,
-                     buffersize=int(args.buffer_mib * 2**20), **kw)
+    tifffile.imwrite(
+        out,
+        data=tiles(mosaic, (H, W), args.tile, not args.quiet),
+        shape=(H, W, 3),
+        dtype=np.uint8,
+        tile=(args.tile, args.tile),
+        bigtiff=True,
+        description=description,
+        metadata=None,
+        buffersize=int(args.buffer_mib * 2**20),
+        **kw,
+    )
     t_write = time.perf_counter() - t1
     total = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
@@ -236,8 +265,10 @@ def main(argv=None) -> int:
     ntiles = math.ceil(H / args.tile) * math.ceil(W / args.tile)
     print("| output | H × W | tiles | compression | file MB | load s | write s | total s | Mpx/s | peak RSS MiB |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    print(f"| {out.name} | {H} × {W} | {ntiles} | {args.compression} | {size / 1e6:.0f} | "
-          f"{t_load:.1f} | {t_write:.1f} | {total:.1f} | {mpx / t_write:.1f} | {rss:.0f} |")
+    print(
+        f"| {out.name} | {H} × {W} | {ntiles} | {args.compression} | {size / 1e6:.0f} | "
+        f"{t_load:.1f} | {t_write:.1f} | {total:.1f} | {mpx / t_write:.1f} | {rss:.0f} |"
+    )
     return 0
 
 

@@ -39,8 +39,8 @@ __all__ = [
 #: The API, imported on first use: ``import bigquant`` stays light, so the command line can set
 #: itself up before Dask is imported (see :func:`bigquant.cli.entry`).
 _LAZY = {
-    "Palette": ("api", "Palette"),
-    "Store": ("api", "Store"),
+    "Palette": ("store", "Palette"),
+    "Store": ("store", "Store"),
     "compress": ("api", "compress"),
     "decode": ("api", "decode"),
     "fit": ("api", "fit"),

@@ -1,5 +1,8 @@
 """Chunk shapes from a memory budget and the source's tiles: pure arithmetic, no I/O.
 
+Also the memory budget's units both ways: :func:`parse_memory_limit` reads ``"2GiB"`` and
+:func:`format_bytes` writes sizes in the same units.
+
 The budget is for the whole job on one machine. Each worker thread holds a few copies of a
 chunk at once (the decoded input, the labels, temporaries of the kernels), so a chunk gets
 ``budget / (threads * WORKING_COPIES)`` bytes of input at most.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 
 from dask.utils import parse_bytes
 
@@ -45,6 +49,16 @@ def parse_memory_limit(value: str | int | float | None) -> int:
     return n
 
 
+def format_bytes(n: float) -> str:
+    """``3221225472 -> '3.0 GiB'``: binary units as ``--memory-limit`` takes them, one decimal
+    (whole bytes below 1 KiB), with thousands separators."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover - the loop always returns
+
+
 def default_threads() -> int:
     """The number of threads Dask's local scheduler uses here."""
     return max(1, os.cpu_count() or 1)
@@ -54,6 +68,10 @@ def chunk_budget_bytes(memory_limit: int, threads: int | None = None) -> int:
     """Bytes of working memory one chunk may use."""
     threads = threads or default_threads()
     return max(1, memory_limit // (threads * WORKING_COPIES))
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _round_to(n: int, step: int) -> int:
@@ -66,8 +84,8 @@ def _balanced(n: int, chunk: int, step: int) -> int:
     A 2880-row image in chunks of 2852 would get one full chunk and one of 28 rows; two chunks of
     1440 keep both threads busy for the same memory.
     """
-    parts = -(-n // chunk)
-    return min(n, -(-(-(-n // parts)) // step) * step)
+    parts = _ceil_div(n, chunk)
+    return min(n, _ceil_div(_ceil_div(n, parts), step) * step)
 
 
 def choose_chunks(
@@ -113,3 +131,30 @@ def choose_chunks(
     elif cc == cols and cr * cc < max_pixels:
         cr = min(rows, _round_to(max_pixels // max(cc, 1), tr))
     return _balanced(rows, cr, tr), _balanced(cols, cc, tc)
+
+
+def resolve_chunks(
+    shape: tuple[int, int],
+    bytes_per_pixel: int,
+    budget: int,
+    chunks: Sequence[int] | None,
+    tile: tuple[int, int] | None = None,
+    threads: int | None = None,
+) -> tuple[int, int]:
+    """The caller's (rows, cols) chunk shape, checked, or one chosen by :func:`choose_chunks`.
+
+    Raises
+    ------
+    ParameterError
+        ``chunks`` is not a pair of positive integers.
+    """
+    if chunks is None:
+        return choose_chunks(shape, bytes_per_pixel, budget, tile=tile, threads=threads)
+    try:
+        cr, cc = (int(c) for c in chunks)
+        ok = len(tuple(chunks)) == 2 and cr > 0 and cc > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ParameterError(f"chunks {chunks!r} is not a (rows, cols) pair of positive integers")
+    return cr, cc

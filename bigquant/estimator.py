@@ -2,7 +2,7 @@
 
 The estimator clusters the rows of an (n_samples, n_features) NumPy or Dask array. It is the
 image pipeline's engine seen through the scikit-learn API: the data become a dask array chunked
-by rows, k-means++ runs on a sample (:func:`bigquant.kmeans.init_centroids`), every Lloyd
+by rows, k-means++ runs on a sample (:func:`bigquant.seeding.init_centroids`), every Lloyd
 iteration is one map-reduce pass (:func:`bigquant.kmeans.lloyd`), and labels come from the same
 compiled kernel (:func:`bigquant.kmeans.label_block`). Nothing of size n_samples x n_clusters is
 built while fitting; only :meth:`KMeans.transform` returns such an array, because that is what
@@ -21,22 +21,28 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Cluster
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 
-from . import kmeans
-from .io import on_default_scheduler
+# scikit-learn's own estimators validate sample_weight with it; there is no public equivalent.
+from sklearn.utils.validation import (
+    _check_sample_weight,  # noqa: PLC2701
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
+
+from . import kmeans, params, seeding
+from ._dask import on_default_scheduler
 from .errors import InputError
 
 #: Rows of the sample that k-means++ and the tolerance's scale are computed from; data with at
 #: most this many rows are used whole.
-INIT_SAMPLE_SIZE = kmeans.DEFAULT_SAMPLE_SIZE
+INIT_SAMPLE_SIZE = params.DEFAULT_SAMPLE_SIZE
 #: Default chunk: about this many bytes of float64 per chunk of rows.
 CHUNK_BYTES = 1 << 22
 
 # dtypes the compiled kernels read as they are (no float64 copy of a uint8 pixel array);
 # anything else numeric is converted to float64, as scikit-learn does.
-_KEPT_DTYPES = [np.float64, np.float32, np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32,
-                np.int64]
+_KEPT_DTYPES = [np.float64, np.float32, np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.int64]
 
 
 class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
@@ -93,8 +99,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     if one is active). An empty cluster is moved to the sampled row farthest from its centre.
     """
 
-    def __init__(self, n_clusters=8, *, init="k-means++", max_iter=300, tol=1e-4, random_state=None,
-                 chunk_size=None):
+    def __init__(self, n_clusters=8, *, init="k-means++", max_iter=300, tol=1e-4, random_state=None, chunk_size=None):
         self.n_clusters = n_clusters
         self.init = init
         self.max_iter = max_iter
@@ -116,10 +121,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     def _check_params(self) -> None:
         k = self.n_clusters
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= kmeans.MAX_K:
-            raise ValueError(f"n_clusters must be an integer between 1 and {kmeans.MAX_K}, got {k!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) \
-                or self.max_iter < 1:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= params.MAX_K:
+            raise ValueError(f"n_clusters must be an integer between 1 and {params.MAX_K}, got {k!r}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
             raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
         if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
             raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
@@ -127,8 +131,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         if cs is not None and (isinstance(cs, bool) or not isinstance(cs, numbers.Integral) or cs < 1):
             raise ValueError(f"chunk_size must be None or an integer >= 1, got {cs!r}")
         if isinstance(self.init, str) and self.init != "k-means++":
-            raise ValueError(f"init must be 'k-means++' or an array of shape (n_clusters, n_features), "
-                             f"got {self.init!r}")
+            raise ValueError(
+                f"init must be 'k-means++' or an array of shape (n_clusters, n_features), got {self.init!r}"
+            )
 
     def _validate_X(self, X, *, reset: bool) -> tuple[da.Array, np.ndarray | None]:
         """Validate ``X``; return it as an (n, C) dask array chunked by rows, and the NumPy array
@@ -136,8 +141,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         if isinstance(X, da.Array):
             validate_data(self, X, reset=reset, skip_check_array=True)
             if X.ndim != 2:
-                raise ValueError(f"Expected a 2D array of shape (n_samples, n_features), got a dask array "
-                                 f"of shape {X.shape}")
+                raise ValueError(
+                    f"Expected a 2D array of shape (n_samples, n_features), got a dask array of shape {X.shape}"
+                )
             if any(np.isnan(s) for s in X.shape):
                 raise ValueError("the dask array has unknown chunk sizes; call X.compute_chunk_sizes() first")
             if X.dtype.kind == "b":
@@ -148,8 +154,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                 X = X.astype(np.float64)
             n, c = X.shape
             if n < 1 or c < 1:
-                raise ValueError(f"Found array with {n} sample(s) and {c} feature(s) (shape={X.shape}) "
-                                 "while a minimum of 1 is required.")
+                raise ValueError(
+                    f"Found array with {n} sample(s) and {c} feature(s) (shape={X.shape}) "
+                    "while a minimum of 1 is required."
+                )
             if self.chunk_size is not None:
                 X = X.rechunk((self.chunk_size, -1))
             elif X.numblocks[1] != 1:
@@ -175,8 +183,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             if hi == 0:
                 raise ValueError("Sample weights must contain at least one non-zero number.")
             return w
-        w = _check_sample_weight(sample_weight, np.empty((x.shape[0], 0)), dtype=np.float64,
-                                 ensure_non_negative=True)
+        w = _check_sample_weight(sample_weight, np.empty((x.shape[0], 0)), dtype=np.float64, ensure_non_negative=True)
         return da.from_array(w, chunks=(x.chunks[0],))
 
     # -- fitting ---------------------------------------------------------------------------------
@@ -211,10 +218,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             sample, sample_w = (x if X_np is None else X_np), w
             sample, sample_w = dask.compute(sample, sample_w)
         elif w is None:
-            sample, sample_w = kmeans.sample_pixels(x, INIT_SAMPLE_SIZE, seed), None
+            sample, sample_w = seeding.sample_pixels(x, INIT_SAMPLE_SIZE, seed), None
         else:
-            both = kmeans.sample_pixels(da.concatenate([x.astype(np.float64), w[:, None]], axis=1),
-                                        INIT_SAMPLE_SIZE, seed)
+            both = seeding.sample_pixels(
+                da.concatenate([x.astype(np.float64), w[:, None]], axis=1), INIT_SAMPLE_SIZE, seed
+            )
             sample, sample_w = both[:, :c], both[:, c]
         sample = np.asarray(sample, dtype=np.float64)
         if not np.isfinite(sample).all():
@@ -223,17 +231,18 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             raise ValueError("The sampled rows all have weight 0; k-means++ needs some weight.")
 
         if isinstance(self.init, str):
-            start = kmeans.init_centroids(sample, k, seed, sample_weight=sample_w)
+            start = seeding.init_centroids(sample, k, seed, sample_weight=sample_w)
         else:
             start = check_array(self.init, dtype=np.float64, input_name="init")
             if start.shape != (k, c):
-                raise ValueError(f"The shape of the initial centers {start.shape} does not match the "
-                                 f"number of clusters and features {(k, c)}.")
-        tol_abs = float(self.tol) * kmeans.data_scale(sample, sample_w)
+                raise ValueError(
+                    f"The shape of the initial centers {start.shape} does not match the "
+                    f"number of clusters and features {(k, c)}."
+                )
+        tol_abs = params.tol_abs(float(self.tol), kmeans.data_scale(sample, sample_w))
 
         try:
-            res = kmeans.lloyd(x, start, weights=w, max_iter=int(self.max_iter), tol_abs=tol_abs,
-                               sample=sample)
+            res = kmeans.lloyd(x, start, weights=w, max_iter=int(self.max_iter), tol_abs=tol_abs, sample=sample)
         except InputError as exc:  # the engine's NaN/inf check of the first pass
             raise ValueError(f"Input X contains NaN or infinity; KMeans needs finite values ({exc})") from exc
         centers = res.centroids
@@ -248,8 +257,12 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         counts = total[:k, c]
         distinct = int((counts > 0).sum())
         if distinct < k:
-            warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). "
-                          "Possibly due to duplicate points in X.", ConvergenceWarning, stacklevel=2)
+            warnings.warn(
+                f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). "
+                "Possibly due to duplicate points in X.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
 
         self.cluster_centers_ = centers
         self.labels_ = labels
@@ -300,8 +313,14 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         if X_np is not None:
             return _distances_block(X_np, self.cluster_centers_, out_dtype)
         k = self.cluster_centers_.shape[0]
-        return x.map_blocks(_distances_block, self.cluster_centers_, out_dtype, dtype=out_dtype,
-                            chunks=(x.chunks[0], (k,)), token="bigquant-kmeans-transform")
+        return x.map_blocks(
+            _distances_block,
+            self.cluster_centers_,
+            out_dtype,
+            dtype=out_dtype,
+            chunks=(x.chunks[0], (k,)),
+            token="bigquant-kmeans-transform",
+        )
 
     @on_default_scheduler
     def score(self, X, y=None, sample_weight=None):

@@ -4,105 +4,63 @@ One Lloyd step is ``map_blocks(partials) -> tree sum -> one compute``: every chu
 ``(K + 1, C + 2)`` array (per-cluster sums, weights and inertia, plus a count of non-finite
 rows) and a tree reduction adds them up. Nothing proportional to the image is ever materialised.
 The step works on any dask array whose last axis holds the C channels, so the same engine runs
-on the pixels of an image (H, W, C) and on the distinct colours of its histogram (M, C) with
-their counts as weights.
+on the pixels of an image (H, W, C) and on the rows of the estimator's (n, C) data; the loop
+(:func:`lloyd_loop`) also drives the in-memory iterations of :mod:`bigquant.hamerly`.
+
+The pixel path labels its chunks with :func:`label_block`, the one assignment routine of that
+path (the estimator's ``predict`` and the auto-K estimate use it too).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 
+from ._dask import as_list, sum_parts, tree_reduce
 from .errors import InputError, ParameterError
+from .params import INERTIA_PATIENCE, labels_dtype
 
-#: Default number of pixels sampled for the k-means++ initialisation and empty-cluster repair.
-DEFAULT_SAMPLE_SIZE = 100_000
-#: Largest number of chunks the initialisation sample is drawn from (bounds that pass's I/O).
-SAMPLE_MAX_BLOCKS = 64
-#: Largest K bigquant accepts: labels are stored as uint16.
-MAX_K = 65536
-
-
-def check_k(k: object) -> int:
-    """Return ``k`` as an int if it is a whole number in ``[1, MAX_K]``, else raise ParameterError."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        if isinstance(k, (float, np.floating)) and float(k).is_integer():
-            k = int(k)
-        else:
-            raise ParameterError(f"K must be a whole number between 1 and {MAX_K}, got {k!r}")
-    k = int(k)
-    if not 1 <= k <= MAX_K:
-        raise ParameterError(f"K must be between 1 and {MAX_K}, got {k}")
-    return k
+#: ``step(centroids, shift, first) -> (K + 1, C + 2)`` partial sums of one Lloyd step.
+Step = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]
+#: ``callback(iteration, inertia, largest shift)``, called after every step.
+Callback = Callable[[int, float, float], None]
 
 
-def tree_reduce(parts: Sequence[Delayed], combine: Callable, split_every: int = 8) -> Delayed:
-    """Combine delayed parts in a tree: ``combine`` takes a list of parts and returns one part.
-
-    The tree's shape depends only on ``len(parts)`` and ``split_every``, and each combine adds
-    its inputs in list order, so float results are bit-identical from run to run and scheduler
-    to scheduler.
-    """
-    parts = list(parts)
-    if not parts:
-        raise ValueError("tree_reduce needs at least one part")
-    fn = dask.delayed(combine, pure=True)
-    while len(parts) > 1:
-        parts = [fn(parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
-    if not isinstance(parts[0], Delayed):
-        return dask.delayed(parts[0])
-    return parts[0]
-
-
-def _sum_parts(parts: list[np.ndarray]) -> np.ndarray:
-    out = np.array(parts[0], dtype=np.float64, copy=True)
-    for p in parts[1:]:
-        out += p
-    return out
-
-
-def _flat(block: np.ndarray) -> np.ndarray:
-    return block.reshape(-1, block.shape[-1])
-
-
-def _partials_block(block, *rest):
+def _partials_block(block: np.ndarray, *rest: np.ndarray) -> np.ndarray:
     # rest is (centroids,) or (weights_block, centroids); returns shape (1, ..., 1, L)
-    from . import _kernels
+    from ._kernels import lloyd as kl
+
     if len(rest) == 2:
         wblock, centroids = rest
         w = np.ascontiguousarray(wblock.reshape(-1), dtype=np.float64)
     else:
         (centroids,) = rest
         w = np.empty(0, dtype=np.float64)
-    out = _kernels.lloyd_partials(_flat(block), w, centroids)
+    out = kl.lloyd_partials(block.reshape(-1, block.shape[-1]), w, centroids)
     return out.reshape((1,) * (block.ndim - 1) + (-1,))
 
 
-def _as_list(obj) -> list:
-    return list(obj) if isinstance(obj, (list, tuple)) else [obj]
-
-
-def lloyd_step_graph(points, centroids: np.ndarray, weights=None) -> Delayed:
+def lloyd_step_graph(points: Any, centroids: np.ndarray, weights: Any = None) -> Delayed:
     """Delayed ``(K + 1, C + 2)`` sum of the per-chunk partials of one Lloyd step.
 
     Parameters
     ----------
     points : dask array of shape (..., C), or a list of them
-        Pixels (rows, cols, C) or colours (M, C); several arrays (several images) are reduced
+        Pixels (rows, cols, C) or rows (n, C); several arrays (several images) are reduced
         together, so one codebook is fitted across all of them.
     centroids : ndarray of shape (K, C), float64
     weights : dask array (or list, one per array) of the shape of ``points`` without its last
         axis, optional
     """
     k, c = centroids.shape
-    arrays = _as_list(points)
-    wlist = _as_list(weights) if weights is not None else [None] * len(arrays)
+    arrays = as_list(points)
+    wlist = as_list(weights) if weights is not None else [None] * len(arrays)
     cen = dask.delayed(np.ascontiguousarray(centroids, dtype=np.float64), pure=True)
     width = (k + 1) * (c + 2)
     parts: list = []
@@ -111,16 +69,17 @@ def lloyd_step_graph(points, centroids: np.ndarray, weights=None) -> Delayed:
             arr = arr.rechunk({arr.ndim - 1: -1})
         out_chunks = tuple((1,) * n for n in arr.numblocks[:-1]) + ((width,),)
         args = [arr] if w is None else [arr, w[..., None]]
-        partial = da.map_blocks(_partials_block, *args, cen, chunks=out_chunks, dtype=np.float64,
-                                token="bigquant-lloyd-partials")
+        partial = da.map_blocks(
+            _partials_block, *args, cen, chunks=out_chunks, dtype=np.float64, token="bigquant-lloyd-partials"
+        )
         parts.extend(partial.to_delayed().ravel().tolist())
-    total = tree_reduce(parts, _sum_parts)
+    total = tree_reduce(parts, sum_parts)
     return dask.delayed(np.reshape, pure=True)(total, (k + 1, c + 2))
 
 
 @dataclass
 class LloydResult:
-    """Outcome of :func:`lloyd`.
+    """Outcome of :func:`lloyd` and :func:`lloyd_loop`.
 
     Attributes
     ----------
@@ -130,8 +89,6 @@ class LloydResult:
     converged : bool
         True if the run stopped before ``max_iter``: the largest centroid shift fell to
         ``tol_abs`` or below, or the inertia stalled (see :func:`lloyd_loop`).
-    stopped_by : str
-        ``"shift"``, ``"inertia"`` or ``"max_iter"``: which test ended the run.
     inertia : float
         Sum of squared distances of the points to the centroids they were assigned to in the
         last step (before that step's update).
@@ -139,6 +96,10 @@ class LloydResult:
         Per step: the inertia, and the largest centroid shift of the update.
     reseeded : int
         Empty clusters that were re-seeded over the run.
+    stopped_by : str
+        ``"shift"``, ``"inertia"`` or ``"max_iter"``: which test ended the run.
+    coarse_iterations : int
+        Steps of warm-up stages run before this one (the histogram path's coarse cascade).
     """
 
     centroids: np.ndarray
@@ -149,21 +110,21 @@ class LloydResult:
     shift_history: list = field(default_factory=list)
     reseeded: int = 0
     stopped_by: str = "max_iter"
+    coarse_iterations: int = 0
 
 
-#: ``compress`` and ``fit`` also stop when the inertia stalls: five steps in a row that each
-#: lower it by at most this fraction of ``tol`` (1e-6 of the inertia at the default tol 1e-4).
-INERTIA_RTOL_PER_TOL = 0.01
-#: Steps in a row whose inertia gain must stay under the relative tolerance. Five, not two: a
-#: run can cross a short plateau (china.jpg at K = 32 gains under 1e-6 for four steps at step
-#: 61, then 0.04 dB more by step 214; with two it stopped at 63).
-INERTIA_PATIENCE = 5
+def min_sq_dist(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Squared distance (n,) of each point (n, C) to its nearest centroid (compiled; no N x K temporary)."""
+    from ._kernels import lloyd as kl
 
-
-def inertia_rtol(tol: float) -> float:
-    """The relative inertia gain per step below which ``compress`` and ``fit`` call a run
-    converged, for the shift tolerance ``tol`` (:data:`INERTIA_RTOL_PER_TOL`)."""
-    return INERTIA_RTOL_PER_TOL * float(tol)
+    out = np.empty(len(points))
+    kl.nearest_sq_dist(
+        np.ascontiguousarray(points),
+        np.ascontiguousarray(centroids, dtype=np.float64),
+        out,
+        np.empty(0, np.int32),
+    )
+    return out
 
 
 def _reseed_empty(new: np.ndarray, empty: np.ndarray, sample: np.ndarray | None) -> tuple[np.ndarray, bool]:
@@ -177,33 +138,23 @@ def _reseed_empty(new: np.ndarray, empty: np.ndarray, sample: np.ndarray | None)
         raise RuntimeError("an empty cluster needs a sample to be re-seeded from")
     new = new.copy()
     full = new[~empty]
-    d = _min_sq_dist(sample, full) if len(full) else np.ones(len(sample))
+    d = min_sq_dist(sample, full) if len(full) else np.ones(len(sample))
     order = np.argsort(-d, kind="stable")
     for j, idx in zip(np.flatnonzero(empty), order):
         new[j] = sample[idx]
     return new, bool(d[order[0]] > 0)
 
 
-def _min_sq_dist(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Squared distance of each point to its nearest centroid (compiled; no N x K temporary)."""
-    from . import _kernels
-
-    out = np.empty(len(points))
-    _kernels.nearest_sq_dist(np.ascontiguousarray(points), np.ascontiguousarray(centroids, dtype=np.float64), out,
-                             np.empty(0, np.int32))
-    return out
-
-
 def lloyd(
-    points,
+    points: Any,
     init: np.ndarray,
     *,
-    weights: da.Array | None = None,
+    weights: Any = None,
     max_iter: int = 100,
     tol_abs: float = 0.0,
     inertia_rtol: float = 0.0,
     sample: np.ndarray | None = None,
-    callback: Callable[[int, float, float], None] | None = None,
+    callback: Callback | None = None,
 ) -> LloydResult:
     """Run Lloyd's algorithm from ``init`` until the largest shift is ``<= tol_abs``, the
     inertia stalls (``inertia_rtol``, see :func:`lloyd_loop`) or ``max_iter``.
@@ -218,10 +169,11 @@ def lloyd(
         pass. A list is fitted as one data set (one codebook across several images).
     init : ndarray of shape (K, C)
     weights : dask array, optional
-        Non-negative weight per row of ``points`` (pixel counts of distinct colours).
+        Non-negative weight per row of ``points``.
     max_iter : int
     tol_abs : float
-        Absolute tolerance on the largest Euclidean centroid shift of one step.
+        Absolute tolerance on the largest Euclidean centroid shift of one step
+        (:func:`bigquant.params.tol_abs`).
     inertia_rtol : float
         Relative tolerance on the inertia's gain per step (0: no such test).
     sample : ndarray of shape (n, C), optional
@@ -236,34 +188,33 @@ def lloyd(
         (total,) = dask.compute(lloyd_step_graph(points, centroids, weights))
         return total
 
-    return lloyd_loop(step, init, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol, sample=sample,
-                      callback=callback)
+    return lloyd_loop(
+        step, init, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol, sample=sample, callback=callback
+    )
 
 
 def lloyd_loop(
-    step: Callable[[np.ndarray, np.ndarray, bool], np.ndarray],
+    step: Step,
     init: np.ndarray,
     *,
     max_iter: int,
     tol_abs: float,
     inertia_rtol: float = 0.0,
     sample: np.ndarray | None = None,
-    callback: Callable[[int, float, float], None] | None = None,
+    callback: Callback | None = None,
 ) -> LloydResult:
     """The Lloyd loop around a ``step(centroids, shift, first) -> (K + 1, C + 2)`` partial sum.
 
     ``shift`` holds how far each centroid moved in the previous update (for steps that keep
-    distance bounds, see :func:`bigquant.histogram.fit`). Handles the update, empty clusters,
-    the convergence test and the history; :func:`lloyd` is this loop around one map-reduce pass.
+    distance bounds, see :func:`bigquant.hamerly.lloyd_in_memory`). Handles the update, empty
+    clusters, the convergence test and the history; :func:`lloyd` is this loop around one
+    map-reduce pass.
 
     The run converges when the largest centroid shift is at most ``tol_abs``, or, with
-    ``inertia_rtol > 0``, when :data:`INERTIA_PATIENCE` steps in a row each lower the inertia by
-    at most ``inertia_rtol`` times its value (no re-seeding among them). Lloyd's iterations end
-    in a long tail of small moves; on the five bundled photographs and two 15 Mpx ones at
-    K = 16, 32, 64 and 256 (up to 300 steps) the test at 1e-6 cut that tail by up to 114 steps
-    (SafeLanding K = 32: 27 steps instead of 70) for at most 0.0008 dB of PSNR against running
-    on to the shift test; at the default 100 steps, 0.0002 dB at most over 32 fits (8 images).
-    A plateau longer than the patience would still end a run early.
+    ``inertia_rtol > 0``, when :data:`~bigquant.params.INERTIA_PATIENCE` steps in a row each
+    lower the inertia by at most ``inertia_rtol`` times its value (no re-seeding among them).
+    Lloyd's iterations end in a long tail of small moves that barely change the result; the
+    inertia test cuts that tail. A plateau longer than the patience would still end a run early.
     """
     centroids = np.array(init, dtype=np.float64)
     k, c = centroids.shape
@@ -273,8 +224,9 @@ def lloyd_loop(
     for it in range(1, max_iter + 1):
         total = step(centroids, moved, it == 1)
         if it == 1 and total[k, 0] > 0:
-            raise InputError(f"the image holds {int(total[k, 0])} pixels with NaN or inf values; "
-                             "bigquant needs finite values")
+            raise InputError(
+                f"the image holds {int(total[k, 0])} pixels with NaN or inf values; bigquant needs finite values"
+            )
         sums, counts, inertia = total[:k, :c], total[:k, c], float(total[:k, c + 1].sum())
         empty = counts <= 0
         new = np.where(empty[:, None], centroids, sums / np.where(empty, 1.0, counts)[:, None])
@@ -301,103 +253,6 @@ def lloyd_loop(
     return result
 
 
-def _block_sample(block, n, seed):
-    flat = _flat(block)
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(len(flat), size=min(n, len(flat)), replace=False))
-    return np.array(flat[idx])
-
-
-def sample_pixels(points, n: int = DEFAULT_SAMPLE_SIZE, seed: int = 0,
-                  max_blocks: int = SAMPLE_MAX_BLOCKS) -> np.ndarray:
-    """A reproducible random sample of about ``n`` pixels of ``points`` (..., C), as an (n, C) array.
-
-    ``points`` may be a list of arrays (several images): the sample is drawn from all of them in
-    proportion to their sizes. Draws from at most ``max_blocks`` chunks chosen at random with
-    probability proportional to their size, so the pass that feeds the initialisation reads a
-    bounded part of the data. The same seed and chunking always give the same sample.
-    """
-    arrays = _as_list(points)
-    rng = np.random.default_rng(seed)
-    blocks, sizes, delayed_blocks = [], [], []
-    for x in arrays:
-        nd = x.numblocks[:-1]
-        dl = x.to_delayed().reshape(-1)
-        for flat, b in enumerate(np.ndindex(*nd)):
-            blocks.append(b)
-            sizes.append(math.prod(x.chunks[a][i] for a, i in enumerate(b)))
-            delayed_blocks.append(dl[flat])
-    sizes_a = np.array(sizes, dtype=np.float64)
-    total = sizes_a.sum()
-    n = int(min(n, total))
-    if len(blocks) > max_blocks:
-        chosen = np.sort(rng.choice(len(blocks), size=max_blocks, replace=False, p=sizes_a / total))
-    else:
-        chosen = np.arange(len(blocks))
-    alloc = rng.multinomial(n, sizes_a[chosen] / sizes_a[chosen].sum())
-    alloc = np.minimum(alloc, sizes_a[chosen].astype(np.int64))
-    seeds = rng.integers(0, 2**63 - 1, size=len(chosen))
-    parts = [dask.delayed(_block_sample, pure=True)(delayed_blocks[i], int(m), int(s))
-             for i, m, s in zip(chosen, alloc, seeds) if m > 0]
-    out = dask.compute(*parts)
-    c = arrays[0].shape[-1]
-    return np.concatenate(out, axis=0) if out else np.empty((0, c), arrays[0].dtype)
-
-
-#: k-means++ runs on at most max(INIT_MIN_POINTS, INIT_POINTS_PER_CLUSTER * K) sampled points.
-INIT_MIN_POINTS = 10_000
-INIT_POINTS_PER_CLUSTER = 40
-
-
-def kmeans_plusplus(points: np.ndarray, k: int, seed: int = 0,
-                    sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy k-means++ seeding: scikit-learn's ``kmeans_plusplus``, compiled.
-
-    The same algorithm and the same random stream (``np.random.RandomState(seed)``; the first
-    centre drawn by weight, then ``2 + int(log k)`` candidates per centre drawn by weighted
-    squared distance, the one that lowers the potential most kept), so it picks the same
-    centres as scikit-learn up to ties in float rounding. It is here, and not imported, because
-    importing ``sklearn.cluster`` takes about 1.5 s, longer than a whole run on a 15 Mpx photo.
-
-    Returns ``(centres (K, C) float64, indices (K,))``.
-    """
-    from . import _kernels
-
-    x = np.ascontiguousarray(points, dtype=np.float64)
-    n = len(x)
-    w = np.ones(n) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64)
-    rs = np.random.RandomState(seed)
-    trials = 2 + int(np.log(k))
-    indices = np.full(k, -1, dtype=np.int64)
-    indices[0] = rs.choice(n, p=w / w.sum())
-    closest = np.empty(n)
-    _kernels.sq_dist_to(x, x[indices[0]], closest)
-    pot = float(closest @ w)
-    for c in range(1, k):
-        cand = np.searchsorted(np.cumsum(w * closest), rs.uniform(size=trials) * pot)
-        np.clip(cand, None, n - 1, out=cand)
-        best, pot = _kernels.kpp_best_candidate(x, w, closest, cand.astype(np.int64))
-        indices[c] = cand[best]
-    return x[indices], indices
-
-
-def init_centroids(sample: np.ndarray, k: int, seed: int = 0,
-                   sample_weight: np.ndarray | None = None) -> np.ndarray:
-    """k-means++ (:func:`kmeans_plusplus`) on a sample; returns (K, C) float64.
-
-    k-means++ costs O(points x K x log K); it only seeds Lloyd's iterations, which then run on all
-    the data, so it runs on a random subset of ``max(10000, 40 K)`` points of the sample.
-    """
-    pts = np.asarray(sample, dtype=np.float64)
-    limit = max(INIT_MIN_POINTS, INIT_POINTS_PER_CLUSTER * k)
-    if len(pts) > limit:
-        keep = np.sort(np.random.default_rng(seed).choice(len(pts), size=limit, replace=False))
-        pts = pts[keep]
-        sample_weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
-    centers, _ = kmeans_plusplus(pts, k, seed, sample_weight)
-    return centers
-
-
 def data_scale(sample: np.ndarray, weights: np.ndarray | None = None) -> float:
     """The data's scale for the tolerance: the square root of the mean per-channel variance.
 
@@ -407,35 +262,35 @@ def data_scale(sample: np.ndarray, weights: np.ndarray | None = None) -> float:
     if weights is None:
         var = np.asarray(sample, dtype=np.float64).var(axis=0)
     else:
-        from . import _kernels
+        from ._kernels import lloyd as kl
 
-        sw, s1, s2 = _kernels.weighted_moments(np.ascontiguousarray(sample), np.ascontiguousarray(weights))
+        sw, s1, s2 = kl.weighted_moments(np.ascontiguousarray(sample), np.ascontiguousarray(weights))
         mean = s1 / sw
         var = np.maximum(s2 / sw - mean * mean, 0.0)
     return float(np.sqrt(var.mean()))
 
 
-def distinct_rows(sample: np.ndarray) -> int:
-    """How many distinct rows ``sample`` holds."""
-    return len(np.unique(np.asarray(sample), axis=0))
-
-
 def label_block(block: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Label one chunk (rows, cols, C) with its nearest codebook entries.
+    """Label one chunk (..., C) with its nearest codebook entries.
+
+    Parameters
+    ----------
+    block : ndarray of shape (rows, cols, C) or (n, C), any real dtype
+    codebook : ndarray of shape (K, C)
 
     Returns
     -------
-    labels : ndarray of shape (rows, cols), uint8 for K <= 256 else uint16
+    labels : ndarray of the shape of ``block`` without its last axis, uint8 for K <= 256 else uint16
     stats : ndarray of shape (K + 3,), float64
         Pixels per label, the sum of squared errors, and the minimum and maximum value seen.
         Combine the stats of several chunks with :func:`combine_label_stats`.
     """
-    from . import _kernels
+    from ._kernels import lloyd as kl
 
     k = codebook.shape[0]
     flat = block.reshape(-1, block.shape[-1])
-    labels = np.empty(len(flat), dtype=np.uint8 if k <= 256 else np.uint16)
-    stats = _kernels.assign_labels(flat, np.ascontiguousarray(codebook, dtype=np.float64), labels)
+    labels = np.empty(len(flat), dtype=labels_dtype(k))
+    stats = kl.assign_labels(flat, np.ascontiguousarray(codebook, dtype=np.float64), labels)
     return labels.reshape(block.shape[:-1]), stats
 
 

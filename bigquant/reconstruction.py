@@ -1,4 +1,8 @@
-"""Labels + codebook -> the lazy reconstruction ``codebook[labels]``, chunk by chunk."""
+"""Labels + codebook -> the lazy reconstruction ``codebook[labels]``, chunk by chunk.
+
+A leaf of the house: the store's reader (:meth:`bigquant.Store.reconstruct`) and the image
+writers (a TIFF looks its tiles up one by one) both use it, and neither imports the other.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ import numpy as np
 from .errors import StoreFormatError
 
 
-def _lookup(labels: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+def lookup(labels: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """``codebook[labels]``, or StoreFormatError if a label reaches K or beyond (a damaged store)."""
     k = codebook.shape[0]
     if labels.size and int(labels.max()) >= k:
-        raise StoreFormatError(f"the store's labels hold the value {int(labels.max())}, "
-                               f"but its codebook has only K={k} entries")
+        raise StoreFormatError(
+            f"the store's labels hold the value {int(labels.max())}, but its codebook has only K={k} entries"
+        )
     return codebook[labels]
 
 
@@ -34,6 +40,13 @@ def reconstruct(labels: da.Array, codebook: np.ndarray) -> da.Array:
     cb = np.asarray(codebook)
     c = cb.shape[1]
     cbd = dask.delayed(cb, pure=True)
-    return da.map_blocks(_lookup, labels, cbd, new_axis=2, chunks=labels.chunks + ((c,),),
-                         dtype=cb.dtype, meta=np.empty((0, 0, 0), dtype=cb.dtype),
-                         token="bigquant-reconstruct")
+    return da.map_blocks(
+        lookup,
+        labels,
+        cbd,
+        new_axis=2,
+        chunks=labels.chunks + ((c,),),
+        dtype=cb.dtype,
+        meta=np.empty((0, 0, 0), dtype=cb.dtype),
+        token="bigquant-reconstruct",
+    )

@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     rows, cols, c = store.shape
     meta = store.metadata
     print(f"compressed {image_path} ({rows} x {cols} x {c} {meta['dtype']}) to {store.path}")
-    print(f"K = {store.k}, {meta['iterations']} Lloyd iterations ({meta['method']} path), "
-          f"converged: {meta['converged']} (stopped by: {meta['stopped_by']})")
+    print(
+        f"K = {store.k}, {meta['iterations']} Lloyd iterations ({meta['method']} path), "
+        f"converged: {meta['converged']} (stopped by: {meta['stopped_by']})"
+    )
 
     # 2. reconstruct lazily and compare with the input, chunk by chunk (nothing loaded whole)
     original = bigquant.read_image(image_path)
@@ -76,9 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     tif = bigquant.decode(store, out_dir / "recon.tif", overwrite=True)
 
     raw = rows * cols * c * np.dtype(meta["dtype"]).itemsize
-    print(f"sizes: raw pixels {raw:,} B, input file {size(image_path):,} B, "
-          f"store {size(store.path):,} B ({raw / size(store.path):.1f}:1, "
-          f"{8 * size(store.path) / (rows * cols):.2f} bits/pixel), decoded TIFF {size(Path(tif)):,} B")
+    print(
+        f"sizes: raw pixels {raw:,} B, input file {size(image_path):,} B, "
+        f"store {size(store.path):,} B ({raw / size(store.path):.1f}:1, "
+        f"{8 * size(store.path) / (rows * cols):.2f} bits/pixel), decoded TIFF {size(Path(tif)):,} B"
+    )
     print(f"outputs in {out_dir}")
 
 

@@ -45,8 +45,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("image", nargs="?", type=Path, help="PNG, JPEG, TIFF or Zarr image (default: china.jpg)")
     parser.add_argument("-k", type=int, default=16, help="colours in the codebook (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--chunks", default=None, metavar="ROWS,COLS",
-                        help="chunk shape (default: from bigquant's memory budget; 128,128 for the sample)")
+    parser.add_argument(
+        "--chunks",
+        default=None,
+        metavar="ROWS,COLS",
+        help="chunk shape (default: from bigquant's memory budget; 128,128 for the sample)",
+    )
     parser.add_argument("--out-dir", type=Path, default=None, help="folder for the outputs (default: a temp folder)")
     args = parser.parse_args(argv)
 
@@ -59,18 +63,23 @@ def main(argv: list[str] | None = None) -> None:
         chunks = None if args.image else (128, 128)
 
     # dashboard_address=":0": any free port, so a second cluster on this machine does not clash
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
         print(f"cluster: {len(client.scheduler_info()['workers'])} workers at {cluster.scheduler_address}")
         print(f"dashboard: {client.dashboard_link}")
         t0 = time.perf_counter()
         with get_task_stream(client) as stream:  # records every task the workers run
-            store = bigquant.compress(image, out_dir / (image.stem + ".bq.zarr"), k=args.k, chunks=chunks,
-                                      overwrite=True)
+            store = bigquant.compress(
+                image, out_dir / (image.stem + ".bq.zarr"), k=args.k, chunks=chunks, overwrite=True
+            )
         elapsed = time.perf_counter() - t0
         workers = sorted({task["worker"] for task in stream.data})
-        print(f"compressed {image} on the cluster in {elapsed:.1f} s: K={store.k}, "
-              f"PSNR {store.metadata['psnr']:.2f} dB, {store.metadata['iterations']} iterations -> {store.path}")
+        print(
+            f"compressed {image} on the cluster in {elapsed:.1f} s: K={store.k}, "
+            f"PSNR {store.metadata['psnr']:.2f} dB, {store.metadata['iterations']} iterations -> {store.path}"
+        )
         print(f"{len(stream.data)} tasks ran on {len(workers)} workers")
     print("cluster closed")
 

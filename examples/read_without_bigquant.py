@@ -33,8 +33,23 @@ import zarr
 def make_store(out_dir: Path) -> Path:
     """Compress scikit-learn's china.jpg with bigquant's command line, in another process."""
     path = out_dir / "china.bq.zarr"
-    subprocess.run([sys.executable, "-m", "bigquant.cli", "compress", "--sample", "-k", "16", "-o", str(path),
-                    "--overwrite", "-q"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bigquant.cli",
+            "compress",
+            "--sample",
+            "-k",
+            "16",
+            "-o",
+            str(path),
+            "--overwrite",
+            "-q",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return path
 
 
@@ -42,10 +57,12 @@ def with_zarr(path: Path) -> tuple[dict, np.ndarray]:
     """zarr + NumPy: the metadata, and the whole image in memory (fine for small stores)."""
     group = zarr.open_group(path, mode="r")
     meta = dict(group.attrs["bigquant"])
-    codebook = group["codebook"][...]             # (K, C)
-    labels = group["labels"]                       # a zarr array; slicing reads only those chunks
-    print(f"zarr:   labels {labels.shape} {labels.dtype} chunks {labels.chunks} "
-          f"dims {labels.metadata.dimension_names}; codebook {codebook.shape} {codebook.dtype}")
+    codebook = group["codebook"][...]  # (K, C)
+    labels = group["labels"]  # a zarr array; slicing reads only those chunks
+    print(
+        f"zarr:   labels {labels.shape} {labels.dtype} chunks {labels.chunks} "
+        f"dims {labels.metadata.dimension_names}; codebook {codebook.shape} {codebook.dtype}"
+    )
     print(f"        top-left pixel {codebook[labels[0, 0]]} (label {labels[0, 0]})")
     return meta, codebook[labels[...]]
 
@@ -54,10 +71,13 @@ def with_dask(path: Path) -> tuple[da.Array, da.Array]:
     """dask: lazy labels straight from the store, decoded chunk by chunk."""
     labels = da.from_zarr(str(path), component="labels")
     codebook = da.from_zarr(str(path), component="codebook").compute()  # K x C: tiny
-    image = labels.map_blocks(lambda block: codebook[block], new_axis=2,
-                              chunks=labels.chunks + ((codebook.shape[1],),), dtype=codebook.dtype)
-    print(f"dask:   image {image.shape} {image.dtype}, {image.npartitions} chunks, "
-          f"{image.nbytes / 1e6:.1f} MB when decoded")
+    image = labels.map_blocks(
+        lambda block: codebook[block], new_axis=2, chunks=labels.chunks + ((codebook.shape[1],),), dtype=codebook.dtype
+    )
+    print(
+        f"dask:   image {image.shape} {image.dtype}, {image.npartitions} chunks, "
+        f"{image.nbytes / 1e6:.1f} MB when decoded"
+    )
     return labels, image
 
 
@@ -65,9 +85,14 @@ def with_xarray(path: Path) -> xr.DataArray:
     """xarray: the store opens as a Dataset, dimension names from the Zarr v3 metadata."""
     ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
     codebook = ds["codebook"].values
-    image = xr.apply_ufunc(lambda lab: codebook[lab], ds["labels"], dask="parallelized",
-                           output_core_dims=[["channel"]], output_dtypes=[codebook.dtype],
-                           dask_gufunc_kwargs={"output_sizes": {"channel": codebook.shape[1]}})
+    image = xr.apply_ufunc(
+        lambda lab: codebook[lab],
+        ds["labels"],
+        dask="parallelized",
+        output_core_dims=[["channel"]],
+        output_dtypes=[codebook.dtype],
+        dask_gufunc_kwargs={"output_sizes": {"channel": codebook.shape[1]}},
+    )
     print(f"xarray: data variables {sorted(ds.data_vars)}, image dims {image.dims} sizes {dict(image.sizes)}")
     return image
 
@@ -75,8 +100,9 @@ def with_xarray(path: Path) -> xr.DataArray:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("store", nargs="?", type=Path, help="a bigquant store (default: make one of china.jpg)")
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where to make the store when none is given (default: a temp folder)")
+    parser.add_argument(
+        "--out-dir", type=Path, default=None, help="where to make the store when none is given (default: a temp folder)"
+    )
     args = parser.parse_args(argv)
     if args.store is None:
         out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix="bigquant-example-"))
@@ -87,8 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     meta, in_memory = with_zarr(args.store)
     labels, lazy = with_dask(args.store)
     image_xr = with_xarray(args.store)
-    print(f"metadata: K={meta['k']}, shape {meta['shape']}, PSNR {meta['psnr']:.2f} dB, "
-          f"format_version {meta['format_version']}")
+    print(
+        f"metadata: K={meta['k']}, shape {meta['shape']}, PSNR {meta['psnr']:.2f} dB, "
+        f"format_version {meta['format_version']}"
+    )
 
     # the three readings agree (on a window, so a huge store is not decoded whole)
     window = (slice(0, 256), slice(0, 256))
@@ -99,8 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     # and the metadata's pixel counts per label are those of the labels
     counts = da.bincount(labels.ravel().astype(np.int64), minlength=meta["k"]).compute()
     assert counts.tolist() == meta["label_counts"], "label_counts disagree with the labels"
-    print(f"zarr, dask and xarray agree on a {a.shape[0]} x {a.shape[1]} window; "
-          f"label counts match the metadata")
+    print(f"zarr, dask and xarray agree on a {a.shape[0]} x {a.shape[1]} window; label counts match the metadata")
 
     assert "bigquant" not in sys.modules, "bigquant was imported"
     print("done without importing bigquant")

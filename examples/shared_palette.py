@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     # 2. encode every image with it, and (to compare) with a palette of its own
     print(f"{'image':<24} {'shared palette':>15} {'own palette':>12}")
     for image in images:
-        shared = bigquant.compress(image, out_dir / f"{image.stem}.shared.bq.zarr",
-                                   codebook=str(palette_path), overwrite=True)
+        shared = bigquant.compress(
+            image, out_dir / f"{image.stem}.shared.bq.zarr", codebook=str(palette_path), overwrite=True
+        )
         own = bigquant.compress(image, out_dir / f"{image.stem}.own.bq.zarr", k=args.k, overwrite=True)
         assert np.array_equal(shared.codebook, palette.codebook), "the store does not hold the shared palette"
         print(f"{image.name:<24} {shared.metadata['psnr']:12.2f} dB {own.metadata['psnr']:9.2f} dB")

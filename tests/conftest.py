@@ -36,9 +36,21 @@ def known_colours_image(k: int = 6, shape=(120, 170), noise: float = 2.0, seed: 
     Returns ``(image, colours)`` with ``colours`` of shape (k, 3) float64.
     """
     rng = np.random.default_rng(seed)
-    colours = rng.permutation(np.array(
-        [[30, 30, 200], [220, 40, 40], [40, 200, 60], [240, 240, 240], [20, 20, 20], [200, 200, 40],
-         [150, 60, 200], [60, 180, 190]], dtype=np.float64))[:k]
+    colours = rng.permutation(
+        np.array(
+            [
+                [30, 30, 200],
+                [220, 40, 40],
+                [40, 200, 60],
+                [240, 240, 240],
+                [20, 20, 20],
+                [200, 200, 40],
+                [150, 60, 200],
+                [60, 180, 190],
+            ],
+            dtype=np.float64,
+        )
+    )[:k]
     cell = rng.integers(0, k, size=(shape[0] // 10 + 1, shape[1] // 10 + 1))
     idx = np.kron(cell, np.ones((10, 10), dtype=int))[: shape[0], : shape[1]]
     idx.flat[:k] = np.arange(k)  # every colour present
@@ -107,8 +119,7 @@ def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90):
     env = dict(os.environ)
     env.pop("DASK_SCHEDULER_ADDRESS", None)
     # Workers import the same bigquant as this process, installed or not.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(bigquant.__file__).parents[1]),
-                                                      env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(bigquant.__file__).parents[1]), env.get("PYTHONPATH")]))
     dask_cli = [sys.executable, "-m", "dask"]
     sched_file = folder / "scheduler.json"
     cluster = DaskCluster(folder, n_workers)
@@ -116,14 +127,28 @@ def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90):
     def spawn(name, args):
         log = folder / f"{name}.log"
         with open(log, "wb") as fh:
-            proc = subprocess.Popen(dask_cli + args, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                    cwd=folder, start_new_session=True)
+            proc = subprocess.Popen(
+                dask_cli + args, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=folder, start_new_session=True
+            )
         cluster.procs.append((name, proc, log))
         return proc
 
     try:
-        sched = spawn("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                    "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file)])
+        sched = spawn(
+            "scheduler",
+            [
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+        )
         deadline = time.monotonic() + start_timeout
         while not sched_file.exists():
             if sched.poll() is not None or time.monotonic() > deadline:
@@ -132,9 +157,23 @@ def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90):
         time.sleep(0.2)  # the file is written in one go, but give it a moment
         cluster.address = json.loads(sched_file.read_text())["address"]
         for i in range(n_workers):
-            spawn(f"worker{i}", ["worker", "--scheduler-file", str(sched_file), "--nthreads", "1",
-                                 "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "60",
-                                 "--local-directory", str(folder / f"worker{i}")])
+            spawn(
+                f"worker{i}",
+                [
+                    "worker",
+                    "--scheduler-file",
+                    str(sched_file),
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--death-timeout",
+                    "60",
+                    "--local-directory",
+                    str(folder / f"worker{i}"),
+                ],
+            )
         with cluster.client() as c:
             c.wait_for_workers(n_workers, timeout=max(1.0, deadline - time.monotonic()))
         yield cluster

@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import known_colours_image
 
 import bigquant
 from bigquant import metrics
 from bigquant.errors import BigquantWarning, ParameterError, StoreFormatError
-from conftest import known_colours_image
 
 
 def _psnr(a, b):
@@ -31,8 +31,8 @@ def test_compress_from_array_and_dask(tmp_path, china):
 @pytest.mark.parametrize(
     "image_kind",
     [
-        "uint8",    # histogram path; a fixed codebook on few pixels uses the pixel kernel
-        "uint16",   # pixel path
+        "uint8",  # histogram path; a fixed codebook on few pixels uses the pixel kernel
+        "uint16",  # pixel path
     ],
 )
 def test_fixed_codebook_encodes_without_fitting(tmp_path, china, image_kind):
@@ -61,8 +61,9 @@ def test_palette_across_images(tmp_path, china, coffee):
     assert pal.codebook.shape == (16, 3) and pal.metadata["kind"] == "palette"
     assert pal.metadata["sources"] == ["<ndarray>", "<ndarray>"]
     # the palette is the k-means of both images' pixels taken together: it serves both
-    stores = [bigquant.compress(img, tmp_path / f"{i}.bq.zarr", codebook=pal.path) for i, img in
-              enumerate([china, coffee])]
+    stores = [
+        bigquant.compress(img, tmp_path / f"{i}.bq.zarr", codebook=pal.path) for i, img in enumerate([china, coffee])
+    ]
     for s, img in zip(stores, [china, coffee]):
         assert np.array_equal(s.codebook, pal.codebook)
         solo = bigquant.compress(img, tmp_path / f"solo{id(img)}.bq.zarr", k=16)
@@ -142,11 +143,11 @@ def test_pixel_path_starts_its_passes_from_a_fit_on_the_sample(tmp_path, china):
     """The pixel path runs Lloyd's on its pixel sample first (in memory), then passes over the
     image from there: on china as uint16 at K = 16, far fewer passes than from the same
     k-means++ start without it, for the same PSNR to 0.001 dB."""
-    from bigquant import api, kmeans
+    from bigquant import api, seeding
 
     img = china.astype(np.uint16) * 257
-    x, _ = api._load(img, level=0, memory_limit=None, chunks=None)  # as compress reads it
-    start = kmeans.init_centroids(kmeans.sample_pixels(x, kmeans.DEFAULT_SAMPLE_SIZE, 0), 16, 0)
+    x, _ = api.load_source(img)  # as compress reads it
+    start = seeding.init_centroids(seeding.sample_pixels(x, seeding.DEFAULT_SAMPLE_SIZE, 0), 16, 0)
     warm = bigquant.compress(img, tmp_path / "warm.bq.zarr", k=16).metadata
     cold = bigquant.compress(img, tmp_path / "cold.bq.zarr", k=16, init=start).metadata
     assert warm["method"] == cold["method"] == "pixels"

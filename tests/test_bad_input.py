@@ -66,8 +66,9 @@ def _huge_png(path: Path, rows: int = 100_000, cols: int = 100_000) -> None:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", cols, rows, 8, 2, 0, 0, 0)  # 8-bit RGB
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def _huge_jpeg(path: Path, photo: np.ndarray, side: int = 60_000) -> None:
@@ -75,7 +76,7 @@ def _huge_jpeg(path: Path, photo: np.ndarray, side: int = 60_000) -> None:
     Image.fromarray(photo).save(path, format="JPEG")
     data = bytearray(path.read_bytes())
     i = data.index(b"\xff\xc0")  # SOF0: marker, length(2), precision(1), height(2), width(2)
-    data[i + 5:i + 9] = struct.pack(">HH", side, side)
+    data[i + 5 : i + 9] = struct.pack(">HH", side, side)
     path.write_bytes(bytes(data))
 
 
@@ -164,9 +165,11 @@ def _make(name: str, d: Path, photo: np.ndarray, template: Path) -> None:
         elif damage == "absurd_shape":
             _edit_meta(store, shape=[10**9, 10**9, 3])
         elif damage == "absurd_chunks":
+
             def huge_chunks(doc):
                 doc["shape"] = [2**21, 2**21]
                 doc["chunk_grid"]["configuration"]["chunk_shape"] = [2**21, 2**21]
+
             _edit_json(store / "labels" / "zarr.json", huge_chunks)
             _edit_meta(store, shape=[2**21, 2**21, 3])
         elif damage == "corrupt_chunk":
@@ -250,33 +253,65 @@ CASES = [
     ("memory-junk", ["photo.png"], ["compress", "photo.png", "--memory-limit", "lots"], "memory limit 'lots'"),
     ("level-missing", ["photo.png"], ["compress", "photo.png", "--level", "2"], "level 2"),
     # a zstd level zstd does not have, refused before the fit (zstd itself would clamp it silently)
-    ("labels-level", ["photo.png"], ["compress", "photo.png", "--labels-level", "23"],
-     "labels zstd level must be a whole number from 1 to 22, got 23"),
+    (
+        "labels-level",
+        ["photo.png"],
+        ["compress", "photo.png", "--labels-level", "23"],
+        "labels zstd level must be a whole number from 1 to 22, got 23",
+    ),
     # --- outputs that exist or cannot be written
     # the output exists as a file (test_cli has an existing folder)
-    ("output-exists-file", ["photo.png", "exists.bq.zarr"], ["compress", "photo.png", "-o", "exists.bq.zarr"],
-     "exists; pass --overwrite"),
+    (
+        "output-exists-file",
+        ["photo.png", "exists.bq.zarr"],
+        ["compress", "photo.png", "-o", "exists.bq.zarr"],
+        "exists; pass --overwrite",
+    ),
     # --overwrite replaces bigquant stores only: never an unrelated folder...
-    ("overwrite-foreign-folder", ["photo.png", "folder.bq.zarr"],
-     ["compress", "photo.png", "-o", "folder.bq.zarr", "--overwrite"], "is not a bigquant store"),
+    (
+        "overwrite-foreign-folder",
+        ["photo.png", "folder.bq.zarr"],
+        ["compress", "photo.png", "-o", "folder.bq.zarr", "--overwrite"],
+        "is not a bigquant store",
+    ),
     # ... nor the input itself
-    ("overwrite-the-input", ["photo.png"], ["compress", "photo.png", "-o", "photo.png", "--overwrite"],
-     "is not a bigquant store"),
+    (
+        "overwrite-the-input",
+        ["photo.png"],
+        ["compress", "photo.png", "-o", "photo.png", "--overwrite"],
+        "is not a bigquant store",
+    ),
     # the output's folder does not exist
-    ("output-folder-missing", ["photo.png"], ["compress", "photo.png", "-o", "nowhere/x.bq.zarr"],
-     "folder 'nowhere' of output 'nowhere/x.bq.zarr' does not exist"),
+    (
+        "output-folder-missing",
+        ["photo.png"],
+        ["compress", "photo.png", "-o", "nowhere/x.bq.zarr"],
+        "folder 'nowhere' of output 'nowhere/x.bq.zarr' does not exist",
+    ),
     # the output's "folder" is a file
-    ("output-under-a-file", ["photo.png"], ["compress", "photo.png", "-o", "photo.png/x.bq.zarr"],
-     "is a file, not a folder"),
+    (
+        "output-under-a-file",
+        ["photo.png"],
+        ["compress", "photo.png", "-o", "photo.png/x.bq.zarr"],
+        "is a file, not a folder",
+    ),
     # root may write anywhere by permission bits, but not into /proc: a real unwritable folder, refused
     # before any work (it used to fail with exit 1 after the whole k-means)
-    ("output-folder-unwritable", ["photo.png"], ["compress", "photo.png", "-o", "/proc/x.bq.zarr"],
-     "folder '/proc' of output '/proc/x.bq.zarr' is not writable"),
+    (
+        "output-folder-unwritable",
+        ["photo.png"],
+        ["compress", "photo.png", "-o", "/proc/x.bq.zarr"],
+        "folder '/proc' of output '/proc/x.bq.zarr' is not writable",
+    ),
     # the same for decode's output
     ("decode-unwritable", ["good.bq.zarr"], ["decode", "good.bq.zarr", "-o", "/proc/x.tif"], "is not writable"),
     # decode --overwrite replaces an image, never a folder that holds something else
-    ("decode-overwrite-folder", ["good.bq.zarr", "folder.zarr"],
-     ["decode", "good.bq.zarr", "-o", "folder.zarr", "--overwrite"], "is a folder that is not a zarr image"),
+    (
+        "decode-overwrite-folder",
+        ["good.bq.zarr", "folder.zarr"],
+        ["decode", "good.bq.zarr", "-o", "folder.zarr", "--overwrite"],
+        "is a folder that is not a zarr image",
+    ),
     # unknown decode output extensions (test_cli has .webp): another one, and none at all
     ("decode-unknown-extension", ["good.bq.zarr"], ["decode", "good.bq.zarr", "-o", "r.bmp"], "extension '.bmp'"),
     ("decode-no-extension", ["good.bq.zarr"], ["decode", "good.bq.zarr", "-o", "recon"], "extension '(none)'"),
@@ -287,39 +322,70 @@ CASES = [
     ("info-image-array", ["image.zarr"], ["info", "image.zarr"], "is not a bigquant store"),
     # a store missing its labels (info), its codebook (decode)
     ("info-no-labels", ["no_labels.bq.zarr"], ["info", "no_labels.bq.zarr"], "has no 'labels' array"),
-    ("decode-no-codebook", ["no_codebook.bq.zarr"], ["decode", "no_codebook.bq.zarr", "-o", "r.tif"],
-     "has no 'codebook' array"),
+    (
+        "decode-no-codebook",
+        ["no_codebook.bq.zarr"],
+        ["decode", "no_codebook.bq.zarr", "-o", "r.tif"],
+        "has no 'codebook' array",
+    ),
     # labels >= K can only be seen by reading them: decode checks every chunk and leaves no partial file
-    ("decode-labels-beyond-k", ["labels_beyond_k.bq.zarr"],
-     ["decode", "labels_beyond_k.bq.zarr", "-o", "r.tif"],
-     "labels hold the value 9, but its codebook has only K=4"),
+    (
+        "decode-labels-beyond-k",
+        ["labels_beyond_k.bq.zarr"],
+        ["decode", "labels_beyond_k.bq.zarr", "-o", "r.tif"],
+        "labels hold the value 9, but its codebook has only K=4",
+    ),
     # the same into a Zarr output, whose chunks are written by parallel tasks: none may outlive the cleanup
-    ("decode-labels-beyond-k-zarr", ["labels_beyond_k.bq.zarr"],
-     ["decode", "labels_beyond_k.bq.zarr", "-o", "r.zarr"], "labels hold the value 9"),
+    (
+        "decode-labels-beyond-k-zarr",
+        ["labels_beyond_k.bq.zarr"],
+        ["decode", "labels_beyond_k.bq.zarr", "-o", "r.zarr"],
+        "labels hold the value 9",
+    ),
     # metadata K (5) disagrees with the codebook's 4 rows
     ("info-k-mismatch", ["k_mismatch.bq.zarr"], ["info", "k_mismatch.bq.zarr"], "codebook shape (4, 3) disagrees"),
     # a 4-channel codebook in an RGB store
-    ("decode-codebook-channels", ["codebook_channels.bq.zarr"],
-     ["decode", "codebook_channels.bq.zarr", "-o", "r.tif"], "codebook shape (4, 4) disagrees"),
+    (
+        "decode-codebook-channels",
+        ["codebook_channels.bq.zarr"],
+        ["decode", "codebook_channels.bq.zarr", "-o", "r.tif"],
+        "codebook shape (4, 4) disagrees",
+    ),
     # a store from a newer bigquant, through info and decode
     ("info-newer-version", ["newer.bq.zarr"], ["info", "newer.bq.zarr"], "format_version 99, newer than"),
     ("decode-newer-version", ["newer.bq.zarr"], ["decode", "newer.bq.zarr", "-o", "r.tif"], "upgrade bigquant"),
     # an interrupted write: the complete flag is false
     ("info-incomplete", ["incomplete.bq.zarr"], ["info", "incomplete.bq.zarr"], "is incomplete"),
     # a truncated labels chunk: zstd's error becomes "damaged" naming the rows and columns (was exit 1)
-    ("decode-corrupt-chunk", ["corrupt_chunk.bq.zarr"], ["decode", "corrupt_chunk.bq.zarr", "-o", "r.tif"],
-     "is damaged: labels"),
+    (
+        "decode-corrupt-chunk",
+        ["corrupt_chunk.bq.zarr"],
+        ["decode", "corrupt_chunk.bq.zarr", "-o", "r.tif"],
+        "is damaged: labels",
+    ),
     # a deleted labels chunk: zarr would silently read label 0 for all its pixels
-    ("decode-missing-chunk", ["no_label_chunk.bq.zarr"], ["decode", "no_label_chunk.bq.zarr", "-o", "r.tif"],
-     "1 of its 6 labels chunks are missing"),
+    (
+        "decode-missing-chunk",
+        ["no_label_chunk.bq.zarr"],
+        ["decode", "no_label_chunk.bq.zarr", "-o", "r.tif"],
+        "1 of its 6 labels chunks are missing",
+    ),
     # flipped bytes inside a chunk's zstd data: zstd's frame checksum fails, not wrong labels
-    ("decode-flipped-chunk", ["flipped_chunk.bq.zarr"], ["decode", "flipped_chunk.bq.zarr", "-o", "r.tif"],
-     "is damaged: labels"),
+    (
+        "decode-flipped-chunk",
+        ["flipped_chunk.bq.zarr"],
+        ["decode", "flipped_chunk.bq.zarr", "-o", "r.tif"],
+        "is damaged: labels",
+    ),
     # unparsable labels/zarr.json (was exit 1)
     ("info-labels-metadata", ["labels_json.bq.zarr"], ["info", "labels_json.bq.zarr"], "is damaged"),
     # the codebook's chunk file is gone: zarr would silently read zeros
-    ("info-codebook-data-missing", ["no_codebook_data.bq.zarr"], ["info", "no_codebook_data.bq.zarr"],
-     "codebook data is missing"),
+    (
+        "info-codebook-data-missing",
+        ["no_codebook_data.bq.zarr"],
+        ["info", "no_codebook_data.bq.zarr"],
+        "codebook data is missing",
+    ),
     # --- memory bombs: refused from the header or the metadata, before any allocation
     # a PNG of a few dozen bytes whose IHDR claims 100000 x 100000 RGB (28 GiB)
     ("huge-png", ["huge.png"], ["compress", "huge.png"], "convert it to a tiled TIFF or Zarr"),
@@ -328,8 +394,12 @@ CASES = [
     # metadata claiming 10^18 pixels
     ("absurd-shape", ["absurd_shape.bq.zarr"], ["decode", "absurd_shape.bq.zarr", "-o", "r.tif"], "absurd shape"),
     # a plausible shape, but one 2^42-pixel labels chunk: reading it would allocate it whole
-    ("absurd-chunks", ["absurd_chunks.bq.zarr"], ["decode", "absurd_chunks.bq.zarr", "-o", "r.tif"],
-     "labels chunks (2097152, 2097152) are absurd"),
+    (
+        "absurd-chunks",
+        ["absurd_chunks.bq.zarr"],
+        ["decode", "absurd_chunks.bq.zarr", "-o", "r.tif"],
+        "labels chunks (2097152, 2097152) are absurd",
+    ),
 ]
 
 
@@ -354,8 +424,9 @@ def _error_line(err: str) -> str:
 
 
 @pytest.mark.parametrize("case, make, argv, message", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_one_line_exit_2_nothing_touched(tmp_path, monkeypatch, capsys, photo_array, template_store,
-                                                  case, make, argv, message):
+def test_bad_input_one_line_exit_2_nothing_touched(
+    tmp_path, monkeypatch, capsys, photo_array, template_store, case, make, argv, message
+):
     if any(a.startswith("/proc/") for a in argv) and not Path("/proc/self").is_dir():
         pytest.skip("needs Linux's /proc")
     monkeypatch.chdir(tmp_path)
@@ -420,8 +491,10 @@ def test_unwritable_folder_by_permissions(tmp_path, monkeypatch, capsys, photo_a
     else:
         out_dir.chmod(0o555)
     try:
-        for argv in (["compress", str(tmp_path / "photo.png"), "-o", str(out_dir / "x.bq.zarr")],
-                     ["decode", str(tmp_path / "s.bq.zarr"), "-o", str(out_dir / "r.tif")]):
+        for argv in (
+            ["compress", str(tmp_path / "photo.png"), "-o", str(out_dir / "x.bq.zarr")],
+            ["decode", str(tmp_path / "s.bq.zarr"), "-o", str(out_dir / "r.tif")],
+        ):
             before = _snapshot(tmp_path)
             assert main(argv) == 2
             line = _error_line(capsys.readouterr().err)

@@ -56,8 +56,13 @@ def test_decode_compression_options(photo, tmp_path, capsys):
     assert main(["compress", str(photo), "-k", "8", "--quiet"]) == 0
     store = tmp_path / "china.bq.zarr"
     expected = bigquant.open(store).reconstruct().compute()
-    runs = {"fast.tif": [], "small.tif": ["--compression-level", "9"], "zstd.tif": ["--compression", "zstd"],
-            "raw.tif": ["--compression", "none"], "raw.zarr": ["--compression", "none"]}
+    runs = {
+        "fast.tif": [],
+        "small.tif": ["--compression-level", "9"],
+        "zstd.tif": ["--compression", "zstd"],
+        "raw.tif": ["--compression", "none"],
+        "raw.zarr": ["--compression", "none"],
+    }
     for name, extra in runs.items():
         assert main(["decode", str(store), "-o", str(tmp_path / name), *extra]) == 0, capsys.readouterr().err
     for name in runs:
@@ -65,16 +70,17 @@ def test_decode_compression_options(photo, tmp_path, capsys):
             assert np.array_equal(tifffile.imread(tmp_path / name), expected)
     assert np.array_equal(zarr.open_array(str(tmp_path / "raw.zarr"), mode="r")[...], expected)
     tags = {n: tifffile.TiffFile(tmp_path / n).pages[0].compression.name for n in runs if n.endswith(".tif")}
-    assert tags == {"fast.tif": "ADOBE_DEFLATE", "small.tif": "ADOBE_DEFLATE", "zstd.tif": "ZSTD",
-                    "raw.tif": "NONE"}
+    assert tags == {"fast.tif": "ADOBE_DEFLATE", "small.tif": "ADOBE_DEFLATE", "zstd.tif": "ZSTD", "raw.tif": "NONE"}
     # the default is Deflate's fastest level: larger than level 9, far smaller than raw
     size = {n: (tmp_path / n).stat().st_size for n in runs if n.endswith(".tif")}
     assert size["small.tif"] < size["fast.tif"] < size["raw.tif"] / 3
     capsys.readouterr()
     assert main(["decode", str(store), "-o", str(tmp_path / "x.tif"), "--compression", "jpeg2000"]) == 2
     assert "is not one of zlib, zstd, lzw, none" in capsys.readouterr().err.strip().splitlines()[-1]
-    assert main(["decode", str(store), "-o", str(tmp_path / "x.tif"), "--compression", "lzw",
-                 "--compression-level", "3"]) == 2
+    assert (
+        main(["decode", str(store), "-o", str(tmp_path / "x.tif"), "--compression", "lzw", "--compression-level", "3"])
+        == 2
+    )
     assert "takes no level" in _one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "x.tif").exists()
 
@@ -93,17 +99,24 @@ def test_console_command_runs_the_sample_with_its_lean_imports(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, dask.utils; derived = dask.utils.derived_from; "
-            "from bigquant import cli; cli._lean_dask_import(); "
-            "assert 'dask.array' in sys.modules and 'scipy.sparse' not in sys.modules; "
-            "assert dask.utils.derived_from is derived, 'derived_from left patched'; "
-            "import dask.array as da, numpy as np; "
-            "assert np.array_equal(da.sqrt(da.arange(4)).compute(), np.sqrt(np.arange(4))); "
-            "assert 'numba' not in sys.modules, 'numba imported with dask'; "
-            "import bigquant.api; assert 'numba' not in sys.modules, 'numba imported with bigquant'; "
-            "cli.entry()")
-    p = subprocess.run([sys.executable, "-c", code, "compress", "--sample", "-k", "4", "--quiet"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys, dask.utils; derived = dask.utils.derived_from; "
+        "from bigquant import _runtime, cli; _runtime.lean_dask_import(); "
+        "assert 'dask.array' in sys.modules and 'scipy.sparse' not in sys.modules; "
+        "assert dask.utils.derived_from is derived, 'derived_from left patched'; "
+        "import dask.array as da, numpy as np; "
+        "assert np.array_equal(da.sqrt(da.arange(4)).compute(), np.sqrt(np.arange(4))); "
+        "assert 'numba' not in sys.modules, 'numba imported with dask'; "
+        "import bigquant.api; assert 'numba' not in sys.modules, 'numba imported with bigquant'; "
+        "cli.entry()"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, "compress", "--sample", "-k", "4", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     assert "wrote" in p.stdout and bigquant.open(tmp_path / "china.bq.zarr").k == 4
 
@@ -126,15 +139,15 @@ def test_k_reduced_is_said(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["compress", "{tmp}/missing.png"], "does not exist"),                  # missing input
-        (["compress", "{tmp}/text.png"], "text.png"),                           # a text file named .png
+        (["compress", "{tmp}/missing.png"], "does not exist"),  # missing input
+        (["compress", "{tmp}/text.png"], "text.png"),  # a text file named .png
         (["compress", "{photo}", "-k", "0"], "K must be between 1 and 65536"),  # K < 1
-        (["compress", "{photo}", "-k", "65537"], "K must be between"),          # K > 65536
-        (["compress", "{photo}", "-k", "2.5"], "whole number"),                 # K not an integer
-        (["compress", "{photo}", "-k", "many"], "whole number"),                # K not a number
-        (["compress", "{photo}", "-o", "{tmp}/exists"], "exists"),              # output exists
+        (["compress", "{photo}", "-k", "65537"], "K must be between"),  # K > 65536
+        (["compress", "{photo}", "-k", "2.5"], "whole number"),  # K not an integer
+        (["compress", "{photo}", "-k", "many"], "whole number"),  # K not a number
+        (["compress", "{photo}", "-o", "{tmp}/exists"], "exists"),  # output exists
         (["decode", "{tmp}/exists", "-o", "{tmp}/o.tif"], "not a bigquant store"),  # not a store
-        (["info", "{tmp}/missing.bq.zarr"], "does not exist"),                 # missing store
+        (["info", "{tmp}/missing.bq.zarr"], "does not exist"),  # missing store
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, photo, capsys, args, message):
@@ -173,8 +186,12 @@ def test_overwrite_replaces_store(tmp_path, photo, capsys):
 
 def test_same_seed_same_bits(tmp_path, photo):
     for name in ("a", "b"):
-        assert main(["compress", str(photo), "-k", "16", "-o", str(tmp_path / f"{name}.bq.zarr"), "--quiet",
-                     "--seed", "3"]) == 0
+        assert (
+            main(
+                ["compress", str(photo), "-k", "16", "-o", str(tmp_path / f"{name}.bq.zarr"), "--quiet", "--seed", "3"]
+            )
+            == 0
+        )
     a, b = bigquant.open(tmp_path / "a.bq.zarr"), bigquant.open(tmp_path / "b.bq.zarr")
     assert np.array_equal(a.codebook, b.codebook)
     assert np.array_equal(a.labels.compute(), b.labels.compute())
@@ -219,8 +236,18 @@ def test_target_psnr_says_which_k(photo, tmp_path, capsys):
 def test_preview_writes_three_pngs(photo, tmp_path, capsys):
     assert main(["compress", str(photo), "-k", "8", "--quiet", "--max-iter", "10"]) == 0
     store = tmp_path / "china.bq.zarr"
-    args = ["preview", str(store), "-o", str(tmp_path / "p.png"), "--original", str(photo),
-            "--palette", str(tmp_path / "pal.png"), "--convergence", str(tmp_path / "c.png")]
+    args = [
+        "preview",
+        str(store),
+        "-o",
+        str(tmp_path / "p.png"),
+        "--original",
+        str(photo),
+        "--palette",
+        str(tmp_path / "pal.png"),
+        "--convergence",
+        str(tmp_path / "c.png"),
+    ]
     assert main(args) == 0
     for name in ("p.png", "pal.png", "c.png"):
         img = iio.imread(tmp_path / name)

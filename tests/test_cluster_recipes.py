@@ -171,7 +171,10 @@ def _dry_run(script, args, env_extra=None):
     env.update(env_extra or {})
     return subprocess.run(
         [BASH, str(PLAIN / script), "--dry-run", *args],
-        capture_output=True, text=True, env=env, timeout=30,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
     )
 
 
@@ -180,26 +183,43 @@ def _dry_run(script, args, env_extra=None):
     "script, args, env, expected",
     [
         # scheduler defaults match the ports the READMEs and the k8s Service use
-        ("start-scheduler.sh", [], {},
-         "dask scheduler --port 8786 --dashboard-address :8787"),
+        ("start-scheduler.sh", [], {}, "dask scheduler --port 8786 --dashboard-address :8787"),
         # environment variables are the documented alternative to options
-        ("start-scheduler.sh", [], {"BIGQUANT_SCHEDULER_PORT": "9999"},
-         "dask scheduler --port 9999 --dashboard-address :8787"),
+        (
+            "start-scheduler.sh",
+            [],
+            {"BIGQUANT_SCHEDULER_PORT": "9999"},
+            "dask scheduler --port 9999 --dashboard-address :8787",
+        ),
         # anything after `--` goes to dask unchanged
-        ("start-scheduler.sh", ["--", "--idle-timeout", "1h"], {},
-         "dask scheduler --port 8786 --dashboard-address :8787 --idle-timeout 1h"),
+        (
+            "start-scheduler.sh",
+            ["--", "--idle-timeout", "1h"],
+            {},
+            "dask scheduler --port 8786 --dashboard-address :8787 --idle-timeout 1h",
+        ),
         # the README's worker example: address + nthreads + memory limit + local directory
-        ("start-worker.sh",
-         ["tcp://sched:8786", "--nthreads", "8", "--memory-limit", "16GiB",
-          "--local-directory", "/local/scratch"], {},
-         "dask worker tcp://sched:8786 --nworkers 1 --memory-limit 16GiB --nthreads 8 "
-         "--local-directory /local/scratch"),
+        (
+            "start-worker.sh",
+            ["tcp://sched:8786", "--nthreads", "8", "--memory-limit", "16GiB", "--local-directory", "/local/scratch"],
+            {},
+            "dask worker tcp://sched:8786 --nworkers 1 --memory-limit 16GiB --nthreads 8 "
+            "--local-directory /local/scratch",
+        ),
         # DASK_SCHEDULER_ADDRESS replaces the positional address, as in the top README
-        ("start-worker.sh", [], {"DASK_SCHEDULER_ADDRESS": "tcp://h:8786"},
-         "dask worker tcp://h:8786 --nworkers 1 --memory-limit auto"),
+        (
+            "start-worker.sh",
+            [],
+            {"DASK_SCHEDULER_ADDRESS": "tcp://h:8786"},
+            "dask worker tcp://h:8786 --nworkers 1 --memory-limit auto",
+        ),
         # a scheduler file on a shared file system instead of an address
-        ("start-worker.sh", ["--scheduler-file", "/shared/s.json"], {},
-         "dask worker --scheduler-file /shared/s.json --nworkers 1 --memory-limit auto"),
+        (
+            "start-worker.sh",
+            ["--scheduler-file", "/shared/s.json"],
+            {},
+            "dask worker --scheduler-file /shared/s.json --nworkers 1 --memory-limit auto",
+        ),
     ],
 )
 def test_script_dry_run_builds_dask_command(script, args, env, expected):
@@ -241,11 +261,32 @@ def launch(monkeypatch):
 
 
 SAMPLE_ARGV = [
-    "/shared/in.tif", "-o", "/shared/out.bq.zarr", "-k", "16", "--seed", "3",
-    "--partition", "compute", "--account", "proj", "--cores", "16", "--memory", "64GiB",
-    "--processes", "2", "--walltime", "02:00:00", "--jobs", "4",
-    "--local-directory", "$TMPDIR", "--job-extra-directive=--qos=long",
-    "--prologue", "source /shared/venv/bin/activate",
+    "/shared/in.tif",
+    "-o",
+    "/shared/out.bq.zarr",
+    "-k",
+    "16",
+    "--seed",
+    "3",
+    "--partition",
+    "compute",
+    "--account",
+    "proj",
+    "--cores",
+    "16",
+    "--memory",
+    "64GiB",
+    "--processes",
+    "2",
+    "--walltime",
+    "02:00:00",
+    "--jobs",
+    "4",
+    "--local-directory",
+    "$TMPDIR",
+    "--job-extra-directive=--qos=long",
+    "--prologue",
+    "source /shared/venv/bin/activate",
 ]
 
 
@@ -279,8 +320,10 @@ def test_launch_cluster_kwargs_match_slurmcluster_names(launch):
         # the documented default call: compress(in, out, k=32), nothing else
         (["/i.tif", "-o", "/o.bq.zarr"], {"k": 32}),
         # --seed/--overwrite are forwarded only when given
-        (["/i.tif", "-o", "/o.bq.zarr", "-k", "8", "--seed", "0", "--overwrite"],
-         {"k": 8, "seed": 0, "overwrite": True}),
+        (
+            ["/i.tif", "-o", "/o.bq.zarr", "-k", "8", "--seed", "0", "--overwrite"],
+            {"k": 8, "seed": 0, "overwrite": True},
+        ),
     ],
 )
 def test_launch_compress_kwargs(launch, argv, expected):
@@ -318,8 +361,7 @@ def _fake_jobqueue(record):
     class FakeSLURMCluster(LocalCluster):
         def __init__(self, **kwargs):
             record["cluster_kwargs"] = kwargs
-            super().__init__(n_workers=0, processes=False, threads_per_worker=1,
-                             dashboard_address=":0")
+            super().__init__(n_workers=0, processes=False, threads_per_worker=1, dashboard_address=":0")
 
         def scale(self, n=0, jobs=0, **kw):
             # LocalCluster calls scale(n) itself (e.g. on close); the launcher uses jobs=
@@ -345,9 +387,25 @@ def test_launch_main_runs_compress_on_the_cluster(launch, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "dask_jobqueue", _fake_jobqueue(record))
     monkeypatch.setitem(sys.modules, "bigquant", types.SimpleNamespace(compress=compress))
-    rc = launch.main(["/shared/in.tif", "-o", "/shared/out.bq.zarr", "-k", "4",
-                      "--jobs", "2", "--cores", "1", "--memory", "1GiB",
-                      "--dashboard-address", ":0", "--wait-timeout", "60"])
+    rc = launch.main(
+        [
+            "/shared/in.tif",
+            "-o",
+            "/shared/out.bq.zarr",
+            "-k",
+            "4",
+            "--jobs",
+            "2",
+            "--cores",
+            "1",
+            "--memory",
+            "1GiB",
+            "--dashboard-address",
+            ":0",
+            "--wait-timeout",
+            "60",
+        ]
+    )
     assert rc == 0
     assert record["compress"] == ("/shared/in.tif", "/shared/out.bq.zarr", {"k": 4})
     assert 2 in record["scale_jobs"] and record["n_workers"] >= 1 and record["sum"] == 6
@@ -362,8 +420,9 @@ def test_launch_print_address_mode(launch, monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(launch, "_block_until_interrupted", interrupted)
-    rc = launch.main(["--print-address", "--jobs", "1", "--cores", "1", "--memory", "1GiB",
-                      "--dashboard-address", ":0"])
+    rc = launch.main(
+        ["--print-address", "--jobs", "1", "--cores", "1", "--memory", "1GiB", "--dashboard-address", ":0"]
+    )
     assert rc == 0
     out = capsys.readouterr().out.strip().splitlines()
     # stdout is exactly the address, so `ADDR=$(launch.py --print-address ... | head -n 1)` works
@@ -421,25 +480,51 @@ README_MUST_MENTION = {
     # overview: the three recipes, how to point bigquant at a cluster, the dashboard,
     # the shared-path rule and the version rule
     "cluster/README.md": [
-        "plain/", "slurm/", "kubernetes/", "--scheduler tcp://", "DASK_SCHEDULER_ADDRESS",
-        ":8787", "shared file system", "same versions", "bigquant compress",
+        "plain/",
+        "slurm/",
+        "kubernetes/",
+        "--scheduler tcp://",
+        "DASK_SCHEDULER_ADDRESS",
+        ":8787",
+        "shared file system",
+        "same versions",
+        "bigquant compress",
     ],
     # plain hosts: both scripts, the dask commands they wrap, and the bigquant call
     "cluster/plain/README.md": [
-        "start-scheduler.sh", "start-worker.sh", "dask scheduler", "dask worker tcp://",
-        "--memory-limit", "--local-directory", "--nthreads", "bigquant compress",
+        "start-scheduler.sh",
+        "start-worker.sh",
+        "dask scheduler",
+        "dask worker tcp://",
+        "--memory-limit",
+        "--local-directory",
+        "--nthreads",
+        "bigquant compress",
         "--scheduler tcp://",
     ],
     # SLURM: the launcher, its two modes, and its dependency
     "cluster/slurm/README.md": [
-        "launch.py", "SLURMCluster", "dask-jobqueue", "--print-address", "--partition",
-        "--account", "--walltime", "--jobs", "bigquant compress", "--scheduler",
+        "launch.py",
+        "SLURMCluster",
+        "dask-jobqueue",
+        "--print-address",
+        "--partition",
+        "--account",
+        "--walltime",
+        "--jobs",
+        "bigquant compress",
+        "--scheduler",
     ],
     # Kubernetes: operator install, repo-root image build, apply, run, dashboard
     "cluster/kubernetes/README.md": [
-        "dask-kubernetes-operator", "docker build -f cluster/kubernetes/Dockerfile -t bigquant:latest .",
-        "kubectl apply -f cluster/kubernetes/daskcluster.yaml", "ReadWriteMany", "/data",
-        "bigquant compress", "kubectl port-forward", "kubernetes.dask.org/v1",
+        "dask-kubernetes-operator",
+        "docker build -f cluster/kubernetes/Dockerfile -t bigquant:latest .",
+        "kubectl apply -f cluster/kubernetes/daskcluster.yaml",
+        "ReadWriteMany",
+        "/data",
+        "bigquant compress",
+        "kubectl port-forward",
+        "kubernetes.dask.org/v1",
     ],
 }
 

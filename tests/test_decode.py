@@ -13,9 +13,9 @@ from bigquant.reconstruction import reconstruct
 @pytest.mark.parametrize(
     "dtype, k, c",
     [
-        (np.uint8, 16, 3),     # the common case
-        (np.uint16, 300, 1),   # uint16 labels and a 16-bit greyscale codebook
-        (np.float32, 7, 4),    # float codebook with four channels
+        (np.uint8, 16, 3),  # the common case
+        (np.uint16, 300, 1),  # uint16 labels and a 16-bit greyscale codebook
+        (np.float32, 7, 4),  # float codebook with four channels
     ],
 )
 def test_reconstruct_is_codebook_of_labels(dtype, k, c):

@@ -22,9 +22,9 @@ import tifffile
 import zarr
 
 import bigquant
+from bigquant import kmeans
+from bigquant.cli import _cluster, main
 from bigquant.reconstruction import reconstruct
-from bigquant import cli, kmeans
-from bigquant.cli import main
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -37,7 +37,7 @@ def inputs(tmp_path_factory, china):
     rng = np.random.default_rng(7)
     f = (china[:300, :260].astype(np.float32) / 255 + rng.normal(0, 0.02, (300, 260, 3))).astype(np.float32)
     tifffile.imwrite(d / "float.tif", f, tile=(64, 64), photometric="rgb")
-    u16 = (china[100:350, 200:500].astype(np.uint16) * 257)
+    u16 = china[100:350, 200:500].astype(np.uint16) * 257
     zarr.create_array(str(d / "u16.zarr"), data=u16, chunks=(100, 100, 3))
     return d
 
@@ -116,8 +116,20 @@ def test_cluster_run_is_identical_to_local(cluster, inputs, tmp_path, capsys, na
     # Decode through the cluster too: a streamed tiled TIFF and a Zarr array, both as local.
     expected = store.reconstruct().compute()
     for out in ("r.tif", "r.zarr"):
-        assert main(["decode", str(tmp_path / "dist.bq.zarr"), "-o", str(tmp_path / out),
-                     "--scheduler", cluster.address, "-q"]) == 0
+        assert (
+            main(
+                [
+                    "decode",
+                    str(tmp_path / "dist.bq.zarr"),
+                    "-o",
+                    str(tmp_path / out),
+                    "--scheduler",
+                    cluster.address,
+                    "-q",
+                ]
+            )
+            == 0
+        )
     assert np.array_equal(tifffile.imread(tmp_path / "r.tif").reshape(expected.shape), expected)
     assert np.array_equal(zarr.open_array(str(tmp_path / "r.zarr"), mode="r")[...], expected)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial left behind
@@ -135,8 +147,18 @@ def test_environment_variable_selects_the_cluster(cluster, inputs, tmp_path, cap
 
 
 def test_workers_option_starts_a_local_cluster(inputs, tmp_path, capsys):
-    common = ["compress", str(inputs / "float.tif"), "-k", "5", "--method", "pixels", "--max-iter", "4",
-              "--chunks", "128,128"]
+    common = [
+        "compress",
+        str(inputs / "float.tif"),
+        "-k",
+        "5",
+        "--method",
+        "pixels",
+        "--max-iter",
+        "4",
+        "--chunks",
+        "128,128",
+    ]
     assert main([*common, "-o", str(tmp_path / "local.bq.zarr"), "-q"]) == 0
     assert main([*common, "-o", str(tmp_path / "lc.bq.zarr"), "--workers", "1"]) == 0
     assert "dask: tcp://127.0.0.1:" in capsys.readouterr().err  # a LocalCluster of processes
@@ -183,24 +205,30 @@ def fake_server():
     "how, message",
     [
         ("refused", "cannot connect to the Dask scheduler at tcp://127.0.0.1:"),  # nothing listens
-        ("env-refused", "($DASK_SCHEDULER_ADDRESS)"),                            # same, from the environment
-        ("no-port", "is not valid: missing port"),                              # malformed address
-        ("bad-port", "is not valid"),                                           # port is not a number
-        ("empty", "needs an address"),                                          # --scheduler ''
+        ("env-refused", "($DASK_SCHEDULER_ADDRESS)"),  # same, from the environment
+        ("no-port", "is not valid: missing port"),  # malformed address
+        ("bad-port", "is not valid"),  # port is not a number
+        ("empty", "needs an address"),  # --scheduler ''
         # a port that accepts and stays silent: distributed's Client alone would wait forever
         ("silent", "no answer in 1 s; is it a Dask scheduler's address?"),
-        ("banner", "does not speak Dask's protocol"),                           # another service's port
-        ("worker", "that is a Dask Worker, not a scheduler"),                   # a worker's address
+        ("banner", "does not speak Dask's protocol"),  # another service's port
+        ("worker", "that is a Dask Worker, not a scheduler"),  # a worker's address
     ],
 )
-def test_bad_scheduler_is_one_line_exit_2_fast(cluster, inputs, tmp_path, capsys, monkeypatch, fake_server,
-                                               how, message):
+def test_bad_scheduler_is_one_line_exit_2_fast(
+    cluster, inputs, tmp_path, capsys, monkeypatch, fake_server, how, message
+):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "CONNECT_TIMEOUT_S", 1)
-    address = {"refused": _refused_address, "no-port": lambda: "tcp://127.0.0.1",
-               "bad-port": lambda: "tcp://localhost:port", "empty": lambda: "",
-               "silent": lambda: fake_server("silent"), "banner": lambda: fake_server("banner"),
-               "worker": lambda: sorted(cluster.worker_pids())[0]}.get(how, lambda: None)()
+    monkeypatch.setattr(_cluster, "CONNECT_TIMEOUT_S", 1)
+    address = {
+        "refused": _refused_address,
+        "no-port": lambda: "tcp://127.0.0.1",
+        "bad-port": lambda: "tcp://localhost:port",
+        "empty": lambda: "",
+        "silent": lambda: fake_server("silent"),
+        "banner": lambda: fake_server("banner"),
+        "worker": lambda: sorted(cluster.worker_pids())[0],
+    }.get(how, lambda: None)()
     argv = ["compress", str(inputs / "china.tif"), "-k", "4", "-o", str(tmp_path / "x.bq.zarr")]
     if how == "env-refused":
         monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", _refused_address())
@@ -214,8 +242,16 @@ def test_bad_scheduler_is_one_line_exit_2_fast(cluster, inputs, tmp_path, capsys
 
 
 def test_scheduler_and_workers_together_is_a_usage_error(inputs, tmp_path, capsys):
-    argv = ["compress", str(inputs / "china.tif"), "-o", str(tmp_path / "x.bq.zarr"),
-            "--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"]
+    argv = [
+        "compress",
+        str(inputs / "china.tif"),
+        "-o",
+        str(tmp_path / "x.bq.zarr"),
+        "--scheduler",
+        "tcp://127.0.0.1:8786",
+        "--workers",
+        "2",
+    ]
     assert main(argv) == 2
     assert "--scheduler or --workers, not both" in _one_error_line(capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
@@ -227,8 +263,26 @@ def test_relative_paths_mean_the_callers_folder(cluster, inputs, tmp_path, monke
 
     monkeypatch.chdir(tmp_path)
     shutil.copytree(inputs / "u16.zarr", tmp_path / "in.zarr")
-    assert main(["compress", "in.zarr", "-k", "5", "--max-iter", "3", "--chunks", "128,128", "-o", "rel.bq.zarr",
-                 "--scheduler", cluster.address, "-q"]) == 0
+    assert (
+        main(
+            [
+                "compress",
+                "in.zarr",
+                "-k",
+                "5",
+                "--max-iter",
+                "3",
+                "--chunks",
+                "128,128",
+                "-o",
+                "rel.bq.zarr",
+                "--scheduler",
+                cluster.address,
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert main(["decode", "rel.bq.zarr", "-o", "rel.zarr", "--scheduler", cluster.address, "-q"]) == 0
     store = bigquant.open(tmp_path / "rel.bq.zarr")
     assert np.array_equal(zarr.open_array(str(tmp_path / "rel.zarr"), mode="r")[...], store.reconstruct().compute())

@@ -22,8 +22,7 @@ def _expected_failed_checks(estimator) -> dict[str, str]:
         # draws its seeds from X with the weights as probabilities, so X with weights and X with
         # repeated rows consume the random stream differently, start from different centres and
         # may end in a different local optimum (or the same partition under other label numbers).
-        "check_sample_weight_equivalence_on_dense_data":
-            "k-means++ draws differ between weighted and repeated rows (as for sklearn.cluster.KMeans)",
+        "check_sample_weight_equivalence_on_dense_data": "k-means++ draws differ between weighted and repeated rows (as for sklearn.cluster.KMeans)",
     }
 
 

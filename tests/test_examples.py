@@ -20,16 +20,20 @@ TIMEOUT = 240  # seconds; the slowest (local_cluster) takes ~25 s, mostly starti
 
 
 def run_example(name: str, *args, cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert proc.returncode == 0, f"{name} exited with {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
 
 
 def test_every_example_has_a_test_and_a_docstring():
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
-    assert scripts == ["compress_and_decode.py", "local_cluster.py", "read_without_bigquant.py",
-                       "shared_palette.py"]
+    assert scripts == ["compress_and_decode.py", "local_cluster.py", "read_without_bigquant.py", "shared_palette.py"]
     for name in scripts:
         text = (EXAMPLES / name).read_text()
         assert text.startswith('"""') and "Run::" in text, f"{name} needs a docstring saying how to run it"

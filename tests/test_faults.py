@@ -37,8 +37,9 @@ def inputs(tmp_path_factory, china):
     f = (china[:384, :384].astype(np.float32) / 255 + rng.normal(0, 0.02, (384, 384, 3))).astype(np.float32)
     tifffile.imwrite(d / "float.tif", f, tile=(32, 32), photometric="rgb")
     # uint8 noise, 512 x 512 in 32 x 32 tiles: 256 label chunks to write, about a second of writing.
-    tifffile.imwrite(d / "noise.tif", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), tile=(32, 32),
-                     photometric="rgb")
+    tifffile.imwrite(
+        d / "noise.tif", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), tile=(32, 32), photometric="rgb"
+    )
     return d
 
 
@@ -68,9 +69,14 @@ class _Job:
         self.text = ""
         self._cond = threading.Condition()
         with open(cwd / f"{name}.out", "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *argv], cwd=cwd,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=slave,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bigquant.cli", *argv],
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=slave,
+                start_new_session=True,
+            )
         os.close(slave)
         self._thread = threading.Thread(target=self._read, args=(master,), daemon=True)
         self._thread.start()
@@ -116,8 +122,22 @@ class _Job:
 
 @pytest.mark.timeout(240)
 def test_worker_killed_mid_compress_gives_identical_output(cluster, inputs, tmp_path):
-    args = ["compress", str(inputs / "float.tif"), "-k", "8", "--method", "pixels", "--chunks", "32,32",
-            "--max-iter", "10", "--tol", "0", "--seed", "5"]
+    args = [
+        "compress",
+        str(inputs / "float.tif"),
+        "-k",
+        "8",
+        "--method",
+        "pixels",
+        "--chunks",
+        "32,32",
+        "--max-iter",
+        "10",
+        "--tol",
+        "0",
+        "--seed",
+        "5",
+    ]
     assert main([*args, "-o", str(tmp_path / "alone.bq.zarr"), "-q"]) == 0  # undisturbed (local)
 
     pids = cluster.worker_pids()
@@ -156,25 +176,42 @@ def _wait_until_writing(proc: subprocess.Popen, folder: Path, name: str, timeout
     "existing",
     [
         False,  # a new target: nothing may appear there
-        True,   # --overwrite of a complete store: the old store must survive untouched
+        True,  # --overwrite of a complete store: the old store must survive untouched
     ],
 )
 def test_bigquant_killed_while_writing_leaves_no_store(inputs, tmp_path, capsys, existing):
     target = tmp_path / "out.bq.zarr"
 
     def command(out: Path) -> list[str]:
-        return ["compress", str(inputs / "noise.tif"), "-o", str(out), "-k", "32", "--method", "pixels",
-                "--max-iter", "1", "--chunks", "32,32", "-q"]
+        return [
+            "compress",
+            str(inputs / "noise.tif"),
+            "-o",
+            str(out),
+            "-k",
+            "32",
+            "--method",
+            "pixels",
+            "--max-iter",
+            "1",
+            "--chunks",
+            "32,32",
+            "-q",
+        ]
 
     args = command(target)
     if existing:
-        assert main(["compress", str(inputs / "noise.tif"), "-o", str(target), "-k", "3", "--max-iter", "1",
-                     "-q"]) == 0
+        assert main(["compress", str(inputs / "noise.tif"), "-o", str(target), "-k", "3", "--max-iter", "1", "-q"]) == 0
         before = _tree_digest(target)
         args.append("--overwrite")
     with open(tmp_path / "killed.err", "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *args], cwd=tmp_path,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bigquant.cli", *args],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         partial = _wait_until_writing(proc, tmp_path, target.name)
         proc.send_signal(signal.SIGKILL)
@@ -214,13 +251,26 @@ def test_two_jobs_sharing_a_cluster_get_what_they_would_alone(cluster, inputs, t
         "a": ["-k", "6", "--seed", "1"],
         "b": ["-k", "7", "--seed", "2"],
     }
-    common = ["compress", str(inputs / "float.tif"), "--method", "pixels", "--chunks", "64,64", "--max-iter", "20",
-              "--tol", "0"]
+    common = [
+        "compress",
+        str(inputs / "float.tif"),
+        "--method",
+        "pixels",
+        "--chunks",
+        "64,64",
+        "--max-iter",
+        "20",
+        "--tol",
+        "0",
+    ]
     for name, extra in jobs.items():
         assert main([*common, *extra, "-o", str(tmp_path / f"{name}-alone.bq.zarr"), "-q"]) == 0
-    running = {name: _Job([*common, *extra, "-o", str(tmp_path / f"{name}.bq.zarr"), "--scheduler",
-                           cluster.address], tmp_path, name)
-               for name, extra in jobs.items()}
+    running = {
+        name: _Job(
+            [*common, *extra, "-o", str(tmp_path / f"{name}.bq.zarr"), "--scheduler", cluster.address], tmp_path, name
+        )
+        for name, extra in jobs.items()
+    }
     for job in running.values():  # both connected and iterating before either finished
         job.wait_for("iteration 1:", timeout=120)
     assert all(job.proc.poll() is None for job in running.values()), "the jobs did not overlap"

@@ -6,7 +6,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from bigquant import histogram, kmeans
+from bigquant import hamerly, histogram, kmeans, params, seeding
 
 
 @pytest.mark.parametrize(
@@ -29,8 +29,7 @@ def test_histogram_path_equals_pixel_path_from_same_init(china):
     init = china.reshape(-1, 3)[rng.choice(china.shape[0] * china.shape[1], 16, replace=False)].astype(float)
     pix = kmeans.lloyd(x, init, max_iter=300, tol_abs=0.0)
     colours, counts = histogram.colour_histogram(x)
-    hist = histogram.fit(colours, counts, init, max_iter=300, tol_abs=0.0, sample=colours.astype(float),
-                         coarse=False)
+    hist = histogram.fit(colours, counts, init, max_iter=300, tol_abs=0.0, sample=colours.astype(float), coarse=False)
     assert pix.converged and hist.converged
     assert hist.n_iter == pix.n_iter
     np.testing.assert_allclose(hist.centroids, pix.centroids, rtol=1e-9, atol=1e-9)
@@ -44,12 +43,21 @@ def test_inertia_stall_ends_the_tail_for_almost_nothing(request, name, k):
     and 4.4e-5)."""
     img = request.getfixturevalue(name)
     colours, counts = histogram.colour_histogram(da.from_array(img, chunks=(256, 256, -1)))
-    sample = histogram.sample_from_histogram(colours, counts, kmeans.DEFAULT_SAMPLE_SIZE, 0).astype(float)
-    start = kmeans.init_centroids(sample, k, seed=0)
-    runs = {rtol: histogram.fit(colours, counts, start, max_iter=300, sample=sample, inertia_rtol=rtol,
-                                tol_abs=1e-4 * kmeans.data_scale(colours, counts))
-            for rtol in (0.0, kmeans.inertia_rtol(1e-4))}
-    shift_only, stalled = runs[0.0], runs[kmeans.inertia_rtol(1e-4)]
+    sample = histogram.sample_from_histogram(colours, counts, seeding.DEFAULT_SAMPLE_SIZE, 0).astype(float)
+    start = seeding.init_centroids(sample, k, seed=0)
+    runs = {
+        rtol: histogram.fit(
+            colours,
+            counts,
+            start,
+            max_iter=300,
+            sample=sample,
+            inertia_rtol=rtol,
+            tol_abs=1e-4 * kmeans.data_scale(colours, counts),
+        )
+        for rtol in (0.0, params.inertia_rtol(1e-4))
+    }
+    shift_only, stalled = runs[0.0], runs[params.inertia_rtol(1e-4)]
     assert stalled.stopped_by == "inertia" and shift_only.stopped_by == "shift"
     assert stalled.n_iter < shift_only.n_iter
     assert stalled.inertia <= shift_only.inertia * (1 + 2e-5)
@@ -60,7 +68,7 @@ def test_ring_search_at_large_k_equals_the_pixel_path(china, monkeypatch, k, rin
     """At large K a point's new centroid is searched among its old one's neighbours only, nearest
     first (uint8 labels up to 256, int32 beyond), or above RING_MAX_K among all: still exact
     Lloyd's, twin centroids included."""
-    monkeypatch.setattr(histogram, "RING_MAX_K", ring_max_k)
+    monkeypatch.setattr(hamerly, "RING_MAX_K", ring_max_k)
     crop = china[100:220, 200:360]
     x = da.from_array(crop, chunks=(60, 80, -1))
     colours, counts = histogram.colour_histogram(x)
@@ -99,8 +107,7 @@ def test_coarse_histogram_keeps_mass_and_mean(coffee):
     colours, counts = histogram.colour_histogram(da.from_array(coffee, chunks=(200, 300, -1)))
     pts, w = histogram.coarse_histogram(colours, counts)
     assert len(pts) <= 2**15 and w.sum() == counts.sum()
-    np.testing.assert_allclose((pts * w[:, None]).sum(0) / w.sum(),
-                               (colours * counts[:, None]).sum(0) / counts.sum())
+    np.testing.assert_allclose((pts * w[:, None]).sum(0) / w.sum(), (colours * counts[:, None]).sum(0) / counts.sum())
 
 
 @pytest.mark.parametrize("ratio", [1, 64, 1 << 40])
@@ -121,7 +128,7 @@ def test_counts_widen_to_int64_past_two_billion_pixels(monkeypatch, ratio):
     monkeypatch.setattr(histogram, "SPARSE_RATIO", ratio)
     big = np.array([2**31 - 10, 7], dtype=np.int32)
     parts = [(np.array([5, 9], np.uint32), big), (np.array([9, 2], np.uint32), np.array([3, 2**31 - 1], np.int32))]
-    codes, n = histogram._merge_hists(parts, 1 << 24)
+    codes, n = histogram.merge_histograms(parts, 1 << 24)
     np.testing.assert_array_equal(codes, [2, 5, 9])
     assert n.dtype == np.int64
     np.testing.assert_array_equal(n, [2**31 - 1, 2**31 - 10, 10])

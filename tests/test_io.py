@@ -18,9 +18,11 @@ import tifffile
 import zarr
 from PIL import Image
 
-from bigquant import io as bio
+from bigquant import _runtime
 from bigquant.errors import InputError, MemoryBudgetError, OutputError, ParameterError
 from bigquant.io import check_output_path, read_image, write_image
+from bigquant.io.tiff_reader import TiffReader
+from bigquant.io.tiff_writer import strip_ranges
 
 RNG = np.random.default_rng(1234)
 
@@ -42,11 +44,11 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
-def find_reader(arr: da.Array) -> bio._TiffReader:
+def find_reader(arr: da.Array) -> TiffReader:
     """The TIFF reader object stored in ``arr``'s graph (dask may wrap it in a DataNode)."""
     for value in dict(arr.__dask_graph__()).values():
         value = getattr(value, "value", value)
-        if isinstance(value, bio._TiffReader):
+        if isinstance(value, TiffReader):
             return value
     raise AssertionError("no _TiffReader in the graph")
 
@@ -224,7 +226,7 @@ def test_tiff_read_exact(tmp_path, dtype, channels, kwargs):
 @pytest.mark.parametrize(
     "compression",
     [
-        "jpeg",      # what most whole-slide scanners write
+        "jpeg",  # what most whole-slide scanners write
         "jpeg2000",  # Aperio's other choice, decoded through imagecodecs
     ],
 )
@@ -396,9 +398,7 @@ def test_file_changed_after_open(tmp_path, astronaut):
 def test_zarr_read_exact(tmp_path, zarr_format, dtype, shape):
     expected = random_image(shape, np.dtype(dtype).newbyteorder("="))
     path = tmp_path / "img.zarr"
-    z = zarr.create_array(
-        str(path), shape=shape, chunks=(50, 70) + shape[2:], dtype=dtype, zarr_format=zarr_format
-    )
+    z = zarr.create_array(str(path), shape=shape, chunks=(50, 70) + shape[2:], dtype=dtype, zarr_format=zarr_format)
     z[...] = expected
     arr = read_image(path, memory_limit="64MiB", threads=64)
     expected = expected.reshape(shape[:2] + (-1,))
@@ -641,7 +641,7 @@ def test_write_tiff_streams_strips(tmp_path, monkeypatch):
     ],
 )
 def test_strip_ranges(chunks, max_rows, tile_rows, expected):
-    assert bio._strip_ranges(chunks, max_rows, tile_rows) == expected
+    assert strip_ranges(chunks, max_rows, tile_rows) == expected
 
 
 def test_write_zarr_round_trip(tmp_path, astronaut):
@@ -792,8 +792,8 @@ def test_release_freed_memory_returns_heap_holes_to_the_os():
     blocks = [np.ones(60_000 // 8) for _ in range(4000)]  # 60 kB each: heap, not mmap
     del blocks[::2]  # about 120 MB of holes between live blocks
     before = rss()
-    bio.release_freed_memory()
-    bio.release_freed_memory()  # idempotent
+    _runtime.release_freed_memory()
+    _runtime.release_freed_memory()  # idempotent
     assert before - rss() > 60 * 2**20, (before, rss())
     del blocks
 
@@ -801,14 +801,14 @@ def test_release_freed_memory_returns_heap_holes_to_the_os():
 _MAPPED_FREES = """
 import os, sys
 import numpy as np
-from bigquant import io
+from bigquant import _runtime
 
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 if sys.argv[1] == "map":
-    assert io.map_large_arrays()
+    assert _runtime.map_large_arrays()
 first = np.ones((5 << 20) // 8)
 del first  # freeing a mapped block raises glibc's own threshold past 5 MiB
 blocks = [np.ones((5 << 20) // 8) for _ in range(40)]
@@ -827,8 +827,9 @@ def test_map_large_arrays_returns_freed_arrays_at_once(mode):
     if not os.path.exists("/proc/self/statm") or "libc.so.6" not in (ctypes.util.find_library("c") or ""):
         pytest.skip("needs glibc and Linux's /proc")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", _MAPPED_FREES, mode], capture_output=True, text=True, env=env,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _MAPPED_FREES, mode], capture_output=True, text=True, env=env, check=True
+    ).stdout
     freed_mib = int(out)
     if mode == "map":
         assert freed_mib > 90, out

@@ -6,11 +6,11 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import known_colours_image
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from bigquant import kmeans
+from bigquant import _dask, kmeans, params, seeding
 from bigquant.errors import InputError, ParameterError
-from conftest import known_colours_image
 
 
 def _init(img: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -26,9 +26,9 @@ def _as3d(img):
 @pytest.mark.parametrize(
     "name, k, chunks",
     [
-        ("china", 16, (100, 130)),   # scikit-learn's photo, ragged chunks on both axes
-        ("coffee", 8, (64, 97)),     # scikit-image's photo, many small ragged chunks
-        ("camera", 5, (512, 512)),   # greyscale (C=1), one chunk: the degenerate map-reduce
+        ("china", 16, (100, 130)),  # scikit-learn's photo, ragged chunks on both axes
+        ("coffee", 8, (64, 97)),  # scikit-image's photo, many small ragged chunks
+        ("camera", 5, (512, 512)),  # greyscale (C=1), one chunk: the degenerate map-reduce
     ],
 )
 def test_matches_sklearn_from_same_init(request, name, k, chunks):
@@ -65,8 +65,8 @@ def test_same_chunking_is_bit_identical(china):
 def test_recovers_known_colours():
     img, colours = known_colours_image(k=6, noise=2.0)
     x = da.from_array(img, chunks=(50, 60, -1))
-    sample = kmeans.sample_pixels(x, 5000, seed=0)
-    init = kmeans.init_centroids(sample, 6, seed=0)
+    sample = seeding.sample_pixels(x, 5000, seed=0)
+    init = seeding.init_centroids(sample, 6, seed=0)
     res = kmeans.lloyd(x, init, max_iter=100, tol_abs=1e-6, sample=sample.astype(float))
     assert res.converged
     # every true colour has a centroid within a unit (noise sigma 2, thousands of pixels each)
@@ -84,7 +84,7 @@ def test_kmeans_plusplus_picks_sklearns_centres(china, coffee, k, weighted):
     for img in (china, coffee):
         pts = img.reshape(-1, 3)[::23].astype(np.float64)
         w = rng.random(len(pts)) if weighted else None
-        ours, idx = kmeans.kmeans_plusplus(pts, k, seed=k + 3, sample_weight=w)
+        ours, idx = seeding.kmeans_plusplus(pts, k, seed=k + 3, sample_weight=w)
         ref, ref_idx = kmeans_plusplus(pts, k, random_state=k + 3, sample_weight=w)
         np.testing.assert_array_equal(idx, ref_idx)
         np.testing.assert_array_equal(ours, ref)
@@ -93,8 +93,8 @@ def test_kmeans_plusplus_picks_sklearns_centres(china, coffee, k, weighted):
 def test_empty_cluster_is_reseeded_not_nan():
     img, _ = known_colours_image(k=4, noise=1.0)
     x = da.from_array(img, chunks=(60, 60, -1))
-    sample = kmeans.sample_pixels(x, 2000, seed=1).astype(np.float64)
-    init = kmeans.init_centroids(sample, 4, seed=0)
+    sample = seeding.sample_pixels(x, 2000, seed=1).astype(np.float64)
+    init = seeding.init_centroids(sample, 4, seed=0)
     init[3] = [1e4, 1e4, 1e4]  # no pixel is ever nearest to this centroid
     res = kmeans.lloyd(x, init, max_iter=50, tol_abs=1e-6, sample=sample)
     assert res.reseeded >= 1
@@ -108,8 +108,9 @@ def test_weights_equal_repeated_rows():
     w = rng.integers(1, 5, 500)
     rep = np.repeat(pts, w, axis=0)
     init = pts[:7].astype(np.float64)
-    a = kmeans.lloyd(da.from_array(pts, chunks=(128, 3)), init, weights=da.from_array(w.astype(float), chunks=128),
-                     max_iter=50)
+    a = kmeans.lloyd(
+        da.from_array(pts, chunks=(128, 3)), init, weights=da.from_array(w.astype(float), chunks=128), max_iter=50
+    )
     b = kmeans.lloyd(da.from_array(rep, chunks=(300, 3)), init, max_iter=50)
     np.testing.assert_allclose(a.centroids, b.centroids, rtol=1e-9)
     assert a.n_iter == b.n_iter
@@ -133,20 +134,26 @@ def _scripted_step(inertias, empty_at=()):
     return step
 
 
-@pytest.mark.parametrize("inertias, rtol, stop_at, reason", [
-    # five steps in a row that each gain at most 1e-6 of the inertia: converged there
-    ([100.0, 50.0] + [50.0 - 4e-5 * i for i in range(1, 6)] + [10.0, 5.0], 1e-6, 7, "inertia"),
-    # four small gains, then a large one: keeps going (and so on to max_iter)
-    ([100.0] + [100.0 - 1e-5 * i for i in range(1, 5)] + [50.0] + [50.0 - 1e-5 * i for i in range(1, 4)], 1e-6,
-     9, "max_iter"),
-    # gains of 2e-6 of the inertia are above the tolerance
-    ([100.0 * (1 - 2e-6) ** i for i in range(9)], 1e-6, 9, "max_iter"),
-    # no inertia test at rtol 0, even when the inertia stays put
-    ([7.0] * 9, 0.0, 9, "max_iter"),
-])
+@pytest.mark.parametrize(
+    "inertias, rtol, stop_at, reason",
+    [
+        # five steps in a row that each gain at most 1e-6 of the inertia: converged there
+        ([100.0, 50.0] + [50.0 - 4e-5 * i for i in range(1, 6)] + [10.0, 5.0], 1e-6, 7, "inertia"),
+        # four small gains, then a large one: keeps going (and so on to max_iter)
+        (
+            [100.0] + [100.0 - 1e-5 * i for i in range(1, 5)] + [50.0] + [50.0 - 1e-5 * i for i in range(1, 4)],
+            1e-6,
+            9,
+            "max_iter",
+        ),
+        # gains of 2e-6 of the inertia are above the tolerance
+        ([100.0 * (1 - 2e-6) ** i for i in range(9)], 1e-6, 9, "max_iter"),
+        # no inertia test at rtol 0, even when the inertia stays put
+        ([7.0] * 9, 0.0, 9, "max_iter"),
+    ],
+)
 def test_lloyd_stops_when_the_inertia_stalls(inertias, rtol, stop_at, reason):
-    res = kmeans.lloyd_loop(_scripted_step(inertias), np.zeros((1, 1)), max_iter=9, tol_abs=1e-3,
-                            inertia_rtol=rtol)
+    res = kmeans.lloyd_loop(_scripted_step(inertias), np.zeros((1, 1)), max_iter=9, tol_abs=1e-3, inertia_rtol=rtol)
     assert res.n_iter == stop_at
     assert res.stopped_by == reason
     assert res.converged == (reason != "max_iter")
@@ -157,8 +164,14 @@ def test_inertia_stall_does_not_count_a_reseeding_step():
     # steps 3 to 9 gain nothing, but step 3 re-seeds an empty cluster: the count of stalled
     # steps starts again at step 4, so the run stops at step 8, not 7
     flat = [10.0] + [9.0] * 8
-    res = kmeans.lloyd_loop(_scripted_step(flat, empty_at={2}), np.zeros((1, 1)), max_iter=9, tol_abs=1e-3,
-                            inertia_rtol=1e-6, sample=np.array([[100.0]]))
+    res = kmeans.lloyd_loop(
+        _scripted_step(flat, empty_at={2}),
+        np.zeros((1, 1)),
+        max_iter=9,
+        tol_abs=1e-3,
+        inertia_rtol=1e-6,
+        sample=np.array([[100.0]]),
+    )
     assert res.reseeded == 1
     assert (res.n_iter, res.stopped_by) == (8, "inertia")
 
@@ -173,38 +186,38 @@ def test_nan_is_refused_after_first_pass():
 
 def test_sample_is_reproducible_and_bounded():
     x = da.random.RandomState(0).randint(0, 255, size=(800, 900, 3), chunks=(100, 100, 3)).astype(np.uint8)
-    a = kmeans.sample_pixels(x, 3000, seed=7, max_blocks=10)
-    b = kmeans.sample_pixels(x, 3000, seed=7, max_blocks=10)
+    a = seeding.sample_pixels(x, 3000, seed=7, max_blocks=10)
+    b = seeding.sample_pixels(x, 3000, seed=7, max_blocks=10)
     assert a.shape == (3000, 3) and np.array_equal(a, b)
-    assert not np.array_equal(a, kmeans.sample_pixels(x, 3000, seed=8, max_blocks=10))
+    assert not np.array_equal(a, seeding.sample_pixels(x, 3000, seed=8, max_blocks=10))
 
 
 @pytest.mark.parametrize(
     "value, ok",
     [
-        (1, True),        # smallest K
-        (65536, True),    # largest K (uint16 labels)
-        (16.0, True),     # a float that is a whole number is accepted
-        (0, False),       # K < 1
-        (65537, False),   # K > 65536
-        (2.5, False),     # not a whole number
-        ("8", False),     # a string is not a number here (the CLI parses its own)
-        (True, False),    # bool is not a count
+        (1, True),  # smallest K
+        (65536, True),  # largest K (uint16 labels)
+        (16.0, True),  # a float that is a whole number is accepted
+        (0, False),  # K < 1
+        (65537, False),  # K > 65536
+        (2.5, False),  # not a whole number
+        ("8", False),  # a string is not a number here (the CLI parses its own)
+        (True, False),  # bool is not a count
     ],
 )
 def test_check_k(value, ok):
     if ok:
-        assert kmeans.check_k(value) == int(value)
+        assert params.check_k(value) == int(value)
     else:
         with pytest.raises(ParameterError, match="K must be"):
-            kmeans.check_k(value)
+            params.check_k(value)
 
 
 def test_tree_reduce_is_a_tree():
     parts = [dask.delayed(np.full)(2, float(i)) for i in range(100)]
-    total = kmeans.tree_reduce(parts, kmeans._sum_parts, split_every=4)
+    total = _dask.tree_reduce(parts, _dask.sum_parts, split_every=4)
     assert np.array_equal(total.compute(), np.full(2, float(sum(range(100)))))
     # depth is logarithmic: 100 parts -> 25 -> 7 -> 2 -> 1 combines
     graph = dict(total.__dask_graph__())
-    combines = [k for k in graph if str(k).startswith("_sum_parts")]
+    combines = [k for k in graph if str(k).startswith("sum_parts")]
     assert len(combines) == 25 + 7 + 2 + 1

@@ -14,8 +14,8 @@ pytest.importorskip("ome_zarr")
 @pytest.mark.parametrize(
     "dtype",
     [
-        np.uint8,    # RGB photo: colours are the codebook itself
-        np.uint16,   # 16-bit: colours scaled to 0-255 for viewers
+        np.uint8,  # RGB photo: colours are the codebook itself
+        np.uint16,  # 16-bit: colours scaled to 0-255 for viewers
     ],
 )
 def test_decode_ome_zarr_reads_back(tmp_path, china, dtype):

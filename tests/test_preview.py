@@ -9,14 +9,13 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import known_colours_image
 from dask.callbacks import Callback
 from PIL import Image
 
 import bigquant
 from bigquant import preview
 from bigquant.errors import OutputError, ParameterError
-from conftest import known_colours_image
-
 
 # --------------------------------------------------------------------------------------------
 # helpers and fixtures
@@ -46,8 +45,11 @@ def _find(big: np.ndarray, small: np.ndarray) -> tuple[int, int] | None:
     h, w = sc.shape
     for r, c in np.argwhere(bc == sc[i, j]):
         r0, c0 = r - i, c - j
-        if 0 <= r0 <= bc.shape[0] - h and 0 <= c0 <= bc.shape[1] - w and np.array_equal(
-                bc[r0:r0 + h, c0:c0 + w], sc):
+        if (
+            0 <= r0 <= bc.shape[0] - h
+            and 0 <= c0 <= bc.shape[1] - w
+            and np.array_equal(bc[r0 : r0 + h, c0 : c0 + w], sc)
+        ):
             return int(r0), int(c0)
     return None
 
@@ -71,10 +73,10 @@ def synthetic_store(tmp_path_factory):
 @pytest.mark.parametrize(
     "max_size, with_original",
     [
-        ((1200, 1600), True),    # the default: china fits whole, side by side, factor 1
-        ((200, 300), True),      # small screen: both panels shrink by a common factor
-        ((150, 1000), False),    # one panel, limited by its height
-        ((1000, 150), True),     # tall and narrow: the panels are stacked instead
+        ((1200, 1600), True),  # the default: china fits whole, side by side, factor 1
+        ((200, 300), True),  # small screen: both panels shrink by a common factor
+        ((150, 1000), False),  # one panel, limited by its height
+        ((1000, 150), True),  # tall and narrow: the panels are stacked instead
     ],
 )
 def test_preview_fits_max_size(china_store, china, max_size, with_original):
@@ -101,9 +103,9 @@ def test_preview_china_full_size_is_exact(china_store, china, tmp_path):
 @pytest.mark.parametrize(
     "max_size",
     [
-        (84, 200),    # factor 3 divides neither 157 x 203 nor the (40, 50) chunks: blocks straddle chunks
-        (84, 150),    # factor 4 divides the row chunks (40) but not the column chunks (50)
-        (84, 130),    # factor 5 divides both chunk sides but not the image: only the trailing trim
+        (84, 200),  # factor 3 divides neither 157 x 203 nor the (40, 50) chunks: blocks straddle chunks
+        (84, 150),  # factor 4 divides the row chunks (40) but not the column chunks (50)
+        (84, 130),  # factor 5 divides both chunk sides but not the image: only the trailing trim
     ],
 )
 def test_panels_equal_block_means_on_ragged_chunks(synthetic_store, max_size):
@@ -143,14 +145,14 @@ def test_uint16_grey_uses_the_data_range(tmp_path):
 
 def test_float_rgba_is_composited_over_white(tmp_path):
     rgba = np.zeros((40, 60, 4), np.float32)
-    rgba[..., 0] = 1.0                                 # pure red ...
+    rgba[..., 0] = 1.0  # pure red ...
     rgba[..., 3] = np.where(np.arange(60) < 30, 0.0, 1.0)[None, :]  # ... transparent on the left half
     rgba[0, 0, 3] = 0.5  # a data range of 0..1 on every channel
     store = bigquant.compress(rgba, tmp_path / "a.bq.zarr", k=3)
     (panel,) = preview.preview_panels(store, max_size=(200, 200))
     assert panel.factor == (1, 1)
-    assert (panel.image[5:, :30] == 255).all()                       # transparent -> white
-    assert (panel.image[5:, 30:] == [255, 0, 0]).all()               # opaque red stays red
+    assert (panel.image[5:, :30] == 255).all()  # transparent -> white
+    assert (panel.image[5:, 30:] == [255, 0, 0]).all()  # opaque red stays red
 
 
 def test_original_must_match_the_store(china_store, china):
@@ -169,15 +171,16 @@ def test_large_image_is_streamed_chunk_by_chunk(tmp_path):
     img[..., 1] = xx // 250 * 15
     img[..., 2] = (yy + xx) // 400 * 12
     init = np.linspace(0, 255, 24).reshape(8, 3)  # a given start and one iteration: the store is what matters
-    store = bigquant.compress(img, tmp_path / "big.bq.zarr", k=8, chunks=(512, 512), method="pixels",
-                              max_iter=1, init=init)
+    store = bigquant.compress(
+        img, tmp_path / "big.bq.zarr", k=8, chunks=(512, 512), method="pixels", max_iter=1, init=init
+    )
     chunk_bytes = 512 * 512 * 3
     assert store.labels.numblocks == (8, 8)
 
     # the lazy downsample reduces each chunk in its own task, without rechunking
-    lazy = preview._downsample(store.reconstruct(), (6, 6), 0.0, 255.0)
+    lazy = preview.downsample(store.reconstruct(), (6, 6), 0.0, 255.0)
     keys = [str(key) for key in dict(lazy.__dask_graph__())]
-    assert sum("_block_sums" in key for key in keys) == 64 and not any("rechunk" in key for key in keys)
+    assert sum("block_sums" in key for key in keys) == 64 and not any("rechunk" in key for key in keys)
 
     class Largest(Callback):
         def __init__(self):
@@ -260,8 +263,13 @@ def test_palette_of_65536_entries_stays_small():
     fake.path = Path("huge.bq.zarr")
     fake.codebook = rng.integers(0, 65536, (k, 3)).astype(np.uint16)
     fake.labels = None
-    fake.metadata = {"k": k, "shape": [4096, 4096, 3], "dtype": "uint16", "data_range": [0, 65535],
-                     "label_counts": rng.integers(0, 1000, k).tolist()}
+    fake.metadata = {
+        "k": k,
+        "shape": [4096, 4096, 3],
+        "dtype": "uint16",
+        "data_range": [0, 65535],
+        "label_counts": rng.integers(0, 1000, k).tolist(),
+    }
     img = preview.palette_image(fake)
     assert img.shape[0] * img.shape[1] < 4000 * 4000
     small = preview.palette_image(fake, top=10, swatch=16)
@@ -289,14 +297,14 @@ def _curve_pixels(img: np.ndarray) -> np.ndarray:
 def test_convergence_plot_draws_a_curve(china_store, log):
     img = preview.convergence_image(china_store, log=log)
     assert img.shape == (*preview.DEFAULT_PLOT_SIZE, 3) and img.dtype == np.uint8
-    assert (img == 255).all(axis=-1).mean() > 0.5          # mostly white background
-    assert ((img < 60).all(axis=-1)).sum() > 500            # black axes, ticks and text
+    assert (img == 255).all(axis=-1).mean() > 0.5  # mostly white background
+    assert ((img < 60).all(axis=-1)).sum() > 500  # black axes, ticks and text
     curve = _curve_pixels(img)
     cols = np.flatnonzero(curve.any(axis=0))
-    assert cols.max() - cols.min() > 0.6 * img.shape[1]    # the curve spans the plot's width
+    assert cols.max() - cols.min() > 0.6 * img.shape[1]  # the curve spans the plot's width
     assert china_store.metadata["iterations"] > 1
     rows_first, rows_last = (np.flatnonzero(curve[:, c]).mean() for c in (cols.min() + 3, cols.max() - 40))
-    assert rows_first < rows_last                           # inertia falls: the curve goes down
+    assert rows_first < rows_last  # inertia falls: the curve goes down
 
 
 def test_convergence_single_iteration_and_empty_history(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 import zarr
 
 import bigquant
+from bigquant import report
 from bigquant import store as bqstore
 from bigquant.errors import OutputError, StoreFormatError
 
@@ -46,8 +47,25 @@ def test_layout_is_readable_with_zarr_and_numpy_only(written, china):
 
 def test_metadata_has_the_documented_keys(written):
     meta = zarr.open_group(str(written), mode="r").attrs["bigquant"]
-    for key in ("format_version", "complete", "k", "shape", "dtype", "iterations", "converged", "stopped_by",
-                "inertia", "mse", "psnr", "seed", "source", "chunks", "method", "inertia_history", "label_counts"):
+    for key in (
+        "format_version",
+        "complete",
+        "k",
+        "shape",
+        "dtype",
+        "iterations",
+        "converged",
+        "stopped_by",
+        "inertia",
+        "mse",
+        "psnr",
+        "seed",
+        "source",
+        "chunks",
+        "method",
+        "inertia_history",
+        "label_counts",
+    ):
         assert key in meta, key
     assert meta["stopped_by"] in ("shift", "inertia", "max_iter")
     assert meta["converged"] == (meta["stopped_by"] != "max_iter")
@@ -88,7 +106,7 @@ def test_interrupted_write_leaves_no_store(tmp_path, china, monkeypatch):
 def test_partial_store_is_not_complete(tmp_path):
     w = bqstore.StoreWriter(tmp_path / "p.bq.zarr", (10, 10, 3), (10, 10), 4)
     with pytest.raises(StoreFormatError, match="incomplete"):
-        bqstore.open_store(w.tmp)
+        bqstore.Store(w.tmp)
     w.abort()
     assert not w.tmp.exists()
 
@@ -110,13 +128,13 @@ def _copy(src, dst):
 @pytest.mark.parametrize(
     "damage, message",
     [
-        ("newer", "newer than"),                 # a store from a future bigquant
-        ("incomplete", "incomplete"),            # complete flag missing: an interrupted write
-        ("no_labels", "no 'labels'"),            # labels array deleted
-        ("no_codebook", "no 'codebook'"),        # codebook array deleted
-        ("bad_k", "codebook shape"),             # metadata K disagrees with the codebook
-        ("absurd_shape", "absurd shape"),        # metadata claims an impossible size
-        ("not_a_store", "not a bigquant store"), # a plain zarr group
+        ("newer", "newer than"),  # a store from a future bigquant
+        ("incomplete", "incomplete"),  # complete flag missing: an interrupted write
+        ("no_labels", "no 'labels'"),  # labels array deleted
+        ("no_codebook", "no 'codebook'"),  # codebook array deleted
+        ("bad_k", "codebook shape"),  # metadata K disagrees with the codebook
+        ("absurd_shape", "absurd shape"),  # metadata claims an impossible size
+        ("not_a_store", "not a bigquant store"),  # a plain zarr group
     ],
 )
 def test_open_refuses_damaged_stores(tmp_path, written, damage, message):
@@ -150,16 +168,19 @@ def test_labels_beyond_k_are_caught_on_decode(tmp_path, written):
         s.reconstruct().compute()
 
 
-@pytest.mark.parametrize("meta, text", [
-    ({"converged": True, "stopped_by": "shift"}, "converged: centroids settled"),
-    ({"converged": True, "stopped_by": "inertia"}, "converged: inertia stalled"),
-    ({"converged": False, "stopped_by": "max_iter"}, "not converged: max_iter reached"),
-    ({"converged": True, "stopped_by": "fixed codebook"}, "fixed codebook"),
-    ({"converged": True}, "converged"),  # a store written before stopped_by was recorded
-    ({"converged": False}, "not converged"),
-])
+@pytest.mark.parametrize(
+    "meta, text",
+    [
+        ({"converged": True, "stopped_by": "shift"}, "converged: centroids settled"),
+        ({"converged": True, "stopped_by": "inertia"}, "converged: inertia stalled"),
+        ({"converged": False, "stopped_by": "max_iter"}, "not converged: max_iter reached"),
+        ({"converged": True, "stopped_by": "fixed codebook"}, "fixed codebook"),
+        ({"converged": True}, "converged"),  # a store written before stopped_by was recorded
+        ({"converged": False}, "not converged"),
+    ],
+)
 def test_run_state_says_how_the_fit_ended(meta, text):
-    assert bqstore.run_state(meta) == text
+    assert report.run_state(meta) == text
 
 
 def test_labels_are_zstd_with_checksums(written):

@@ -53,36 +53,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     slurm = p.add_argument_group("SLURM / dask-jobqueue (one SLURM job = one node's worth of workers)")
-    slurm.add_argument("-p", "--partition", "--queue", dest="queue", default=None, metavar="PARTITION",
-                       help="SLURM partition (#SBATCH -p)")
+    slurm.add_argument(
+        "-p",
+        "--partition",
+        "--queue",
+        dest="queue",
+        default=None,
+        metavar="PARTITION",
+        help="SLURM partition (#SBATCH -p)",
+    )
     slurm.add_argument("-A", "--account", default=None, help="SLURM account (#SBATCH -A)")
     slurm.add_argument("--cores", type=int, default=8, help="CPU cores per job")
-    slurm.add_argument("--memory", default="32GiB",
-                       help="memory per job (split evenly between --processes)")
-    slurm.add_argument("--processes", type=int, default=1,
-                       help="Dask worker processes per job (threads per process = cores / processes)")
+    slurm.add_argument("--memory", default="32GiB", help="memory per job (split evenly between --processes)")
+    slurm.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="Dask worker processes per job (threads per process = cores / processes)",
+    )
     slurm.add_argument("--walltime", default="01:00:00", help="walltime per job (#SBATCH -t)")
     slurm.add_argument("-n", "--jobs", type=int, default=2, help="number of SLURM jobs to submit")
-    slurm.add_argument("--interface", default=None,
-                       help="network interface for scheduler and workers, e.g. ib0")
-    slurm.add_argument("--local-directory", default=None,
-                       help="node-local scratch for worker spilling, e.g. $TMPDIR or /local/scratch")
+    slurm.add_argument("--interface", default=None, help="network interface for scheduler and workers, e.g. ib0")
+    slurm.add_argument(
+        "--local-directory", default=None, help="node-local scratch for worker spilling, e.g. $TMPDIR or /local/scratch"
+    )
     slurm.add_argument("--log-directory", default=None, help="where SLURM writes the worker job logs")
-    slurm.add_argument("--job-extra-directive", dest="job_extra_directives", action="append", default=[],
-                       metavar="DIRECTIVE",
-                       help="extra #SBATCH line; write it with '=' since it starts with '--': "
-                       "--job-extra-directive=--qos=long (repeatable)")
-    slurm.add_argument("--prologue", dest="job_script_prologue", action="append", default=[],
-                       metavar="COMMAND",
-                       help="shell command run in each job before the worker starts, "
-                       "e.g. 'source /shared/venvs/bigquant/bin/activate' (repeatable)")
-    slurm.add_argument("--python", default=None,
-                       help="python executable on the compute nodes (default: the one running launch.py)")
+    slurm.add_argument(
+        "--job-extra-directive",
+        dest="job_extra_directives",
+        action="append",
+        default=[],
+        metavar="DIRECTIVE",
+        help="extra #SBATCH line; write it with '=' since it starts with '--': "
+        "--job-extra-directive=--qos=long (repeatable)",
+    )
+    slurm.add_argument(
+        "--prologue",
+        dest="job_script_prologue",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="shell command run in each job before the worker starts, "
+        "e.g. 'source /shared/venvs/bigquant/bin/activate' (repeatable)",
+    )
+    slurm.add_argument(
+        "--python", default=None, help="python executable on the compute nodes (default: the one running launch.py)"
+    )
     slurm.add_argument("--dashboard-address", default=":8787", help="scheduler dashboard address")
-    slurm.add_argument("--wait-timeout", type=float, default=3600.0,
-                       help="seconds to wait for the first worker (jobs may queue); 0 = no limit")
-    slurm.add_argument("--show-job-script", action="store_true",
-                       help="print the generated sbatch script before submitting")
+    slurm.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds to wait for the first worker (jobs may queue); 0 = no limit",
+    )
+    slurm.add_argument(
+        "--show-job-script", action="store_true", help="print the generated sbatch script before submitting"
+    )
     return p
 
 
@@ -130,8 +156,12 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error("INPUT and -o/--output are required (or use --print-address)")
     if args.print_address and (args.input is not None or args.output is not None):
         parser.error("--print-address does not take INPUT/-o; pass them to `bigquant compress`")
-    for flag, value in (("--cores", args.cores), ("--processes", args.processes),
-                        ("--jobs", args.jobs), ("-k", args.k)):
+    for flag, value in (
+        ("--cores", args.cores),
+        ("--processes", args.processes),
+        ("--jobs", args.jobs),
+        ("-k", args.k),
+    ):
         if value < 1:
             parser.error(f"{flag} must be at least 1")
     if args.cores % args.processes:

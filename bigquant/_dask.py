@@ -1,0 +1,98 @@
+"""Dask scheduling helpers: the local scheduler without ``distributed``, settled computes, trees.
+
+Nothing here creates a ``distributed.Client``: the library runs on whatever scheduler is current.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import dask
+import dask.threaded
+import numpy as np
+from dask.delayed import Delayed
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def as_list(obj: Any) -> list:
+    """``obj`` as a list: a list or tuple (of dask arrays, say) as it is, anything else as a list of one."""
+    return list(obj) if isinstance(obj, (list, tuple)) else [obj]
+
+
+def worker_threads() -> int:
+    """Threads of Dask's local scheduler: ``num_workers`` if configured, else the CPU count."""
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+def on_default_scheduler(fn: F) -> F:
+    """Run ``fn`` on Dask's local threads unless a scheduler was chosen or a Client may exist.
+
+    With no scheduler configured, every ``dask.compute`` imports ``distributed`` (about 0.7 s)
+    only to look for a default client; none can exist while ``distributed`` is not imported, so the threaded
+    scheduler it would pick is passed as a function (a name would still import it).
+    """
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if dask.config.get("scheduler", None) is None and "distributed" not in sys.modules:
+            with dask.config.set(scheduler=dask.threaded.get):
+                return fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def compute_settled(*collections: Any) -> tuple:
+    """``dask.compute(*collections)``, but on failure it raises only once no task is still running.
+
+    Dask's schedulers raise at the first failed task while others run on; tasks that write files
+    (zarr chunks) would then write into a folder the caller is removing and bring it back. On
+    the local threaded scheduler the graph runs in a pool of its own, which is drained before
+    returning or raising; on a ``dask.distributed`` client every collection becomes a future and
+    all are waited for. Pass every writing task as its own collection (a list of delayed parts).
+    """
+    sched = dask.base.get_scheduler(collections=list(collections))
+    client = getattr(sched, "__self__", None)
+    if client is not None and type(client).__module__.startswith("distributed"):
+        from distributed import wait
+
+        futures = client.compute(list(collections))
+        wait(futures)  # every future finished or erred: no task of this graph still runs
+        return tuple(client.gather(futures))
+    if sched is dask.threaded.get:
+        with ThreadPoolExecutor(max_workers=worker_threads(), thread_name_prefix="bigquant-dask") as pool:
+            # leaving the block drains the pool
+            return dask.compute(*collections, scheduler=dask.threaded.get, pool=pool)
+    return dask.compute(*collections)
+
+
+def tree_reduce(parts: Sequence[Any], combine: Callable[[list], Any], split_every: int = 8) -> Delayed:
+    """Combine delayed parts in a tree: ``combine`` takes a list of parts and returns one part.
+
+    The tree's shape depends only on ``len(parts)`` and ``split_every``, and each combine adds
+    its inputs in list order, so float results are bit-identical from run to run and scheduler
+    to scheduler.
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("tree_reduce needs at least one part")
+    fn = dask.delayed(combine, pure=True)
+    while len(parts) > 1:
+        parts = [fn(parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
+    if not isinstance(parts[0], Delayed):
+        return dask.delayed(parts[0])
+    return parts[0]
+
+
+def sum_parts(parts: list[np.ndarray]) -> np.ndarray:
+    """The float64 sum of equally shaped arrays, added in list order (for :func:`tree_reduce`)."""
+    out = np.array(parts[0], dtype=np.float64, copy=True)
+    for p in parts[1:]:
+        out += p
+    return out

@@ -1,0 +1,50 @@
+"""Helpers shared by the compiled kernels: the jit options, centroid norms, the nearest centroid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+#: Options of every kernel: the GIL released (dask threads run kernels in parallel), compiled
+#: code cached on disk (a process loads it instead of compiling), IEEE semantics kept.
+JIT: dict[str, Any] = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+
+
+@njit(**JIT)
+def sq_norms(centroids):  # pragma: no cover - compiled
+    """|c|^2 of every centroid (K,)."""
+    k, c = centroids.shape
+    cn = np.empty(k, dtype=np.float64)
+    for j in range(k):
+        s = 0.0
+        for ch in range(c):
+            s += centroids[j, ch] * centroids[j, ch]
+        cn[j] = s
+    return cn
+
+
+@njit(**JIT)
+def nearest(row, centroids, cn):  # pragma: no cover - compiled
+    """Index of the centroid nearest to ``row`` (C,) by ``|c|^2 - 2 x.c``; the first on ties."""
+    k, c = centroids.shape
+    best = 0
+    bestd = np.inf
+    for j in range(k):
+        d = cn[j]
+        for ch in range(c):
+            d -= 2.0 * row[ch] * centroids[j, ch]
+        if d < bestd:
+            bestd = d
+            best = j
+    return best
+
+
+@njit(inline="always", **JIT)
+def pair_sq_dist(centroids, a, b):  # pragma: no cover - compiled
+    s = 0.0
+    for ch in range(centroids.shape[1]):
+        t = centroids[a, ch] - centroids[b, ch]
+        s += t * t
+    return s

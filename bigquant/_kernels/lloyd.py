@@ -1,0 +1,142 @@
+"""Kernels of Lloyd's pixel path: assign and accumulate a block, label it, nearest distances, moments.
+
+Distances use ``|c|^2 - 2 x.c`` to choose the centroid (3 multiply-adds per channel and centroid),
+then the exact ``|x - c|^2`` of the chosen one for the inertia, so the inertia does not suffer from
+the cancellation of the expanded form. No kernel builds an ``n x K`` temporary."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .common import JIT, nearest, sq_norms
+
+
+@njit(**JIT)
+def lloyd_partials(x, w, centroids):  # pragma: no cover - compiled
+    """Assign and accumulate one block.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, C), any real dtype
+        Pixels (or distinct colours) of one block.
+    w : ndarray of shape (n,) or (0,), float64
+        Weight of each row (pixel counts of distinct colours); empty means all ones.
+    centroids : ndarray of shape (K, C), float64
+
+    Returns
+    -------
+    partial : ndarray of shape (K + 1, C + 2), float64
+        Rows 0..K-1: per-cluster sums of the members (C columns), their total weight and their
+        inertia (sum of squared distances). Row K: ``[non-finite rows seen, 0, ...]``; rows that
+        hold NaN or inf are skipped and counted there.
+    """
+    n, c = x.shape
+    k = centroids.shape[0]
+    out = np.zeros((k + 1, c + 2), dtype=np.float64)
+    cn = sq_norms(centroids)
+    weighted = w.shape[0] > 0
+    row = np.empty(c, dtype=np.float64)
+    for i in range(n):
+        finite = True
+        for ch in range(c):
+            v = np.float64(x[i, ch])
+            row[ch] = v
+            if not np.isfinite(v):
+                finite = False
+        if not finite:
+            out[k, 0] += 1.0
+            continue
+        best = nearest(row, centroids, cn)
+        wi = w[i] if weighted else 1.0
+        err = 0.0
+        for ch in range(c):
+            out[best, ch] += wi * row[ch]
+            diff = row[ch] - centroids[best, ch]
+            err += diff * diff
+        out[best, c] += wi
+        out[best, c + 1] += wi * err
+    return out
+
+
+@njit(**JIT)
+def assign_labels(x, centroids, labels):  # pragma: no cover - compiled
+    """Write the index of the nearest centroid of every row of ``x`` into ``labels``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, C), any real dtype
+    centroids : ndarray of shape (K, C), float64
+    labels : ndarray of shape (n,), uint8 or uint16 (OUT)
+
+    Returns
+    -------
+    stats : ndarray of shape (K + 3,), float64
+        Members per label (K), the sum of squared errors against the centroids, and the
+        minimum and maximum value seen (the data range, for PSNR of float images).
+    """
+    n, c = x.shape
+    k = centroids.shape[0]
+    stats = np.zeros(k + 3, dtype=np.float64)
+    stats[k + 1] = np.inf
+    stats[k + 2] = -np.inf
+    cn = sq_norms(centroids)
+    row = np.empty(c, dtype=np.float64)
+    for i in range(n):
+        for ch in range(c):
+            v = np.float64(x[i, ch])
+            row[ch] = v
+            if v < stats[k + 1]:
+                stats[k + 1] = v
+            if v > stats[k + 2]:
+                stats[k + 2] = v
+        best = nearest(row, centroids, cn)
+        labels[i] = best
+        err = 0.0
+        for ch in range(c):
+            diff = row[ch] - centroids[best, ch]
+            err += diff * diff
+        stats[best] += 1.0
+        stats[k] += err
+    return stats
+
+
+@njit(**JIT)
+def nearest_sq_dist(x, centroids, out, labels):  # pragma: no cover - compiled
+    """``out[i]`` = squared distance of row ``x[i]`` (n, C) to its nearest centroid (K, C);
+    that centroid's index goes to ``labels[i]`` unless ``labels`` is empty.
+
+    ``out`` (n,) float64 and ``labels`` (n,) or (0,) are OUT; ``x`` and ``centroids`` IN.
+    """
+    n, c = x.shape
+    cn = sq_norms(centroids)
+    row = np.empty(c, dtype=np.float64)
+    with_labels = labels.shape[0] > 0
+    for i in range(n):
+        for ch in range(c):
+            row[ch] = np.float64(x[i, ch])
+        j = nearest(row, centroids, cn)
+        s = 0.0
+        for ch in range(c):
+            d = row[ch] - centroids[j, ch]
+            s += d * d
+        out[i] = s
+        if with_labels:
+            labels[i] = j
+
+
+@njit(**JIT)
+def weighted_moments(x, w):  # pragma: no cover - compiled
+    """``(sum w, sum w x (C,), sum w x^2 (C,))`` over the rows of ``x`` (n, C) weighted by ``w``."""
+    n, c = x.shape
+    s1 = np.zeros(c, dtype=np.float64)
+    s2 = np.zeros(c, dtype=np.float64)
+    sw = 0.0
+    for i in range(n):
+        wi = np.float64(w[i])
+        sw += wi
+        for ch in range(c):
+            v = np.float64(x[i, ch])
+            s1[ch] += wi * v
+            s2[ch] += wi * v * v
+    return sw, s1, s2

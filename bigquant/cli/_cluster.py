@@ -1,0 +1,152 @@
+"""The Dask cluster of a run: ``--scheduler ADDRESS``, else ``$DASK_SCHEDULER_ADDRESS``, else
+Dask's local threaded scheduler; ``--workers N`` starts a ``LocalCluster`` of N processes.
+
+The library never creates a ``distributed.Client``; this module, for the command's own run, does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from ..errors import SchedulerError
+from .common import UsageError
+
+#: Seconds to wait for a Dask scheduler to answer before giving up.
+CONNECT_TIMEOUT_S = 10
+#: Seconds for the plain TCP connection that checks the address first (refused: at once).
+PROBE_TIMEOUT_S = 5
+
+
+def scheduler_address(args: Any) -> tuple[str | None, str]:
+    """The scheduler address to connect to and where it came from, or (None, "") for none."""
+    explicit = getattr(args, "scheduler", None)
+    if explicit is not None and getattr(args, "workers", None):
+        raise UsageError("give --scheduler or --workers, not both")
+    if explicit is not None:
+        if not explicit.strip():
+            raise SchedulerError("--scheduler needs an address such as tcp://HOST:8786, got ''")
+        return explicit.strip(), "--scheduler"
+    env = os.environ.get("DASK_SCHEDULER_ADDRESS", "").strip()
+    if env and not getattr(args, "workers", None):  # an explicit --workers beats the environment
+        return env, "$DASK_SCHEDULER_ADDRESS"
+    return None, ""
+
+
+def probe(address: str, source: str) -> None:
+    """Fail fast, in one line, unless a Dask scheduler answers at ``address``.
+
+    distributed's own connect retries a refused connection until its timeout, and its Client
+    waits forever on a peer that accepts the connection but never speaks (another service's
+    port). So: parse the address; open a plain TCP connection (refused: at once); then ask the
+    peer who it is, bounded by CONNECT_TIMEOUT_S, and insist on a scheduler (not a worker or a
+    nanny). Other protocols (tls, ucx, inproc) need their own settings and go straight to Client.
+    """
+    import asyncio
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    def fail(reason: str) -> SchedulerError:
+        return SchedulerError(f"cannot connect to the Dask scheduler at {address} ({source}): {reason}")
+
+    try:
+        protocol, location = parse_address(address)
+        if protocol != "tcp":
+            return
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise SchedulerError(
+            f"scheduler address {address!r} ({source}) is not valid: {exc}; expected tcp://HOST:PORT"
+        ) from None
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise fail(exc.strerror or type(exc).__name__) from None
+    try:
+        asyncio.get_running_loop()
+        return  # called from async code (a notebook): leave it to Client
+    except RuntimeError:
+        pass
+
+    async def identity() -> dict:
+        from distributed.core import rpc
+
+        async def ask() -> dict:
+            r = rpc(address, timeout=CONNECT_TIMEOUT_S)
+            try:
+                return await r.identity()
+            finally:
+                await r.close_rpc()
+
+        return await asyncio.wait_for(ask(), CONNECT_TIMEOUT_S)
+
+    try:
+        info = asyncio.run(identity())
+    except asyncio.TimeoutError:
+        raise fail(f"no answer in {CONNECT_TIMEOUT_S} s; is it a Dask scheduler's address?") from None
+    except Exception as exc:  # something answered, but not in Dask's protocol
+        raise fail(f"it does not speak Dask's protocol ({type(exc).__name__}: {exc})") from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind != "Scheduler":
+        raise fail(f"that is a Dask {kind or 'server'}, not a scheduler")
+
+
+def describe(client: Any) -> str:
+    """One line about the cluster: address, workers, threads, dashboard link."""
+    try:
+        nthreads = client.nthreads()
+        n, t = len(nthreads), sum(nthreads.values())
+        workers = f"{n} worker{'s' if n != 1 else ''}, {t} thread{'s' if t != 1 else ''}"
+        if not nthreads:
+            workers = "no workers yet (tasks wait until one joins)"
+    except Exception:  # purely informative
+        workers = "workers unknown"
+    try:
+        link = client.dashboard_link
+    except Exception:
+        link = None
+    where = getattr(client.scheduler, "address", None) or "the cluster"
+    return f"dask: {where}, {workers}; dashboard {link or 'not available'}"
+
+
+@contextlib.contextmanager
+def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
+    """Connect to a cluster (--scheduler / $DASK_SCHEDULER_ADDRESS) or start one (--workers).
+
+    Yields the ``distributed.Client`` (set as Dask's default scheduler for the run) or None for
+    Dask's local scheduler. The client, and a cluster started here, are closed on the way out.
+    """
+    address, source = scheduler_address(args)
+    workers = getattr(args, "workers", None)
+    if address is None and not workers:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if address:
+        probe(address, source)
+        try:
+            client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=True)
+        except Exception as exc:  # refused, timed out, or not a Dask scheduler at all
+            raise SchedulerError(
+                f"cannot connect to the Dask scheduler at {address} ({source}): {type(exc).__name__}: {exc}"
+            ) from exc
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0", processes=True)
+        try:
+            client = Client(cluster, set_as_default=True)
+        except BaseException:
+            cluster.close()
+            raise
+    try:
+        if not args.quiet:
+            print(describe(client), file=err, flush=True)
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,54 @@
+"""A store's reconstruction to image files: TIFF, Zarr, PNG, JPEG or OME-Zarr (the writers of io).
+
+Named ``decoding``, not ``decode``: a submodule ``bigquant.decode`` would shadow the function
+:func:`bigquant.decode` once imported.
+
+The labels are streamed to the writers with the codebook as their palette, so a TIFF is
+computed one strip of labels at a time and looked up tile by tile; nothing the size of the
+image is held in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import io
+from .errors import ParameterError
+from .store import Store
+
+PathLike = str | os.PathLike
+
+
+def decode_store(
+    store: PathLike | Store,
+    output: PathLike,
+    *,
+    overwrite: bool = False,
+    memory_limit: str | int | None = None,
+    compression: str | None = "zlib",
+    compression_level: int | None = None,
+) -> Path:
+    """Write the reconstruction of ``store`` to ``output`` (see :func:`bigquant.decode`).
+
+    Raises before writing anything if the output is the store itself, exists (without
+    ``overwrite``) or has an unknown extension.
+    """
+    if not isinstance(store, Store) and Path(output).resolve() == Path(store).resolve():
+        raise ParameterError(f"output {str(output)!r} is the store itself")
+    io.check_output_path(output, overwrite=overwrite)
+    s = store if isinstance(store, Store) else Store(store)
+    if io.is_ome_zarr(output):
+        rng = s.metadata.get("data_range")
+        return io.write_ome_zarr(
+            s.reconstruct(), s.labels, s.codebook, output, overwrite=overwrite, data_range=tuple(rng) if rng else None
+        )
+    return io.write_image(
+        s.labels,
+        output,
+        overwrite=overwrite,
+        memory_limit=memory_limit,
+        compression=compression,
+        compression_level=compression_level,
+        palette=s.codebook,
+    )

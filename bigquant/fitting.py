@@ -1,0 +1,388 @@
+"""Orchestration of a fit, without I/O: the path, the warm starts, the auto-K search, the label plan.
+
+:mod:`bigquant.api` reads the image and writes the store; between the two it calls this module:
+
+1. :func:`use_histogram` chooses the path (the exact colour histogram for uint8 images with
+   1-3 channels, else Lloyd's over the pixels);
+2. :func:`prepare` makes the one pass the path needs before fitting (the histogram, or the
+   pixel sample), and :func:`reduce_k` lowers K to the number of distinct colours;
+3. :func:`fit_k` fits K centroids (:func:`search_k` bisects K for a target PSNR);
+4. :func:`label_plan` says how the last pass labels every chunk.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from . import histogram, kmeans, metrics, params
+from ._dask import as_list
+from ._runtime import release_freed_memory
+from ._version import __version__
+from .errors import BigquantWarning, InputError, KReducedWarning, ParameterError
+from .hamerly import lloyd_in_memory
+from .params import FitOptions
+from .seeding import distinct_rows, init_centroids, sample_pixels
+
+#: Receives one line of progress.
+Progress = Callable[[str], None]
+#: The label function of the last pass: ``fn(block, *args) -> (labels, stats (K + 3,))``.
+LabelFn = Callable[..., tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class FitResult:
+    """A fitted codebook and how it was obtained.
+
+    Attributes
+    ----------
+    codebook : ndarray of shape (K, C)
+        In the image's dtype (rounded and clipped for integers).
+    method : {"histogram", "pixels", "fixed"}
+    result : LloydResult or None
+        The run that gave the codebook (None for a fixed codebook).
+    coarse_iterations : int
+        Warm-start steps: on coarse histograms (histogram path), or on the pixel sample.
+    data : FitData or None
+        What the fit ran on (the histogram or the pixel sample).
+    extra : dict
+        Metadata of the auto-K search, if there was one.
+    """
+
+    codebook: np.ndarray
+    method: str
+    result: kmeans.LloydResult | None = None
+    coarse_iterations: int = 0
+    data: FitData | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FitData:
+    """The pass a fit needs before its iterations: the colour histogram, or the pixel sample.
+
+    Attributes
+    ----------
+    xs : dask array of shape (rows, cols, C), or a list of them
+    dtype : numpy dtype
+    channels : int
+    colours, counts : ndarray of shape (M, C) uint8 and (M,), or None
+        The histogram path's distinct colours and their pixel counts.
+    sample : ndarray of shape (n, C), or None
+        The pixel path's sample.
+    """
+
+    xs: Any
+    dtype: np.dtype
+    channels: int
+    colours: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    sample: np.ndarray | None = None
+
+    @property
+    def distinct(self) -> int:
+        """Distinct colours: exact on the histogram path, in the sample on the pixel path."""
+        if self.colours is not None:
+            return len(self.colours)
+        assert self.sample is not None
+        return distinct_rows(self.sample)
+
+
+def use_histogram(method: str, dtype: Any, channels: int) -> bool:
+    """Whether ``method`` takes the histogram path for this dtype and channel count.
+
+    Raises ParameterError when ``method="histogram"`` is asked for an image it cannot take.
+    """
+    applies = histogram.applies(dtype, channels)
+    if method == "histogram" and not applies:
+        raise ParameterError(
+            f"the histogram method needs a uint8 image with 1-3 channels, not {np.dtype(dtype)} with {channels}"
+        )
+    return applies and method != "pixels"
+
+
+def prepare(xs: Any, use_hist: bool, opts: FitOptions, what: str) -> FitData:
+    """The histogram (one pass) or the pixel sample of ``xs`` (rows, cols, C) or a list of them.
+
+    ``what`` names the input in the error raised for NaN or inf in the sample.
+    """
+    first = as_list(xs)[0]
+    data = FitData(xs, first.dtype, first.shape[2])
+    if use_hist:
+        data.colours, data.counts = histogram.colour_histogram(xs)
+        release_freed_memory()
+        return data
+    data.sample = sample_pixels(xs, opts.sample_size, opts.seed)
+    if data.sample.dtype.kind == "f" and not np.isfinite(data.sample).all():
+        raise InputError(f"{what} holds NaN or inf values; bigquant needs finite values")
+    return data
+
+
+def reduce_k(k: int, distinct: int) -> int:
+    """``k``, or the number of distinct colours if that is smaller (with a KReducedWarning)."""
+    if distinct < k:
+        warnings.warn(
+            f"the image has only {distinct} distinct colours; K reduced from {k} to {distinct}",
+            KReducedWarning,
+            stacklevel=3,
+        )
+        return max(1, distinct)
+    return k
+
+
+def initial(init: Any, sample: np.ndarray, k: int, channels: int, seed: int) -> np.ndarray:
+    """The start of Lloyd's iterations: k-means++ on the sample, or ``init`` (K, C) checked."""
+    if init is None:
+        return init_centroids(sample, k, seed)
+    start = np.asarray(init, dtype=np.float64)
+    if start.shape != (k, channels):
+        raise ParameterError(f"init has shape {start.shape}, expected (K, C) = {(k, channels)}")
+    return start
+
+
+def iteration_progress(say: Progress | None) -> kmeans.Callback | None:
+    """A Lloyd callback that says one line per iteration, or None without ``say``."""
+    if say is None:
+        return None
+
+    def on_iter(it: int, inertia: float, shift: float) -> None:
+        say(f"iteration {it}: inertia {inertia:.6g}, largest shift {shift:.4g}")
+
+    return on_iter
+
+
+def fit_k(
+    data: FitData, k: int, opts: FitOptions, *, init: Any = None, on_iter: kmeans.Callback | None = None
+) -> FitResult:
+    """Fit ``k`` centroids on the path ``data`` was prepared for."""
+    if data.colours is not None:
+        return _fit_histogram(data, k, opts, init, on_iter)
+    return _fit_pixels(data.xs, data, k, opts, init, on_iter)
+
+
+def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, on_iter: Any) -> FitResult:
+    colours, counts = data.colours, data.counts
+    assert colours is not None and counts is not None
+    sample = histogram.sample_from_histogram(colours, counts, min(opts.sample_size, int(counts.sum())), opts.seed)
+    start = initial(init, sample, k, colours.shape[1], opts.seed)
+    tol_abs = params.tol_abs(opts.tol, kmeans.data_scale(colours, counts))
+    res = histogram.fit(
+        colours,
+        counts,
+        start,
+        max_iter=opts.max_iter,
+        tol_abs=tol_abs,
+        sample=sample.astype(float),
+        inertia_rtol=opts.inertia_rtol,
+        coarse=init is None,
+        callback=on_iter,
+    )
+    codebook = metrics.round_codebook(res.centroids, data.dtype)
+    return FitResult(codebook, "histogram", res, res.coarse_iterations, data)
+
+
+def _fit_pixels(points: Any, data: FitData, k: int, opts: FitOptions, init: Any, on_iter: Any) -> FitResult:
+    sample = data.sample
+    assert sample is not None
+    start = initial(init, sample, k, sample.shape[1], opts.seed)
+    tol_abs = params.tol_abs(opts.tol, kmeans.data_scale(sample))
+    pts = np.ascontiguousarray(sample, dtype=np.float64)  # for the warm start and the re-seeding
+    warm_iters = 0
+    if init is None:
+        start, warm_iters = warm_start_on_sample(
+            pts, start, max_iter=opts.max_iter, tol_abs=tol_abs, inertia_rtol=opts.inertia_rtol
+        )
+    res = kmeans.lloyd(
+        points,
+        start,
+        max_iter=opts.max_iter,
+        tol_abs=tol_abs,
+        inertia_rtol=opts.inertia_rtol,
+        sample=pts,
+        callback=on_iter,
+    )
+    return FitResult(metrics.round_codebook(res.centroids, data.dtype), "pixels", res, warm_iters, data)
+
+
+def warm_start_on_sample(
+    pts: np.ndarray, start: np.ndarray, *, max_iter: int, tol_abs: float, inertia_rtol: float
+) -> tuple[np.ndarray, int]:
+    """Lloyd's on the pixel sample ``pts`` (float64, contiguous), in memory, from ``start`` to
+    :data:`~bigquant.params.COARSE_TOL_FACTOR` times the shift tolerance: the pixel path's
+    counterpart of the histogram path's coarse stages, since each pass over a large image costs
+    what hundreds of steps on the sample do. Returns the centroids to start the passes from and
+    the steps run. A sample holding NaN or inf is left to the first pass, which reports it.
+    """
+    if len(pts) <= len(start) or not np.isfinite(pts).all():
+        return start, 0
+    res = lloyd_in_memory(
+        pts,
+        np.ones(len(pts)),
+        start,
+        max_iter=max_iter,
+        tol_abs=params.COARSE_TOL_FACTOR * tol_abs,
+        inertia_rtol=inertia_rtol,
+        sample=pts,
+    )
+    return res.centroids, res.n_iter
+
+
+def fit_psnr(fit: FitResult) -> float:
+    """The PSNR of ``fit`` on what it was fitted on: exact on the histogram, else on the pixel
+    sample (against the rounded codebook, in both cases)."""
+    data = fit.data
+    assert data is not None
+    if data.colours is not None:
+        assert data.counts is not None
+        _, sq_err = histogram.label_table(data.colours, fit.codebook)
+        n = float(data.counts.sum()) * data.colours.shape[1]
+        return metrics.psnr(histogram.weighted_sse(sq_err, data.counts) / n, metrics.peak_value(data.dtype))
+    sample = data.sample
+    assert sample is not None
+    sse = float(kmeans.label_block(sample, fit.codebook)[1][fit.codebook.shape[0]])
+    return metrics.psnr(sse / sample.size, metrics.peak_value(data.dtype, (sample.min(), sample.max())))
+
+
+def training_error(fit: FitResult) -> tuple[float, float]:
+    """``(mse, psnr peak)`` of a fit over all the pixels it was fitted on, without another pass:
+    exact from the histogram, else the last step's inertia (against the float centroids)."""
+    data = fit.data
+    assert data is not None and fit.result is not None
+    if data.colours is not None:
+        assert data.counts is not None
+        _, sq_err = histogram.label_table(data.colours, fit.codebook)
+        n = float(data.counts.sum()) * data.channels
+        return histogram.weighted_sse(sq_err, data.counts) / n, metrics.peak_value(data.dtype)
+    assert data.sample is not None
+    n = float(sum(x.shape[0] * x.shape[1] for x in as_list(data.xs))) * data.channels
+    peak = metrics.peak_value(data.dtype, (float(data.sample.min()), float(data.sample.max())))
+    return fit.result.inertia / n, peak
+
+
+def search_k(
+    fit_of: Callable[[int], FitResult], target: float, max_k: int, say: Progress
+) -> tuple[int, FitResult, dict[str, float]]:
+    """Smallest K in [1, max_k] whose :func:`fit_psnr` reaches ``target`` (bisection; PSNR grows
+    with K). Returns the K, its fit, and the PSNR of every K tried."""
+    cache: dict[int, tuple[FitResult, float]] = {}
+
+    def trial(k: int) -> float:
+        if k not in cache:
+            f = fit_of(k)
+            cache[k] = (f, fit_psnr(f))
+            say(f"auto K: K={k} gives {cache[k][1]:.2f} dB")
+        return cache[k][1]
+
+    if trial(max_k) < target:
+        warnings.warn(
+            f"PSNR {cache[max_k][1]:.2f} dB at --max-k {max_k} stays below the target {target} dB; using K={max_k}",
+            BigquantWarning,
+            stacklevel=4,
+        )
+        best = max_k
+    else:
+        lo, hi = 1, max_k  # psnr(hi) >= target
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if trial(mid) >= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        best = hi
+    tried = {str(k): round(v[1], 4) for k, v in sorted(cache.items())}
+    return best, cache[best][0], tried
+
+
+def auto_k(data: FitData, opts: FitOptions, target: float, max_k: int, *, init: Any, say: Progress) -> FitResult:
+    """The fit of the smallest K up to ``max_k`` whose PSNR reaches ``target`` dB.
+
+    Exact on the histogram path. On the pixel path each trial fits the pixel sample alone and
+    the chosen K is then fitted on the image.
+    """
+    use_hist = data.colours is not None
+    if use_hist:
+
+        def fit_of(kk: int) -> FitResult:
+            return fit_k(data, kk, opts, init=init)
+    else:
+        assert data.sample is not None
+        points = da.from_array(data.sample, chunks=(1 << 16, data.channels))
+
+        def fit_of(kk: int) -> FitResult:
+            return _fit_pixels(points, data, kk, opts, None, None)
+
+    k, fit, tried = search_k(fit_of, target, max_k, say)
+    estimate = "exact (histogram)" if use_hist else f"pixel sample of {len(data.sample)}"  # type: ignore[arg-type]
+    say(f"auto K: chose K={k}")
+    if not use_hist:
+        fit = fit_k(data, k, opts, init=init, on_iter=iteration_progress(say))
+    fit.extra = dict(target_psnr=float(target), max_k=int(max_k), auto_k_trials=tried, auto_k_estimate=estimate)
+    return fit
+
+
+@dataclass
+class LabelPlan:
+    """How the last pass labels each chunk: ``fn(block, *args) -> (labels, stats (K + 3,))``.
+
+    ``sse`` is the exact sum of squared errors when known without that pass (the histogram
+    path), else None (the pass computes it).
+    """
+
+    fn: LabelFn
+    args: tuple
+    sse: float | None
+
+
+def label_plan(x: da.Array, fit: FitResult) -> LabelPlan:
+    """The label plan for image ``x`` (rows, cols, C) and a fitted (or fixed) codebook."""
+    cb = fit.codebook
+    c = x.shape[2]
+    cbd = dask.delayed(cb, pure=True)
+    data = fit.data
+    if data is not None and data.colours is not None:
+        assert data.counts is not None
+        lut, sq_err = histogram.label_table(data.colours, cb)
+        sse = histogram.weighted_sse(sq_err, data.counts)
+        return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, False), sse)
+    if histogram.applies(x.dtype, c) and x.shape[0] * x.shape[1] >= histogram.nbins(c) // 4:
+        # More pixels than colours: label every possible colour once, then look pixels up.
+        lut = histogram.full_label_table(cb, c)
+        return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, True), None)
+    return LabelPlan(kmeans.label_block, (cbd,), None)
+
+
+def fit_metadata(fit: FitResult, opts: FitOptions) -> dict[str, Any]:
+    """The store metadata that describes the fit (iterations, stop reason, histories)."""
+    res = fit.result
+    return {
+        "method": fit.method,
+        "iterations": int(res.n_iter) if res else 0,
+        "coarse_iterations": int(fit.coarse_iterations),
+        "converged": bool(res.converged) if res else True,
+        "stopped_by": res.stopped_by if res else "fixed codebook",
+        "max_iter": int(opts.max_iter),
+        "tol": float(opts.tol),
+        "inertia_history": [float(v) for v in res.inertia_history] if res else [],
+        "shift_history": [float(v) for v in res.shift_history] if res else [],
+        "reseeded_clusters": int(res.reseeded) if res else 0,
+    }
+
+
+def stamp(opts: FitOptions) -> dict[str, Any]:
+    """The seed, bigquant's version and the time, for the metadata."""
+    return {
+        "seed": int(opts.seed),
+        "bigquant_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+#: The fit's metadata keys that come before the inertia in a store's metadata.
+RUN_KEYS = ("method", "iterations", "coarse_iterations", "converged", "stopped_by", "max_iter", "tol")

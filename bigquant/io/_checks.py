@@ -1,0 +1,155 @@
+"""Image checks shared by the readers and the writers: dtypes, shapes, the memory budget."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .._staging import check_output_folder
+from ..chunking import choose_chunks, format_bytes, parse_memory_limit
+from ..errors import InputError, MemoryBudgetError, OutputError, ParameterError
+
+PathLike = str | os.PathLike
+
+#: Input extensions (case-insensitive); any directory that is a zarr array or group is read too.
+SUPPORTED_INPUT = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".zarr")
+#: Output extensions (case-insensitive).
+SUPPORTED_OUTPUT = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zarr")
+#: The files that make a folder a zarr array or group.
+ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
+#: Pixel dtypes bigquant reads and writes (any byte order; arrays come back in native order).
+SUPPORTED_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
+
+
+def check_dtype(dtype: Any, where: str) -> np.dtype:
+    """Return the native-order dtype, or raise InputError naming it and the supported list."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise InputError(
+            f"{where} has dtype {dtype!r}, which bigquant does not support; supported: {', '.join(SUPPORTED_DTYPES)}"
+        ) from exc
+    native = dt.newbyteorder("=") if dt.kind in "uif" else dt
+    if native.name not in SUPPORTED_DTYPES:
+        raise InputError(
+            f"{where} has dtype {dt}, which bigquant does not support; supported: {', '.join(SUPPORTED_DTYPES)}"
+        )
+    return native
+
+
+def check_image_shape(shape: tuple[int, ...], where: str, axes: str | None = None) -> None:
+    """Require (rows, cols) or (rows, cols, C) with no zero-length axis."""
+    with_axes = f" (axes {axes!r})" if axes else ""
+    if len(shape) not in (2, 3):
+        raise InputError(
+            f"{where} has shape {tuple(shape)}{with_axes}; expected (rows, cols) or (rows, cols, channels)"
+        )
+    if 0 in shape:
+        raise InputError(f"{where} has shape {tuple(shape)}{with_axes}: it holds no pixels")
+
+
+def validate_image(shape: tuple[int, ...], dtype: Any, where: str = "image") -> np.dtype:
+    """Check an image's shape and dtype before any work; returns the native dtype.
+
+    Raises
+    ------
+    InputError
+        Not (rows, cols) or (rows, cols, C); an axis of length zero; or an unsupported dtype
+        (bool, complex, object, ...). The message names ``where``, the value and the rule.
+    """
+    check_image_shape(tuple(shape), where)
+    return check_dtype(dtype, where)
+
+
+def budget_error(where: str, need: int, budget: int) -> MemoryBudgetError:
+    """The error for an image that must be decoded whole but does not fit the budget."""
+    return MemoryBudgetError(
+        f"{where} decodes to {format_bytes(need)}, more than the memory budget {format_bytes(budget)} "
+        "allows; convert it to a tiled TIFF or Zarr (or raise --memory-limit)"
+    )
+
+
+def as_image(array: Any, *, memory_limit: Any = None, chunks: tuple[int, int] | None = None) -> da.Array:
+    """Validate an in-memory (NumPy) or dask array and return it as a (rows, cols, C) dask array.
+
+    A NumPy array is chunked by the memory budget (or ``chunks``); a dask array keeps its chunks
+    unless ``chunks`` is given. Raises InputError as :func:`validate_image` does.
+    """
+    x = array if isinstance(array, da.Array) else np.asarray(array)
+    validate_image(x.shape, x.dtype, "array")
+    if x.ndim == 2:
+        x = x[..., None]
+    if not isinstance(x, da.Array):
+        cr, cc = chunks or choose_chunks(x.shape[:2], x.dtype.itemsize * x.shape[2], parse_memory_limit(memory_limit))
+        return da.from_array(x, chunks=(cr, cc, -1), name=False)  # no hash of every pixel
+    if chunks:
+        x = x.rechunk((chunks[0], chunks[1], -1))
+    return x
+
+
+def as_output_image(image: da.Array | np.ndarray) -> da.Array:
+    """An image to write as a (rows, cols, C) dask array with a supported dtype, or ParameterError."""
+    if not isinstance(image, da.Array):
+        image = np.asarray(image)
+        image = da.from_array(image, chunks=image.shape)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or 0 in image.shape:
+        raise ParameterError(f"image of shape {image.shape} is not (rows, cols, C) with pixels")
+    try:
+        dtype = check_dtype(image.dtype, "image")
+    except InputError as exc:
+        raise ParameterError(str(exc)) from None
+    if image.dtype != dtype:
+        image = image.astype(dtype)
+    return image
+
+
+def check_output_path(path: PathLike, *, overwrite: bool, extensions: Sequence[str] = SUPPORTED_OUTPUT) -> Path:
+    """Validate an output path before any work is done; writes nothing.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output file (or ``.zarr`` directory).
+    overwrite : bool
+        Whether an existing output may be replaced.
+    extensions : sequence of str
+        Allowed extensions, lower case with the dot (default :data:`SUPPORTED_OUTPUT`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    ParameterError
+        The extension is not one of ``extensions``.
+    OutputError
+        The output exists and ``overwrite`` is False, or its folder is missing or not writable.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in tuple(e.lower() for e in extensions):
+        raise ParameterError(
+            f"output '{path}' has extension {p.suffix or '(none)'!r}; supported: {', '.join(extensions)}"
+        )
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise OutputError(f"output '{path}' exists; pass --overwrite to replace it")
+    if (
+        p.is_dir()
+        and not p.is_symlink()
+        and not (p.suffix.lower() == ".zarr" and any((p / m).exists() for m in ZARR_MARKERS))
+    ):
+        # --overwrite replaces an image (a file, or a zarr folder), never an unrelated folder.
+        raise OutputError(
+            f"output '{path}' is a folder that is not a zarr image; --overwrite will not "
+            "replace it: remove it or choose another output"
+        )
+    check_output_folder(p)
+    return p

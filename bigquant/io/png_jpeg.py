@@ -1,0 +1,170 @@
+"""PNG and JPEG: decoded and encoded whole, and only when the pixels fit the memory budget.
+
+Neither format can be decoded piecewise. PNGs go through imagecodecs (libpng), which keeps
+16-bit RGB(A) as uint16 (Pillow and imageio downcast it to 8 bits), expands palettes to RGB(A)
+and raises on truncated data. JPEGs go through Pillow, which raises on a truncated file where
+libjpeg-turbo through imagecodecs would fill it with grey.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import dask.array as da
+import imagecodecs
+import numpy as np
+from PIL import Image
+
+from .._runtime import start_kernel_warm_up
+from .._staging import staged
+from ..chunking import format_bytes, resolve_chunks
+from ..errors import InputError, MemoryBudgetError, ParameterError
+from ._checks import budget_error, check_dtype, check_image_shape
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Decoded channels per PNG colour type (IHDR byte 9), before a tRNS chunk adds alpha.
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+JPEG_QUALITY = 95
+
+
+def read_png_jpeg(p: Path, kind: str, budget: int, chunks: tuple[int, int] | None, threads: int | None) -> da.Array:
+    """Decode a PNG (``kind`` "png") or JPEG whole into a dask array (rows, cols, C).
+
+    numba is imported and set up on a thread meanwhile (the decoders release the GIL), so a
+    one-shot command does not pay for it after the decode.
+    """
+    warm_up = start_kernel_warm_up()
+    try:
+        arr = decode_png(p, budget) if kind == "png" else decode_jpeg(p, budget)
+    finally:
+        # Never left running past this call (it would still be loading numba code while the
+        # caller goes on, or after a bad input has already been reported).
+        warm_up.join()
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    check_image_shape(arr.shape, f"input '{p}'")
+    check_dtype(arr.dtype, f"input '{p}'")
+    cr, cc = resolve_chunks(arr.shape[:2], arr.itemsize * arr.shape[2], budget, chunks, None, threads)
+    # name=False: a random graph name instead of hashing every decoded byte
+    return da.from_array(arr, chunks=(cr, cc, arr.shape[2]), name=False)
+
+
+def png_header(p: Path) -> tuple[int, int, int, int]:
+    """(rows, cols, decoded channels, itemsize) from the chunks before the first IDAT.
+
+    Pillow reports 16-bit RGB(A) PNGs as 8-bit modes, so the header is parsed here to get the
+    real sample depth; a tRNS chunk adds an alpha channel on decoding.
+    """
+    where = f"input '{p}'"
+    with open(p, "rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            if p.stat().st_size == 0:
+                raise InputError(f"{where} is empty (0 bytes)")
+            raise InputError(f"{where} is not a PNG file (its first bytes are not the PNG signature)")
+        ihdr = None
+        transparent = False
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                raise InputError(f"{where} is truncated: it ends before any image data")
+            length, ctype = struct.unpack(">I4s", head)
+            if ctype == b"IHDR":
+                data = f.read(13)
+                if len(data) < 13:
+                    raise InputError(f"{where} is truncated inside its IHDR header")
+                ihdr = struct.unpack(">IIBB", data[:10])
+                f.seek(length - 13 + 4, os.SEEK_CUR)
+            elif ctype in (b"IDAT", b"IEND"):
+                break
+            else:
+                transparent |= ctype == b"tRNS"
+                f.seek(length + 4, os.SEEK_CUR)
+    if ihdr is None:
+        raise InputError(f"{where} has no IHDR header chunk before its image data")
+    cols, rows, depth, colour = ihdr
+    if colour not in _PNG_CHANNELS:
+        raise InputError(f"{where} has PNG colour type {colour}, which is not valid (0, 2, 3, 4 or 6)")
+    channels = _PNG_CHANNELS[colour] + (1 if transparent and colour in (0, 2, 3) else 0)
+    return rows, cols, channels, 2 if depth == 16 else 1
+
+
+def decode_png(p: Path, budget: int) -> np.ndarray:
+    rows, cols, channels, itemsize = png_header(p)
+    need = rows * cols * channels * itemsize
+    if need > budget // 2:
+        raise budget_error(f"input '{p}'", need, budget)
+    try:
+        return imagecodecs.png_decode(p.read_bytes())
+    except Exception as exc:
+        raise InputError(f"cannot decode input '{p}': {exc}") from exc
+
+
+def decode_jpeg(p: Path, budget: int) -> np.ndarray:
+    where = f"input '{p}'"
+    if p.stat().st_size == 0:
+        raise InputError(f"{where} is empty (0 bytes)")
+    with warnings.catch_warnings():
+        # The budget check below is the guard that matters; Pillow's warning would be noise.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(p)
+        except Image.DecompressionBombError as exc:
+            raise MemoryBudgetError(
+                f"{where} is too large to decode in memory ({exc}); convert it to a tiled TIFF or Zarr"
+            ) from exc
+        except Exception as exc:
+            raise InputError(f"{where} is not a readable JPEG file: {exc}") from exc
+        with im:
+            if im.format != "JPEG":
+                raise InputError(f"{where} holds a {im.format} image, not JPEG; give it the matching extension")
+            cols, rows = im.size
+            channels = 1 if im.mode in ("1", "L") else 3
+            need = rows * cols * channels
+            if need > budget // 2:
+                raise budget_error(where, need, budget)
+            try:
+                im.load()
+                # CMYK and YCbCr JPEGs become RGB; 'L' stays one channel.
+                if im.mode not in ("L", "RGB"):
+                    im = im.convert("L" if channels == 1 else "RGB")
+                return np.asarray(im)
+            except Exception as exc:
+                raise InputError(f"cannot decode {where}: {exc}") from exc
+
+
+def compute_small(image: da.Array, p: Path, budget: int, *, jpeg: bool) -> np.ndarray:
+    """Check a PNG/JPEG output's dtype, channels and size, then compute it whole."""
+    channels, dtype = image.shape[2], image.dtype
+    fmt = "JPEG" if jpeg else "PNG"
+    if jpeg and not (dtype == np.uint8 and channels in (1, 3)):
+        raise ParameterError(
+            f"output '{p}': JPEG holds uint8 images with 1 or 3 channels, not {dtype} with {channels}; "
+            "write .tif or .zarr instead"
+        )
+    if not jpeg and not (dtype in (np.uint8, np.uint16) and 1 <= channels <= 4):
+        raise ParameterError(
+            f"output '{p}': PNG holds uint8 or uint16 images with 1 to 4 channels, not {dtype} with "
+            f"{channels}; write .tif or .zarr instead"
+        )
+    if image.nbytes > budget // 2:
+        raise MemoryBudgetError(
+            f"output '{p}' needs {format_bytes(image.nbytes)} in memory to write as {fmt}, more than the "
+            f"memory budget {format_bytes(budget)} allows; write .tif or .zarr instead (or raise "
+            "--memory-limit)"
+        )
+    return np.asarray(image.compute())
+
+
+def write_png_jpeg(image: da.Array, p: Path, overwrite: bool, budget: int) -> None:
+    """Write ``image`` (rows, cols, C) to a PNG or, for ``.jpg``/``.jpeg``, a JPEG (quality 95)."""
+    png = p.suffix.lower() == ".png"
+    arr = compute_small(image, p, budget, jpeg=not png)
+    pixels = arr[:, :, 0] if arr.shape[2] == 1 else arr
+    with staged(p, overwrite) as tmp:
+        if png:
+            tmp.write_bytes(imagecodecs.png_encode(pixels))
+        else:
+            Image.fromarray(pixels).save(tmp, format="JPEG", quality=JPEG_QUALITY)

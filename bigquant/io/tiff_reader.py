@@ -1,0 +1,362 @@
+"""TIFF input, read a tile (or strip) at a time.
+
+One tiled page of interleaved samples is read with tifffile's own tile decoder
+(:class:`TileSource`); any other layout through tifffile's Zarr store; one huge uncompressed
+strip through :func:`tifffile.memmap`. The dask graph holds a small picklable reader
+(:class:`TiffReader`: path, series, level, shape, dtype), never an open file, so the same graph
+runs on threads and on process-based ``dask.distributed`` workers.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import tifffile
+import zarr
+from dask.base import tokenize
+
+from ..chunking import chunk_budget_bytes, format_bytes, resolve_chunks
+from ..errors import BigquantError, InputError, MemoryBudgetError, ParameterError
+from ._checks import check_dtype, check_image_shape
+
+#: An unnamed TIFF axis ('Q' unknown, 'I' page sequence) is taken as channels up to this length:
+#: grey, grey+alpha, RGB, RGBA written as separate pages. Longer ones are more likely stacks.
+_MAX_UNNAMED_CHANNELS = 4
+#: tifffile axis codes that mean "channels" (samples, channel, spectral lambda).
+_CHANNEL_AXES = "SCE"
+_UNNAMED_AXES = "QI"
+#: Open TIFF files each worker thread keeps; enough for a few inputs without leaking handles.
+_TIFF_CACHE_SIZE = 4
+#: Decode TIFF tiles in zarr's thread pool rather than on zarr's single event-loop thread, so
+#: several dask threads reading at once decode in parallel. tifffile decodes inline on that one
+#: thread when this is 1; above 1, it also decodes that many tiles of one chunk at once, and a
+#: few per core keep the cores busy while others wait for reads.
+_TIFF_DECODE_WORKERS = 4 * (os.cpu_count() or 1)
+
+_tiff_cache = threading.local()
+
+
+def _tiff_source(path: str, series: int, level: int, stamp: tuple[int, int], mode: str) -> Any:
+    """This thread's open view of one TIFF level, opened on first use: tifffile's zarr store
+    (``mode`` "zarr"), a memmap ("memmap") or a :class:`TileSource` ("tiles").
+
+    Kept per thread so a thread re-reads no IFDs for its next chunk and never shares a file
+    position with another thread; keyed by (mtime, size) so a rewritten file is reopened.
+    """
+    cache: collections.OrderedDict | None = getattr(_tiff_cache, "entries", None)
+    if cache is None:
+        cache = _tiff_cache.entries = collections.OrderedDict()
+    key = (path, series, level, stamp, mode)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key][1]
+    for old in [k for k in cache if k[:3] == key[:3]]:
+        _close_quietly(cache.pop(old)[0])
+    if mode == "memmap":
+        handle, source = None, tifffile.memmap(path, series=series, level=level, mode="r")
+    else:
+        handle = tifffile.TiffFile(path)
+        try:
+            if mode == "tiles":
+                source = TileSource(handle.series[series].levels[level].pages[0], handle.filehandle)
+            else:
+                store = handle.aszarr(series=series, level=level, maxworkers=_TIFF_DECODE_WORKERS)
+                source = zarr.open_array(store, mode="r")
+        except BaseException:
+            handle.close()
+            raise
+    cache[key] = (handle, source)
+    while len(cache) > _TIFF_CACHE_SIZE:
+        _close_quietly(cache.popitem(last=False)[1][0])
+    return source
+
+
+def _tiles_readable(pages: Sequence[Any], shape: tuple[int, int, int], dtype: np.dtype) -> bool:
+    """True when one tiled page holds the level as (rows, cols, samples) tiles that
+    :class:`TileSource` can decode one by one."""
+    if len(pages) != 1 or pages[0] is None:
+        return False
+    page = pages[0]
+    try:
+        return bool(
+            page.is_tiled
+            and page.imagedepth == 1
+            and page.tiledepth == 1
+            and (page.planarconfig == 1 or page.samplesperpixel == 1)
+            and (page.imagelength, page.imagewidth, page.samplesperpixel) == tuple(shape)
+            and np.dtype(page.dtype).newbyteorder("=") == dtype
+            and not page.is_subsampled
+        )
+    except Exception:  # an attribute this page type lacks: let tifffile's zarr store read it
+        return False
+
+
+class TileSource:
+    """One tiled TIFF page read region by region: each tile overlapping the region is read with
+    ``os.pread`` and decoded by tifffile's own decoder for the page (``TiffPage.decode``).
+
+    The same tiles and decoders as tifffile's zarr store, without zarr's event loop between the
+    reading thread and the decoder, which makes a pass over a large tiled file markedly faster.
+    """
+
+    def __init__(self, page: Any, filehandle: Any) -> None:
+        self.page = page
+        self.fd = filehandle.fileno()
+        self.rows, self.cols = page.imagelength, page.imagewidth
+        self.th, self.tw = page.tilelength, page.tilewidth
+        self.across = -(-self.cols // self.tw)
+        self.offsets = page.dataoffsets
+        self.counts = page.databytecounts
+        self.spp = page.samplesperpixel
+
+    def read(self, rows: slice, cols: slice, dtype: np.dtype) -> np.ndarray:
+        th, tw = self.th, self.tw
+        out = np.zeros((rows.stop - rows.start, cols.stop - cols.start, self.spp), dtype=dtype)
+        decode, tables = self.page.decode, self.page.jpegtables
+        for ty in range(rows.start // th, -(-rows.stop // th)):
+            for tx in range(cols.start // tw, -(-cols.stop // tw)):
+                i = ty * self.across + tx
+                if not self.counts[i]:
+                    continue  # a tile never written: zeros, as tifffile fills it
+                data = os.pread(self.fd, self.counts[i], self.offsets[i])
+                if len(data) != self.counts[i]:
+                    raise InputError(f"tile {i} ends past the end of the file")
+                seg = decode(data, i, jpegtables=tables)[0].reshape(th, tw, self.spp)
+                y0, x0 = max(rows.start, ty * th), max(cols.start, tx * tw)
+                y1, x1 = min(rows.stop, (ty + 1) * th), min(cols.stop, (tx + 1) * tw)
+                out[y0 - rows.start : y1 - rows.start, x0 - cols.start : x1 - cols.start] = seg[
+                    y0 - ty * th : y1 - ty * th, x0 - tx * tw : x1 - tx * tw
+                ]
+        return out
+
+
+def _close_quietly(handle: Any) -> None:
+    if handle is not None:
+        with contextlib.suppress(Exception):
+            handle.close()
+
+
+def _file_stamp(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size
+
+
+class TiffReader:
+    """Picklable stand-in for one TIFF series level, seen as an array of shape (rows, cols, C).
+
+    :func:`dask.array.from_array` stores this object once in the graph and calls
+    ``__getitem__`` once per chunk; each call opens the file through a per-thread cache. The
+    object holds only the path and a few integers, so it pickles in a few hundred bytes.
+
+    Parameters
+    ----------
+    path : str
+        The TIFF file.
+    series, level : int
+        tifffile series index and pyramid level.
+    source_shape : tuple of int
+        Shape of the level as tifffile's zarr store (or memmap) presents it.
+    row_axis, col_axis : int
+        Positions of 'Y' and 'X' in ``source_shape``.
+    chan_axis : int or None
+        Position of the channel axis, or None for greyscale. Any other axis has length 1.
+    dtype : numpy.dtype
+        Native-order pixel dtype.
+    stamp : (int, int)
+        File (mtime_ns, size) when opened; a read of a changed file raises InputError.
+    mode : {"tiles", "zarr", "memmap"}
+        How to read: tile by tile with tifffile's decoder (:class:`TileSource`, one tiled
+        page), through tifffile's zarr store (any layout), or with :func:`tifffile.memmap`
+        (uncompressed, contiguous data).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        series: int,
+        level: int,
+        source_shape: tuple[int, ...],
+        row_axis: int,
+        col_axis: int,
+        chan_axis: int | None,
+        dtype: np.dtype,
+        stamp: tuple[int, int],
+        mode: str = "zarr",
+    ) -> None:
+        self.path = path
+        self.series = series
+        self.level = level
+        self.source_shape = tuple(int(n) for n in source_shape)
+        self.row_axis = row_axis
+        self.col_axis = col_axis
+        self.chan_axis = chan_axis
+        self.dtype = np.dtype(dtype)
+        self.stamp = stamp
+        self.mode = mode
+        channels = self.source_shape[chan_axis] if chan_axis is not None else 1
+        self.shape = (self.source_shape[row_axis], self.source_shape[col_axis], channels)
+        self.ndim = 3
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("bigquant-tiff", self.path, self.series, self.level, self.stamp, self.mode)
+
+    def __repr__(self) -> str:
+        return f"TiffReader({self.path!r}, level={self.level}, shape={self.shape}, dtype={self.dtype})"
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        rows, cols, chans = (slice(*k.indices(n)) for k, n in zip(key, self.shape, strict=True))
+        where = f"rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} of input '{self.path}'"
+        try:
+            stamp = _file_stamp(self.path)
+        except OSError as exc:
+            raise InputError(f"cannot read {where}: {exc}") from exc
+        if stamp != self.stamp:
+            raise InputError(f"input '{self.path}' changed on disk after it was opened; open it again")
+        if self.mode == "tiles":
+            try:
+                source = _tiff_source(self.path, self.series, self.level, self.stamp, self.mode)
+                return source.read(rows, cols, self.dtype)[:, :, chans]
+            except Exception as exc:
+                raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
+        sel: list[Any] = [0] * len(self.source_shape)  # any other axis has length 1
+        sel[self.row_axis], sel[self.col_axis] = rows, cols
+        if self.chan_axis is not None:
+            sel[self.chan_axis] = chans
+        try:
+            source = _tiff_source(self.path, self.series, self.level, self.stamp, self.mode)
+            block = np.asarray(source[tuple(sel)])
+        except Exception as exc:
+            raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
+        kept = sorted(a for a in (self.row_axis, self.col_axis, self.chan_axis) if a is not None)
+        order = [kept.index(self.row_axis), kept.index(self.col_axis)]
+        if self.chan_axis is not None:
+            order.append(kept.index(self.chan_axis))
+        block = block.transpose(order)
+        if self.chan_axis is None:
+            block = block[:, :, None][:, :, chans]
+        return np.ascontiguousarray(block, dtype=self.dtype)
+
+
+def _tiff_axes(where: str, shape: tuple[int, ...], axes: str) -> tuple[int, int, int | None]:
+    """Positions of rows, cols and channels in a tifffile series, or InputError."""
+    if "Y" not in axes or "X" not in axes:
+        raise InputError(f"{where} has shape {shape} with axes {axes!r}; expected rows 'Y' and columns 'X'")
+    extra = [(i, a) for i, a in enumerate(axes) if a not in "YX" and shape[i] > 1]
+    if len(extra) > 1:
+        raise InputError(
+            f"{where} has shape {shape} with axes {axes!r}: more than 3 dimensions; bigquant "
+            "reads one 2-D image with channels; extract one plane first"
+        )
+    if not extra:
+        return axes.index("Y"), axes.index("X"), None
+    i, a = extra[0]
+    if a in _CHANNEL_AXES or (a in _UNNAMED_AXES and shape[i] <= _MAX_UNNAMED_CHANNELS):
+        return axes.index("Y"), axes.index("X"), i
+    raise InputError(
+        f"{where} has shape {shape} with axes {axes!r}: its {a!r} axis of length {shape[i]} is a "
+        "stack of images, not channels; extract one plane first"
+    )
+
+
+def _tiff_data_end(pages: Sequence[Any]) -> int:
+    """The largest byte offset any strip or tile of ``pages`` extends to."""
+    end = 0
+    for page in pages:
+        if page is None:
+            continue
+        offsets = np.asarray(page.dataoffsets, dtype=np.int64)
+        counts = np.asarray(page.databytecounts, dtype=np.int64)
+        if offsets.size:
+            end = max(end, int((offsets + counts).max()))
+    return end
+
+
+def read_tiff(p: Path, level: int, budget: int, chunks: Sequence[int] | None, threads: int | None) -> da.Array:
+    where = f"input '{p}'"
+    try:
+        tf = tifffile.TiffFile(p)
+    except Exception as exc:
+        empty = " (0 bytes)" if p.stat().st_size == 0 else ""
+        raise InputError(f"{where}{empty} is not a readable TIFF file: {exc}") from exc
+    series_index = 0
+    try:
+        with tf:
+            if not tf.series:
+                raise InputError(f"{where} holds no images")
+            series = tf.series[series_index]
+            levels = series.levels
+            if level >= len(levels):
+                raise ParameterError(
+                    f"level {level} is out of range: {where} has {len(levels)} level(s) (0..{len(levels) - 1})"
+                )
+            lvl = levels[level]
+            shape, axes = tuple(int(n) for n in lvl.shape), str(lvl.axes)
+            row_axis, col_axis, chan_axis = _tiff_axes(where, shape, axes)
+            dtype = check_dtype(lvl.dtype, where)
+            rows, cols = shape[row_axis], shape[col_axis]
+            channels = shape[chan_axis] if chan_axis is not None else 1
+            check_image_shape((rows, cols, channels), where, axes)
+            size = p.stat().st_size
+            end = _tiff_data_end(lvl.pages)
+            if end > size:
+                raise InputError(
+                    f"{where} is truncated: its image data extends to byte {end} but the file has {size} bytes"
+                )
+            store = tf.aszarr(series=series_index, level=level)
+            source_chunks = zarr.open_array(store, mode="r").chunks
+            contiguous = lvl.dataoffset is not None
+            tiles = _tiles_readable(lvl.pages, (rows, cols, channels), dtype)
+    except BigquantError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
+
+    itemsize = dtype.itemsize
+    tile = (source_chunks[row_axis], source_chunks[col_axis])
+    tile_bytes = tile[0] * tile[1] * channels * itemsize
+    mode = "tiles" if tiles else "zarr"
+    if tile_bytes > chunk_budget_bytes(budget, threads):
+        if contiguous:
+            # One huge uncompressed strip (tifffile's default layout): a memmap reads any rows
+            # without decoding the whole strip per chunk.
+            mode, tile = "memmap", None
+        elif tile_bytes > budget // 2:
+            raise MemoryBudgetError(
+                f"{where} stores its pixels in blocks of {tile[0]} x {tile[1]} pixels "
+                f"({format_bytes(tile_bytes)} each), more than half the memory budget "
+                f"{format_bytes(budget)}; rewrite it as a tiled TIFF (e.g. 256 x 256 tiles) or raise "
+                "--memory-limit"
+            )
+    reader = TiffReader(
+        str(p.absolute()),
+        series_index,
+        level,
+        shape,
+        row_axis,
+        col_axis,
+        chan_axis,
+        dtype,
+        _file_stamp(str(p)),
+        mode,
+    )
+    cr, cc = resolve_chunks((rows, cols), itemsize * channels, budget, chunks, tile, threads)
+    return da.from_array(
+        reader,
+        chunks=(cr, cc, channels),
+        lock=False,
+        asarray=True,
+        fancy=False,
+        meta=np.empty((0, 0, 0), dtype=dtype),
+        name=f"read-tiff-{tokenize(reader, cr, cc)}",
+    )

@@ -1,0 +1,46 @@
+"""The bigquant store: a Zarr v3 group holding ``labels`` and ``codebook`` (format version 1).
+
+The package's three rooms: :mod:`.format` (names, version, limits, codecs, metadata validation),
+:mod:`.writer` (the only code that writes stores) and :mod:`.reader`. :func:`open` is the one
+way to open what is at a path: a :class:`Store`, or a :class:`Palette` for a palette.
+
+The store imports no algorithm and no image format: it writes the labels a given function
+computes (:meth:`StoreWriter.write_labels`) and reads them back.
+"""
+
+from __future__ import annotations
+
+from .format import (
+    ATTRS,
+    CODEBOOK,
+    FORMAT_VERSION,
+    LABELS,
+    PALETTE,
+    ZSTD_LEVEL,
+    describe_codecs,
+    label_chunk_count,
+    labels_codecs,
+)
+from .reader import Palette, Store, open, read_codebook, read_metadata, store_bytes
+from .writer import StoreWriter, check_target, write_palette
+
+__all__ = [
+    "ATTRS",
+    "CODEBOOK",
+    "FORMAT_VERSION",
+    "LABELS",
+    "PALETTE",
+    "ZSTD_LEVEL",
+    "Palette",
+    "Store",
+    "StoreWriter",
+    "check_target",
+    "describe_codecs",
+    "label_chunk_count",
+    "labels_codecs",
+    "open",
+    "read_codebook",
+    "read_metadata",
+    "store_bytes",
+    "write_palette",
+]
