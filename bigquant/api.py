@@ -19,7 +19,8 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from . import fitting, io, metrics, params
+from . import fitting, metrics, params
+from . import sources as _sources
 from . import store as _store
 from ._dask import on_default_scheduler
 from ._runtime import release_freed_memory
@@ -27,52 +28,23 @@ from .chunking import parse_memory_limit
 from .decoding import decode_store
 from .errors import ParameterError
 from .fitting import FitResult, Progress
-from .io import as_image
 from .kmeans import combine_label_stats
 from .params import DEFAULT_SAMPLE_SIZE, FitOptions
+from .sources import default_output
 from .store import Palette, Store
 
+__all__ = ["compress", "decode", "default_output", "fit", "load_source", "open_store"]
+
 PathLike = str | os.PathLike
-
-
-def default_output(source: PathLike) -> Path:
-    """``<input stem>.bq.zarr`` beside the input (``scan.tif`` -> ``scan.bq.zarr``)."""
-    p = Path(source)
-    name = p.name
-    for ext in (".ome.tiff", ".ome.tif", ".ome.zarr"):
-        if name.lower().endswith(ext):
-            name = name[: -len(ext)]
-            break
-    else:
-        name = p.stem if p.suffix else p.name
-    return p.with_name(name + ".bq.zarr")
-
-
-def _regular(x: da.Array) -> da.Array:
-    """Rechunk to a regular grid (equal chunks but a smaller last one) so store writes align."""
-
-    def regular(dim: tuple[int, ...]) -> bool:
-        return all(c == dim[0] for c in dim[:-1]) and dim[-1] <= dim[0]
-
-    if not (regular(x.chunks[0]) and regular(x.chunks[1])):
-        x = x.rechunk((max(x.chunks[0]), max(x.chunks[1]), -1))
-    if x.numblocks[2] != 1:
-        x = x.rechunk({2: -1})
-    return x
 
 
 def load_source(
     source: Any, *, level: int = 0, memory_limit: Any = None, chunks: tuple[int, int] | None = None
 ) -> tuple[da.Array, str]:
-    """The image a compress or fit reads, as a regularly chunked dask array (rows, cols, C), and its name.
-
-    ``source`` is a path (:func:`bigquant.io.read_image`) or an array (:func:`bigquant.io.as_image`);
-    the name is the path, or ``<ndarray>`` for an array.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        x = io.read_image(source, level=level, memory_limit=memory_limit, chunks=chunks)
-        return _regular(x), str(source)
-    return _regular(as_image(source, memory_limit=memory_limit, chunks=chunks)), f"<{type(source).__name__}>"
+    """The image a compress or fit reads, as a regularly chunked dask array (rows, cols, C), and its
+    name (:func:`bigquant.sources.load` without the description)."""
+    src = _sources.load(source, level=level, memory_limit=memory_limit, chunks=chunks)
+    return src.x, src.name
 
 
 def _fixed_codebook(codebook: Any) -> tuple[np.ndarray, str]:
@@ -119,7 +91,8 @@ def _write_store(
     *,
     opts: FitOptions,
     k_requested: int,
-    source_name: str,
+    source: _sources.Source,
+    options: dict[str, Any],
     labels_level: int,
     overwrite: bool,
     t0: float,
@@ -157,7 +130,9 @@ def _write_store(
             "data_range": list(data_range),
             "label_counts": [int(v) for v in stats[:k]],
             "seed": int(opts.seed),
-            "source": source_name,
+            "source": source.name,
+            **_sources.source_metadata(source),
+            "options": options,
             **fitting.stamp(opts),
             **fit.extra,
         }
@@ -179,6 +154,8 @@ def compress(
     memory_limit: str | int | None = None,
     chunks: tuple[int, int] | None = None,
     level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     init: np.ndarray | None = None,
     codebook: PathLike | np.ndarray | None = None,
@@ -193,7 +170,8 @@ def compress(
     Parameters
     ----------
     source : path or array
-        A PNG, JPEG, TIFF or Zarr path, or an array of shape (rows, cols) or (rows, cols, C)
+        An image path (any TIFF flavour, PNG, JPEG, Zarr or OME-Zarr, recognised by content; see
+        :func:`bigquant.read_image`), or an array of shape (rows, cols) or (rows, cols, C)
         (NumPy or dask).
     output : path, optional
         The store to write. Default: ``<input stem>.bq.zarr`` beside a path input.
@@ -217,7 +195,12 @@ def compress(
     chunks : (int, int), optional
         Explicit chunk shape (rows, cols) instead of one derived from the budget.
     level : int
-        Pyramid level of a pyramidal TIFF (0 = full resolution).
+        Pyramid level of a pyramidal TIFF or OME-Zarr (0 = full resolution).
+    series : int, optional
+        Image of a multi-image file (default: the first that is not a slide's label, macro or
+        thumbnail); see :func:`bigquant.read_image`.
+    axes : str, optional
+        The source's axes (``"CYX"``, ...) when its metadata does not say them.
     sample_size : int
         Pixels sampled for the k-means++ initialisation.
     init : ndarray of shape (K, C), optional
@@ -258,7 +241,20 @@ def compress(
         k_requested = fixed[0].shape[0]
     mem = parse_memory_limit(memory_limit)
     output = _check_output(source, output, overwrite)
-    x, name = load_source(source, level=level, memory_limit=mem, chunks=chunks)
+    src = _sources.load(source, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks)
+    x, name = src.x, src.name
+    options = _sources.run_options(
+        opts,
+        memory_limit=mem,
+        chunks=chunks,
+        level=level,
+        series=series,
+        axes=axes,
+        labels_level=labels_level,
+        target_psnr=target_psnr,
+        max_k=max_k if target_psnr is not None else None,
+        codebook=fixed[1] if fixed is not None else None,
+    )
     if fixed is not None:
         cb, cb_source = fixed
         if cb.shape[1] != x.shape[2]:
@@ -274,7 +270,8 @@ def compress(
         fit,
         opts=opts,
         k_requested=k_requested,
-        source_name=name,
+        source=src,
+        options=options,
         labels_level=labels_level,
         overwrite=overwrite,
         t0=t0,
@@ -300,6 +297,8 @@ def fit(
     memory_limit: str | int | None = None,
     chunks: tuple[int, int] | None = None,
     level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     overwrite: bool = False,
     progress: Progress | None = None,
@@ -316,8 +315,8 @@ def fit(
         Images with the same number of channels and dtype.
     output : path
         The palette store to write (a Zarr v3 group with ``codebook`` and metadata, no labels).
-    k, seed, max_iter, tol, method, memory_limit, chunks, level, sample_size, overwrite, progress
-        As for :func:`compress`.
+    k, seed, max_iter, tol, method, memory_limit, chunks, level, series, axes, sample_size, overwrite, progress
+        As for :func:`compress` (``level``, ``series`` and ``axes`` apply to every image).
     """
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
@@ -326,8 +325,8 @@ def fit(
         raise ParameterError("fit needs a list of one or more images")
     mem = parse_memory_limit(memory_limit)
     _store.check_target(output, overwrite)
-    loaded = [load_source(s, level=level, memory_limit=mem, chunks=chunks) for s in sources]
-    xs, names = [x for x, _ in loaded], [name for _, name in loaded]
+    loaded = [_sources.load(s, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks) for s in sources]
+    xs, names = [s.x for s in loaded], [s.name for s in loaded]
     c, dtype = xs[0].shape[2], xs[0].dtype
     for x, name in zip(xs, names):
         if x.shape[2] != c or x.dtype != dtype:
@@ -344,11 +343,13 @@ def fit(
     meta = {
         "k_requested": int(opts.k),
         "sources": names,
+        "source_paths": [s.info.path if s.info else None for s in loaded],
         "shapes": [list(map(int, x.shape)) for x in xs],
         **{key: run[key] for key in fitting.RUN_KEYS},
         "inertia_history": run["inertia_history"],
         "mse": mse,
         "psnr": metrics.psnr(mse, peak),
+        "options": _sources.run_options(opts, memory_limit=mem, chunks=chunks, level=level, series=series, axes=axes),
         **fitting.stamp(opts),
         "time_s": round(time.perf_counter() - t0, 3),
     }

@@ -19,7 +19,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="fit a K-colour codebook and write labels + codebook to a store",
         description="Quantize an image to K colours and write a bigquant store (Zarr v3).",
     )
-    c.add_argument("input", nargs="?", help="PNG, JPEG, TIFF or Zarr image")
+    c.add_argument("input", nargs="?", help="image: any TIFF (SVS, NDPI, OME-TIFF, ...), PNG, JPEG, Zarr or OME-Zarr")
     c.add_argument(
         "--sample",
         action="store_true",
@@ -32,7 +32,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         help="store to write (default: <input stem>.bq.zarr beside the input; for --sample, in the current folder)",
     )
-    options.add(c, "seed", "max_iter", "tol", "method", "level")
+    options.add(c, "seed", "max_iter", "tol", "method", "level", "series", "axes")
     c.add_argument(
         "--chunks",
         type=options.pair,
@@ -96,6 +96,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             memory_limit=args.memory_limit,
             chunks=args.chunks,
             level=args.level,
+            series=args.series,
+            axes=args.axes,
             overwrite=args.overwrite,
             progress=say,
             codebook=args.codebook,

@@ -30,9 +30,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "tol",
         "method",
         "level",
+        "series",
+        "axes",
         tol="as for compress (default 1e-4)",
         method="as for compress",
-        level="pyramid level of pyramidal TIFFs (default 0)",
+        level="pyramid level of pyramidal TIFFs or OME-Zarr (default 0)",
+        series="image N of multi-image files (default: each file's main image)",
+        axes="the images' axes, e.g. CYX (default: from their metadata)",
     )
     options.add_run_options(f)
     return f
@@ -53,6 +57,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             method=args.method,
             memory_limit=args.memory_limit,
             level=args.level,
+            series=args.series,
+            axes=args.axes,
             overwrite=args.overwrite,
             progress=say,
         )

@@ -93,7 +93,29 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "max_iter": (("--max-iter",), dict(type=int, default=100, help="most Lloyd iterations (default 100)")),
     "tol": (("--tol",), dict(type=float, default=1e-4, help=_TOL_HELP)),
     "method": (("--method",), dict(choices=METHODS, default="auto", help=_METHOD_HELP)),
-    "level": (("--level",), dict(type=int, default=0, help="pyramid level of a pyramidal TIFF (default 0, full size)")),
+    "level": (
+        ("--level",),
+        dict(type=int, default=0, help="pyramid level of a pyramidal TIFF or OME-Zarr (default 0, full size)"),
+    ),
+    "series": (
+        ("--series",),
+        dict(
+            type=int,
+            default=None,
+            metavar="N",
+            help="image N of a multi-image file, as `bigquant info INPUT` lists them (default: the first "
+            "that is not a slide's label, macro or thumbnail)",
+        ),
+    ),
+    "axes": (
+        ("--axes",),
+        dict(
+            default=None,
+            metavar="AXES",
+            help="the input array's axes in its order, e.g. CYX for channels first: Y rows, X columns, "
+            "C channels, T and Z of length 1 (default: from the input's metadata)",
+        ),
+    ),
     "debug": (
         ("--debug",),
         dict(action="store_true", default=argparse.SUPPRESS, help="show tracebacks of unexpected errors"),

@@ -1,0 +1,115 @@
+"""The image a compress or fit reads, and what its store records about it.
+
+:func:`load` opens a path (:func:`bigquant.io.open_image`: format by content, the series and
+level asked for, the axes) or takes an array, and returns it regularly chunked with its
+description; :func:`source_metadata` turns that description into the store's metadata keys
+(``source_path``, ``source_series``, ``source_level``, ``source_format``, ``source_axes``,
+``pixel_size``, ``bands``), documented in docs/store-format.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+
+from . import io
+from .io import ImageInfo, as_image, default_bands
+from .params import FitOptions
+
+PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input ready for a fit: the regularly chunked array (rows, cols, C), its name as the
+    caller gave it (the path, or ``<ndarray>``), and its description (None for an array)."""
+
+    x: da.Array
+    name: str
+    info: ImageInfo | None
+
+
+def default_output(source: PathLike) -> Path:
+    """``<input stem>.bq.zarr`` beside the input (``scan.tif`` -> ``scan.bq.zarr``)."""
+    p = Path(source)
+    name = p.name
+    for ext in (".ome.tiff", ".ome.tif", ".ome.zarr"):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    else:
+        name = p.stem if p.suffix else p.name
+    return p.with_name(name + ".bq.zarr")
+
+
+def regular(x: da.Array) -> da.Array:
+    """Rechunk to a regular grid (equal chunks but a smaller last one) so store writes align."""
+
+    def is_regular(dim: tuple[int, ...]) -> bool:
+        return all(c == dim[0] for c in dim[:-1]) and dim[-1] <= dim[0]
+
+    if not (is_regular(x.chunks[0]) and is_regular(x.chunks[1])):
+        x = x.rechunk((max(x.chunks[0]), max(x.chunks[1]), -1))
+    if x.numblocks[2] != 1:
+        x = x.rechunk({2: -1})
+    return x
+
+
+def load(
+    source: Any,
+    *,
+    level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
+    memory_limit: Any = None,
+    chunks: tuple[int, int] | None = None,
+) -> Source:
+    """The image of ``source``, a path (:func:`bigquant.io.open_image`) or an array
+    (:func:`bigquant.io.as_image`; ``level``, ``series`` and ``axes`` apply to paths only)."""
+    if isinstance(source, (str, os.PathLike)):
+        x, info = io.open_image(source, level=level, series=series, axes=axes, memory_limit=memory_limit, chunks=chunks)
+        return Source(regular(x), str(source), info)
+    x = as_image(source, memory_limit=memory_limit, chunks=chunks)
+    return Source(regular(x), f"<{type(source).__name__}>", None)
+
+
+def source_metadata(src: Source) -> dict[str, Any]:
+    """The store's keys about its source: where it was, which image of it, what its pixels are.
+
+    ``bands`` is always there (an array's bands are those of :func:`default_bands`); the
+    ``source_*`` keys only for a path, ``pixel_size`` only where the input states it.
+    """
+    if src.info is None:
+        return {"bands": list(default_bands(int(src.x.shape[2])))}
+    info = src.info
+    meta: dict[str, Any] = {
+        "source_path": info.path,
+        "source_format": info.format,
+        "source_series": info.series,
+        "source_level": info.level,
+        "source_axes": info.axes,
+        "bands": list(info.bands),
+    }
+    if info.pixel_size is not None:
+        meta["pixel_size"] = dict(info.pixel_size)
+    return meta
+
+
+def run_options(opts: FitOptions, *, memory_limit: int, chunks: Any, **asked: Any) -> dict[str, Any]:
+    """The options that shaped a result, as validated (``opts``) or as asked (``asked``: level,
+    series, axes, labels level, ...), for the metadata key ``options``."""
+    return {
+        "k": int(opts.k),
+        "method": opts.method,
+        "memory_limit": int(memory_limit),
+        "chunks": [int(c) for c in chunks] if chunks else None,
+        "seed": int(opts.seed),
+        "max_iter": int(opts.max_iter),
+        "tol": float(opts.tol),
+        "sample_size": int(opts.sample_size),
+        **asked,
+    }
