@@ -1,4 +1,4 @@
-"""``bigquant info``: summarise a store or a palette."""
+"""``bigquant info``: summarise a store or a palette, or describe any input image and plan its compress."""
 
 from __future__ import annotations
 
@@ -12,23 +12,73 @@ NAME = "info"
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    i = sub.add_parser(NAME, help="summarise a store", description="Print a store's metadata and accounting.")
-    i.add_argument("store", help="bigquant store (.bq.zarr)")
+    i = sub.add_parser(
+        NAME,
+        help="summarise a store, or describe an input image and plan its compress",
+        description="Print a store's metadata and accounting; or, for an input image (any format "
+        "compress reads), its format, series and levels, tiles, pixel size and bands, the path and "
+        "chunks a compress would use, and an estimate of its passes, time and peak memory. Reads "
+        "only metadata and, for the estimate, a few of the input's tiles.",
+    )
+    i.add_argument("path", metavar="PATH", help="a bigquant store or palette (.bq.zarr), or an input image")
     i.add_argument("--json", action="store_true", help="print one JSON object")
+    options.add(
+        i,
+        "k",
+        "method",
+        "max_iter",
+        "level",
+        "series",
+        "axes",
+        "memory_limit",
+        k="K of the compress to plan, 1-65536 (default 16; inputs only)",
+        method="path of the compress to plan (default auto; inputs only)",
+        max_iter="most Lloyd iterations of the compress to plan (default 100; inputs only)",
+    )
+    i.add_argument(
+        "--chunks",
+        type=options.pair,
+        default=None,
+        metavar="ROWS,COLS",
+        help="chunk shape of the compress to plan, instead of one derived from --memory-limit",
+    )
     options.add(i, "debug")
     return i
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .. import store
+
+    if store.is_store(args.path):
+        return _store_info(args, out)
+    from .. import io, planning, report
+
+    info = io.inspect(args.path, level=args.level, series=args.series, axes=args.axes)
+    est = planning.estimate(
+        info,
+        k=options.k_value(args.k),
+        method=args.method,
+        memory_limit=args.memory_limit,
+        chunks=args.chunks,
+        max_iter=args.max_iter,
+    )
+    if args.json:
+        print(json.dumps({**info.to_dict(), "estimate": est.to_dict()}), file=out)
+    else:
+        print("\n".join(report.input_lines(info.to_dict(), est.to_dict())), file=out)
+    return 0
+
+
+def _store_info(args: argparse.Namespace, out: TextIO) -> int:
     from .. import report, store
 
-    opened = store.open(args.store)
+    opened = store.open(args.path)
     if isinstance(opened, store.Palette):  # a codebook without labels
         meta = opened.metadata
         if args.json:
-            print(json.dumps({**meta, "path": str(args.store)}, default=str), file=out)
+            print(json.dumps({**meta, "path": str(args.path)}, default=str), file=out)
         else:
-            print("\n".join(report.palette_lines(args.store, meta)), file=out)
+            print("\n".join(report.palette_lines(args.path, meta)), file=out)
         return 0
     info = opened.info()
     if args.json:

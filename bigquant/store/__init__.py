@@ -21,7 +21,7 @@ from .format import (
     label_chunk_count,
     labels_codecs,
 )
-from .reader import Palette, Store, open, read_codebook, read_metadata, store_bytes
+from .reader import Palette, Store, is_store, open, read_codebook, read_metadata, store_bytes
 from .writer import StoreWriter, check_target, write_palette
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "StoreWriter",
     "check_target",
     "describe_codecs",
+    "is_store",
     "label_chunk_count",
     "labels_codecs",
     "open",

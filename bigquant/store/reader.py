@@ -29,6 +29,7 @@ from .format import (
     MAX_METADATA_BYTES,
     PALETTE,
     describe_codecs,
+    is_store_document,
     label_chunk_count,
     validate_metadata,
 )
@@ -55,6 +56,18 @@ def read_metadata(path: PathLike) -> dict:
     except (OSError, ValueError) as exc:
         raise StoreFormatError(f"{str(p)!r} is not a bigquant store: unreadable zarr.json ({exc})") from exc
     return validate_metadata(p, doc)
+
+
+def is_store(path: PathLike) -> bool:
+    """True when ``path`` is a folder whose group ``zarr.json`` carries bigquant metadata (a store
+    or a palette, complete or not): what :func:`open` is for, rather than an image reader."""
+    zj = Path(path) / "zarr.json"
+    try:
+        if not zj.is_file() or zj.stat().st_size > MAX_METADATA_BYTES:
+            return False
+        return is_store_document(json.loads(zj.read_text()))
+    except (OSError, ValueError):
+        return False
 
 
 class LabelsReader:
@@ -331,4 +344,4 @@ def open(path: PathLike) -> Store | Palette:  # noqa: A001 - the store's own ope
     return Store(path)
 
 
-__all__ = ["LabelsReader", "Palette", "Store", "open", "read_codebook", "read_metadata", "store_bytes"]
+__all__ = ["LabelsReader", "Palette", "Store", "is_store", "open", "read_codebook", "read_metadata", "store_bytes"]
