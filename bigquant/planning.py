@@ -12,8 +12,11 @@ The estimate is a cost model, not a dry run:
   is *measured* (:func:`bigquant.io.probe_read`: a few of the source's own tiles decoded and timed on one
   thread) where the source is read in tiles, and a per-pixel constant for PNG and JPEG (decoded
   once, whole); the kernels' costs are per-pixel constants measured on this project's machine;
-* **peak memory** = the process's base + per thread: the chunk and its working copies and, on
-  the histogram path, the dense count table; + the decoded image for PNG and JPEG.
+* **peak memory** = the process's base + per busy thread its chunk (input and per-pixel working
+  bytes) and, on the histogram path, the touched part of its dense count table; + the colour ->
+  label table and the distinct colours (histogram path); + the decoded image for PNG and JPEG.
+* the fit on the histogram grows with the distinct colours, which are only known after the
+  first pass: they are guessed from the pixel count, so that part is the least sure (within 3x).
 
 The constants and the check of the model against real runs (its error) are in
 benchmarks/README.md ("Estimates of bigquant info").
@@ -36,23 +39,36 @@ from .seeding import SAMPLE_MAX_BLOCKS
 
 #: Process start of ``bigquant compress``: imports, numba's set-up, the kernels from the cache.
 START_S = 1.0
-#: Resident memory of that process before it holds any pixel.
-BASE_BYTES = 230 << 20
-#: Histogram pass, per pixel and thread: a colour code and its count.
-HIST_NS = 4.0
+#: Resident memory of that process before it holds any pixel (measured: 216 MiB for a 3.8 Mpx
+#: uint16 image in one chunk, of which about 50 MiB was the chunk).
+BASE_BYTES = 180 << 20
+#: Histogram pass, per pixel and thread: colour codes, counts and the merges of the chunks' parts.
+HIST_NS = 6.0
 #: Label pass, per pixel and thread: the colour -> label table, the store's zstd, its write.
-LABEL_NS = 6.0
-#: Pixel path, per pixel, thread and Lloyd pass: per centroid and channel, and fixed.
-LLOYD_NS_PER_KC = 1.0
-LLOYD_NS = 5.0
-#: Fit on the histogram, per distinct colour and centroid (Hamerly's bounds prune most pairs).
-FIT_NS_PER_COLOUR_K = 2.0
+LABEL_NS = 12.0
+#: Pixel path, per pixel, thread and Lloyd pass: fixed, and per centroid and channel.
+LLOYD_NS = 24.0
+LLOYD_NS_PER_KC = 0.3
+#: Fit on the histogram: ``FIT_NS * distinct colours * K ** FIT_K_POWER`` (Hamerly's bounds
+#: make the cost grow slower than K).
+FIT_NS = 40.0
+FIT_K_POWER = 0.63
+#: Distinct colours of a uint8 RGB image, guessed from its pixels: ``DISTINCT_SCALE * pixels **
+#: DISTINCT_POWER`` (photographs and slides of 7 Mpx to 0.25 Gpx lie within 3x of it), capped
+#: by the pixels and the 2**(8 C) colours that exist.
+DISTINCT_SCALE = 30.0
+DISTINCT_POWER = 0.6
 #: Decode of a whole PNG or JPEG, per pixel (one thread; it is not split).
-WHOLE_DECODE_NS = {"png": 12.0, "jpeg": 8.0}
-#: Bytes per pixel of a chunk a thread holds at once: input, labels, codes and temporaries.
-CHUNK_COPIES = 2.0
-#: Lloyd passes of a typical pixel-path fit after its warm start on the pixel sample.
-TYPICAL_LLOYD_PASSES = 12
+WHOLE_DECODE_NS = {"png": 15.0, "jpeg": 8.0}
+#: Per-thread memory of the histogram path: the touched pages of the dense count table (int32,
+#: 64 MiB for 3 channels, touched where the chunk's colours fall), and the colour -> label table.
+TABLE_BYTES = 40 << 20
+LUT_BYTES = 16 << 20
+#: Bytes per distinct colour the fit holds (the colour, its count, bounds and labels).
+COLOUR_BYTES = 16
+#: Lloyd passes assumed "typical" on the pixel path; the real count depends on the image and K
+#: (measured 10 at K = 8 and 66 at K = 32 on the same photograph), hence the range.
+TYPICAL_LLOYD_PASSES = 30
 #: Tiles :func:`bigquant.io.probe_read` decodes, spread along the image's diagonal.
 PROBE_TILES = 6
 
@@ -77,6 +93,10 @@ class Estimate:
         Estimated wall time for those pass counts, start-up included.
     peak_bytes : int
         Estimated peak resident memory.
+    pass_s : float
+        Seconds of one more pass: a Lloyd pass (pixel path) or the label pass (histogram path).
+    fit_s : float
+        Seconds of the fit on the histogram (0 on the pixel path, whose fit is its passes).
     read_ns : float
         Read cost per pixel and thread used for the time (measured, or the PNG/JPEG constant).
     read_basis : str
@@ -92,6 +112,8 @@ class Estimate:
     passes: tuple[int, int, int]
     time_s: tuple[float, float, float]
     peak_bytes: int
+    pass_s: float
+    fit_s: float
     read_ns: float
     read_basis: str
 
@@ -134,26 +156,23 @@ def estimate(
     if read_ns is None:
         read_ns = WHOLE_DECODE_NS.get(info.container, 10.0)
     basis = "decoded whole (constant)" if whole else f"measured on {PROBE_TILES} tiles"
-    sample_share = min(1.0, SAMPLE_MAX_BLOCKS / n_chunks)
-    # A PNG/JPEG is decoded once, on one thread; later passes find its pixels in memory.
-    first_read = read_ns * pixels if whole else read_ns * pixels / busy
-    again_read = 0.0 if whole else read_ns * pixels / busy
-    label_pass = again_read + LABEL_NS * pixels / busy
+    ns = _Costs(pixels, busy, read_ns, whole)
+    peak = BASE_BYTES + busy * cr * cc * (bpp + EXTRA_BYTES_PER_PIXEL) + (pixels * bpp if whole else 0)
     if hist:
-        distinct = min(pixels, nbins(c), 4_000_000)
-        fit = FIT_NS_PER_COLOUR_K * distinct * math.sqrt(k) * 40
-        t = START_S + 1e-9 * (first_read + HIST_NS * pixels / busy + fit + label_pass)
+        distinct = min(pixels, nbins(c), int(DISTINCT_SCALE * pixels**DISTINCT_POWER))
+        fit_s = 1e-9 * FIT_NS * distinct * k**FIT_K_POWER
+        pass_s = ns.pass_s(LABEL_NS)
+        t = START_S + ns.first_s(HIST_NS) + fit_s + pass_s
         passes, times = (2, 2, 2), (t, t, t)
+        peak += busy * TABLE_BYTES * (c == 3) + LUT_BYTES + COLOUR_BYTES * distinct
     else:
-        lloyd = again_read + (LLOYD_NS + LLOYD_NS_PER_KC * k * c) * pixels / busy
-        fixed = START_S + 1e-9 * (first_read * sample_share + label_pass + lloyd)
-        first_is_sample = first_read * (1 - sample_share)  # the first Lloyd pass may read the rest
+        fit_s, pass_s = 0.0, ns.pass_s(LLOYD_NS + LLOYD_NS_PER_KC * k * c)
+        share = min(1.0, SAMPLE_MAX_BLOCKS / n_chunks)  # the sample pass reads at most 64 chunks
+        # The sample pass (or the one decode of a PNG/JPEG), the label pass, then n Lloyd passes.
+        fixed = START_S + (ns.first_s(0.0) if whole else ns.again * share) + ns.pass_s(LABEL_NS)
         counts = (1, min(TYPICAL_LLOYD_PASSES, max_iter), max_iter)
-        passes = tuple(2 + n for n in counts)  # type: ignore[assignment]
-        times = tuple(fixed + 1e-9 * (first_is_sample + (n - 1) * lloyd) for n in counts)  # type: ignore[assignment]
-    chunk_bytes = cr * cc * (bpp + EXTRA_BYTES_PER_PIXEL) * CHUNK_COPIES
-    table = 4 * nbins(c) if hist and c == 3 else 0
-    peak = BASE_BYTES + busy * (chunk_bytes + table) + (pixels * bpp * 2 if whole else 0)
+        passes = (3, counts[1] + 2, max_iter + 2)
+        times = (fixed + counts[0] * pass_s, fixed + counts[1] * pass_s, fixed + counts[2] * pass_s)
     return Estimate(
         "histogram" if hist else "pixels",
         k,
@@ -162,8 +181,35 @@ def estimate(
         threads,
         budget,
         passes,
-        tuple(round(t, 1) for t in times),  # type: ignore[arg-type]
+        (round(times[0], 1), round(times[1], 1), round(times[2], 1)),
         int(peak),
+        round(pass_s, 3),
+        round(fit_s, 3),
         float(read_ns),
         basis,
     )
+
+
+@dataclass(frozen=True)
+class _Costs:
+    """Seconds of passes over ``pixels`` split among ``busy`` threads, reading at ``read_ns`` per
+    pixel and thread; a ``whole`` image (PNG, JPEG) is decoded once on one thread and then in memory."""
+
+    pixels: int
+    busy: int
+    read_ns: float
+    whole: bool
+
+    @property
+    def again(self) -> float:
+        """The read part of a pass after the first."""
+        return 0.0 if self.whole else 1e-9 * self.read_ns * self.pixels / self.busy
+
+    def first_s(self, kernel_ns: float) -> float:
+        """The first pass: the first read of every pixel, and a kernel of ``kernel_ns`` a pixel."""
+        read = 1e-9 * self.read_ns * self.pixels * (1 if self.whole else 1 / self.busy)
+        return read + 1e-9 * kernel_ns * self.pixels / self.busy
+
+    def pass_s(self, kernel_ns: float) -> float:
+        """A later pass: the read again (from the file; in memory for PNG/JPEG) and the kernel."""
+        return self.again + 1e-9 * kernel_ns * self.pixels / self.busy
