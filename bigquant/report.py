@@ -165,7 +165,7 @@ def estimate_lines(est: dict) -> list[str]:
         passes = f"{lo} to {hi} passes over the image (one per Lloyd iteration, plus 2; say {typical})"
         when = f"about {_seconds(t_typ)} ({_seconds(t_lo)} to {_seconds(t_hi)}; {est['pass_s']:.2g} s a Lloyd pass)"
     return [
-        f"  plan        {est['path']} path, chunks {_shape(est['chunks'])} ({est['n_chunks']} chunks), "
+        f"  plan        {est['path']} path, chunks {_shape(est['chunks'])} ({est['n_chunks']} chunk{'s' if est['n_chunks'] != 1 else ''}), "
         f"{est['threads']} threads, memory limit {format_bytes(est['memory_limit'])}",
         f"  estimate    K={est['k']}: {passes}; {when}, peak memory about {format_bytes(est['peak_bytes'])}",
         f"              (read {est['read_ns']:.1f} ns/pixel/thread, {est['read_basis']}; "
@@ -181,7 +181,7 @@ def input_lines(info: dict, est: dict | None = None) -> list[str]:
         f"{info['path']}  ({info['format_name']}; {info['detail']}; {format_bytes(info['file_bytes'])})",
         f"  image       {rows} x {cols} x {c} {info['dtype']} ({rows * cols / 1e6:.2f} Mpx): "
         f"series {info['series']}, level {info['level']}, axes {info['axes']}",
-        f"  tiles       {_tile_text(info['tile'], info['shape'][:2], 'YX')}, compression {info['compression']}",
+        f"  storage     {_tile_text(info['tile'], info['shape'][:2], 'YX')}, compression {info['compression']}",
         f"  pixel size  {pixel_size_text(info['pixel_size'])}",
         f"  bands       {', '.join(info['bands'])}",
         "  contents",
