@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
         command.add_parser(sub)
+    p.set_defaults(subparsers=sub.choices)
     return p
 
 
@@ -84,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the subcommand's parser, so that the error names the subcommand
+            where = args.subparsers.get(args.command) if args.command else None
+            (where or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return int(exc.code or 0)
     if args.command is None:

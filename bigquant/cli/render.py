@@ -85,6 +85,7 @@ class _Phase:
     stop: float = math.nan
     shifts: list[float] = field(default_factory=list)
     it_started: float = 0.0  # when the current iteration (pass) began
+    it_ended: float = 0.0  # when the last iteration ended
     done: int = 0
     total: int = 0
     feeds: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -133,19 +134,24 @@ class Renderer:
         self._lock = threading.RLock()
         self._drawn = 0.0
         self._line_open = False
+        self._last = clock()  # when the last event came
 
     # --- events -----------------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            if isinstance(event, Step):
-                self._finish()
-                self._write_line(event.text)
-            elif isinstance(event, Pass):
-                self._pass(event)
-            elif isinstance(event, Iteration):
-                self._iteration(event)
-            self._draw(force=True)
+            self._event(event)
+            self._last = self.clock()
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, Step):
+            self._finish()
+            self._write_line(event.text)
+        elif isinstance(event, Pass):
+            self._pass(event)
+        elif isinstance(event, Iteration):
+            self._iteration(event)
+        self._draw(force=True)
 
     def _pass(self, event: Pass) -> None:
         now = self.clock()
@@ -166,11 +172,13 @@ class Renderer:
     def _iteration(self, event: Iteration) -> None:
         p = self.phase
         if p is None or not p.iterations or p.name != event.stage:
-            self._start(_Phase(event.stage, self.clock(), iterations=True))
+            # In-memory iterations announce no pass: the stage began when the last event ended.
+            self._start(_Phase(event.stage, self._last, iterations=True))
             p = self.phase
         assert p is not None
         p.it, p.max_iter, p.shift, p.stop = event.it, event.max_iter, event.shift, event.stop_shift
         p.shifts.append(event.shift)
+        p.it_ended = self.clock()
 
     def _start(self, phase: _Phase) -> None:
         self._finish()
@@ -198,7 +206,7 @@ class Renderer:
         with self._lock:
             if self.phase is not None and generation == self.generation:
                 self.phase.feeds[key] = (done, total)
-                self._draw()
+                self._draw(force=True)  # feeds come a few times a second at most
 
     def tick(self) -> None:
         """Redraw (the elapsed time moves on) or, not live, log a running phase now and then."""
@@ -244,7 +252,7 @@ class Renderer:
             return (f"{p.name} {max(p.current, 1)}/{p.max_iter}" if p.max_iter else p.name) + tasks
         if final:
             return (
-                f"{p.name}: {p.it} iteration{'s' if p.it != 1 else ''} in {duration(now - p.started)}"
+                f"{p.name}: {p.it} iteration{'s' if p.it != 1 else ''} in {duration(p.it_ended - p.started)}"
                 f" · last shift {p.shift:.3g} (stop ≤ {p.stop:.3g})"
             )
         line = f"{p.name} {max(p.it, p.current)}/{p.max_iter} · shift {p.shift:.3g} → stop ≤ {p.stop:.3g}"
