@@ -41,4 +41,4 @@ def compile_notice(r: Any) -> None:
     from ..progress import Step
 
     if not _runtime.kernels_cached():
-        r(Step("compiling bigquant's kernels: first run only, about 10-20 s; later runs load them from numba's cache"))
+        r(Step("compiling bigquant's kernels: first run only, about 5-10 s; later runs load them from numba's cache"))

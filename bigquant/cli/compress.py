@@ -9,7 +9,6 @@ from typing import Any, TextIO
 from . import options
 from ._cluster import scheduler
 from .common import UsageError, compile_notice, renderer
-from .tasks import watching
 
 NAME = "compress"
 
@@ -105,6 +104,7 @@ def input_bytes(path: Any) -> int | None:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, report
+    from .tasks import watching  # with the library: --help stays light
 
     if args.sample and args.input:
         raise UsageError("give an input or --sample, not both")

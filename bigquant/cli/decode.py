@@ -8,7 +8,6 @@ from typing import Any, TextIO
 from . import options
 from ._cluster import scheduler
 from .common import renderer
-from .tasks import watching
 
 NAME = "decode"
 
@@ -59,6 +58,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api
     from ..progress import Pass
+    from .tasks import watching  # with the library: --help stays light
 
     r = renderer(args, err)
     with scheduler(args, err) as client, watching(r, client):

@@ -8,7 +8,6 @@ from typing import Any, TextIO
 from . import options
 from ._cluster import scheduler
 from .common import compile_notice, renderer
-from .tasks import watching
 
 NAME = "fit"
 
@@ -51,6 +50,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, report
+    from .tasks import watching  # with the library: --help stays light
 
     r = renderer(args, err)
     with scheduler(args, err) as client, watching(r, client):

@@ -9,7 +9,6 @@ from typing import Any, TextIO
 from . import options
 from ._cluster import scheduler
 from .common import UsageError, renderer
-from .tasks import watching
 
 NAME = "preview"
 
@@ -57,6 +56,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, io, preview
+    from .tasks import watching  # with the library: --help stays light
 
     outputs = [p for p in (args.output, args.palette, args.convergence) if p]
     if not outputs:
