@@ -234,3 +234,26 @@ def test_stop_line_says_what_the_stop_means(meta, has, lacks):
 def test_stop_line_none_for_a_fixed_codebook():
     assert report.stop_line({"stopped_by": "fixed codebook"}) is None
     assert math.isfinite(report.psnr_gain([3.0, 2.0, 1.5])[0])
+
+
+class _FakeClient:
+    """What describe() asks of a distributed.Client."""
+
+    class scheduler:  # noqa: N801 - an attribute of the client, as distributed names it
+        address = "tcp://127.0.0.1:8786"
+
+    dashboard_link = "http://127.0.0.1:8787/status"
+
+    def nthreads(self) -> dict:
+        return {"tcp://w1": 1, "tcp://w2": 1}
+
+
+@pytest.mark.parametrize("bokeh", [True, False])
+def test_dashboard_link_only_with_bokeh(bokeh, monkeypatch):
+    from bigquant.cli import _cluster
+
+    monkeypatch.setattr(_cluster, "has_bokeh", lambda: bokeh)
+    line = _cluster.describe(_FakeClient(), local=True)
+    assert line.startswith("dask: tcp://127.0.0.1:8786, 2 workers, 2 threads; ")
+    assert ("dashboard http://127.0.0.1:8787/status" in line) == bokeh
+    assert ("no dashboard (it needs bokeh on the scheduler)" in line) == (not bokeh)
