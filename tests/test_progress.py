@@ -255,3 +255,33 @@ def test_a_real_terminal_sees_the_line_rewritten(tmp_path):
     assert any(line.startswith("Lloyd: ") and " iterations in " in line for line in screen), screen
     assert not any(line.startswith("Lloyd 3/6") for line in screen), screen  # no line per iteration left
     assert b"wrote f.bq.zarr" in stdout
+
+
+@pytest.mark.timeout(120)
+def test_cluster_task_counts_come_from_the_scheduler(cluster):
+    """On a distributed client the counts are the scheduler's: every task of the compute, done."""
+    import time
+
+    import dask
+    from distributed import Client
+
+    from bigquant.cli.tasks import watching
+
+    def slow(i: int) -> int:
+        time.sleep(0.4)
+        return i
+
+    seen = []
+    r, out, clock = _renderer(live=True)
+    original = r.feed
+    r.feed = lambda *a: (seen.append(a[2:]), original(*a))  # type: ignore[method-assign]
+    with Client(cluster.address) as client, watching(r, client):
+        r(Pass("slow"))
+        parts = [dask.delayed(slow)(i, dask_key_name=f"slow-{i}") for i in range(6)]
+        (total,) = dask.compute(dask.delayed(sum)(parts, dask_key_name="sum"))
+        deadline = time.monotonic() + 10
+        while (not seen or seen[-1][0] < seen[-1][1]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert total == 15
+    assert seen and seen[-1] == (7, 7), seen  # six tasks and their sum
+    assert "7 tasks in" in _screen(out.getvalue())[-1]
