@@ -97,7 +97,8 @@ def stop_line(meta: dict) -> str | None:
         return moved or None
     gained, more = gain
     if more < 0.05:
-        return f"{moved}, but the last iterations gained {gained:.3f} dB: more would change PSNR by about {more:.2g} dB"
+        gains = f"the last iterations gained {gained:.3f} dB: more would change PSNR by about {more:.2g} dB"
+        return f"{moved}, but {gains}" if moved else gains
     return (
         f"still improving: the last iterations gained {gained:.2f} dB; a larger --max-iter would add "
         f"about {more:.2g} dB"
