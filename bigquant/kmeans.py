@@ -267,7 +267,7 @@ def lloyd_loop(
         if callback is not None:
             callback(it, inertia, shift)
         if progress is not None:
-            progress(Iteration(stage, it, max_iter, inertia, shift, tol_abs))
+            progress(Iteration(stage, it, max_iter, inertia, shift, tol_abs, inertia_rtol))
         if shift <= tol_abs and not reseeded:
             result.converged, result.stopped_by = True, "shift"
             break

@@ -65,6 +65,9 @@ class Iteration:
         Largest move of a centroid in this step, in the image's units.
     stop_shift : float
         The stage stops once ``shift <= stop_shift`` (the tolerance in the image's units).
+    stop_gain : float
+        ... or once :data:`~bigquant.params.INERTIA_PATIENCE` steps in a row each lower the
+        inertia by at most this fraction of it (0: no such test).
     """
 
     stage: str
@@ -73,6 +76,7 @@ class Iteration:
     inertia: float
     shift: float
     stop_shift: float
+    stop_gain: float = 0.0
 
     def __str__(self) -> str:
         return (

@@ -285,3 +285,29 @@ def test_cluster_task_counts_come_from_the_scheduler(cluster):
     assert total == 15
     assert seen and seen[-1] == (7, 7), seen  # six tasks and their sum
     assert "7 tasks in" in _screen(out.getvalue())[-1]
+
+
+def _inertias(gains: list[float]) -> list[float]:
+    """An inertia history whose step ``i`` lowers the inertia by ``gains[i]`` of the new value."""
+    out = [1e6]
+    for g in gains:
+        out.append(out[-1] / (1 + g))
+    return out
+
+
+@pytest.mark.parametrize(
+    "gains, expected",
+    [
+        # gains halving from 1e-3 to 1.25e-4: seven more halvings fall under 1e-6, then the
+        # five iterations of patience; the shift (flat) says nothing
+        ([1e-3, 5e-4, 2.5e-4, 1.25e-4], (12, True)),
+        # the last two gains already under 1e-6: three more iterations of patience
+        ([1e-3, 1e-4, 5e-7, 4e-7], (3, True)),
+        # gains not falling: only the bound
+        ([1e-4, 2e-4, 1e-4, 2e-4], (100, False)),
+    ],
+)
+def test_iterations_left_from_the_inertia(gains, expected):
+    inertias = _inertias(gains)
+    shifts = [1.0] * len(inertias)  # not falling
+    assert iterations_left(shifts, 0.01, 100, inertias, 1e-6) == expected

@@ -53,20 +53,49 @@ def bar(done: int, total: int, cells: int = BAR_CELLS) -> str:
     return "▕" + body.ljust(cells) + "▏"
 
 
-def iterations_left(shifts: list[float], stop: float, left: int) -> tuple[int, bool]:
+def _geometric(values: list[float], stop: float) -> int | None:
+    """Steps until the last of ``values`` (falling roughly geometrically) reaches ``stop``, at the
+    rate of the last few; None where they do not fall steadily."""
+    recent = [v for v in values[-6:] if v > 0]
+    if stop <= 0 or len(recent) < 3:
+        return None
+    if recent[-1] <= stop:
+        return 0
+    rate = (recent[-1] / recent[0]) ** (1.0 / (len(recent) - 1))
+    if rate >= 0.999:
+        return None
+    return math.ceil(math.log(stop / recent[-1]) / math.log(rate))
+
+
+def iterations_left(
+    shifts: list[float], stop: float, left: int, inertias: list[float] | None = None, stop_gain: float = 0.0
+) -> tuple[int, bool]:
     """How many more Lloyd iterations, at most ``left``: ``(n, estimated)``.
 
-    Where the last shifts fall steadily (a geometric rate below 1 over the last five), the
-    iterations until the shift reaches ``stop`` at that rate (``estimated=True``); otherwise the
-    bound ``left`` (up to ``max_iter``).
+    Each of the two stop tests gives an estimate where its measure falls steadily (a geometric
+    rate below 1 over the last five iterations): the shift until it reaches ``stop``; the
+    inertia's relative gain per iteration until it reaches ``stop_gain``, plus the
+    :data:`~bigquant.params.INERTIA_PATIENCE` iterations the test waits (fewer for those already
+    under it). The sooner of the two, ``estimated=True``; else the bound ``left`` (``max_iter``).
     """
-    recent = [s for s in shifts[-6:] if s > 0]
-    if stop > 0 and len(recent) >= 3 and recent[-1] > stop:
-        rate = (recent[-1] / recent[0]) ** (1.0 / (len(recent) - 1))
-        if rate < 0.999:
-            n = math.ceil(math.log(stop / recent[-1]) / math.log(rate))
-            if n < left:
-                return max(n, 1), True
+    from ..params import INERTIA_PATIENCE
+
+    guesses = []
+    n = _geometric(shifts, stop)
+    if n is not None and n > 0:
+        guesses.append(n)
+    if inertias and stop_gain > 0 and len(inertias) >= 2:
+        gains = [(a - b) / b for a, b in zip(inertias[:-1], inertias[1:]) if b > 0]
+        under = 0
+        for g in reversed(gains):
+            if g > stop_gain:
+                break
+            under += 1
+        m = _geometric(gains, stop_gain) if under == 0 else 0
+        if m is not None:
+            guesses.append(m + max(INERTIA_PATIENCE - under, 1))
+    if guesses and min(guesses) < left:
+        return max(min(guesses), 1), True
     return left, False
 
 
@@ -84,6 +113,8 @@ class _Phase:
     shift: float = math.nan
     stop: float = math.nan
     shifts: list[float] = field(default_factory=list)
+    inertias: list[float] = field(default_factory=list)
+    stop_gain: float = 0.0
     it_started: float = 0.0  # when the current iteration (pass) began
     it_ended: float = 0.0  # when the last iteration ended
     done: int = 0
@@ -178,6 +209,8 @@ class Renderer:
         assert p is not None
         p.it, p.max_iter, p.shift, p.stop = event.it, event.max_iter, event.shift, event.stop_shift
         p.shifts.append(event.shift)
+        p.inertias.append(event.inertia)
+        p.stop_gain = event.stop_gain
         p.it_ended = self.clock()
 
     def _start(self, phase: _Phase) -> None:
@@ -258,7 +291,7 @@ class Renderer:
         line = f"{p.name} {max(p.it, p.current)}/{p.max_iter} · shift {p.shift:.3g} → stop ≤ {p.stop:.3g}"
         left = p.max_iter - p.it
         if left > 0 and p.it >= 2:
-            n, estimated = iterations_left(p.shifts, p.stop, left)
+            n, estimated = iterations_left(p.shifts, p.stop, left, p.inertias, p.stop_gain)
             per = (now - p.started) / p.it
             line += f" · ETA {'~' if estimated else '≤ '}{duration(n * per)}"
         return line + tasks
