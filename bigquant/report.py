@@ -156,6 +156,7 @@ def fit_lines(path: Any, meta: dict) -> list[str]:
         f"wrote palette {path}",
         f"  K           {meta['k']} across {len(meta['sources'])} images, method {meta['method']}",
         f"  iterations  {meta['iterations']} ({run_state(meta)})",
+        *([f"  stop        {stop}"] if (stop := stop_line(meta)) else []),
         f"  MSE         {meta['mse']:.4g}    PSNR {psnr_text(meta['psnr'])} dB (all images together)",
         f"  use it      bigquant compress IMAGE --codebook {path}",
     ]
