@@ -26,10 +26,11 @@ from ._runtime import release_freed_memory
 from .chunking import parse_memory_limit
 from .decoding import decode_store
 from .errors import ParameterError
-from .fitting import FitResult, Progress
+from .fitting import FitResult
 from .io import as_image
 from .kmeans import combine_label_stats
 from .params import DEFAULT_SAMPLE_SIZE, FitOptions
+from .progress import Pass, Progress, Step, or_silent
 from .store import Palette, Store
 
 PathLike = str | os.PathLike
@@ -100,16 +101,16 @@ def _fit_image(
     rows, cols, c = x.shape
     use_hist = fitting.use_histogram(opts.method, x.dtype, c)
     say(
-        f"reading {name}: {rows} x {cols} x {c} {x.dtype}, chunks {x.chunksize[:2]}, "
-        f"{'histogram' if use_hist else 'pixel'} path"
+        Step(
+            f"reading {name}: {rows} x {cols} x {c} {x.dtype}, chunks {x.chunksize[:2]}, "
+            f"{'histogram' if use_hist else 'pixel'} path"
+        )
     )
-    data = fitting.prepare(x, use_hist, opts, f"input {name!r}")
-    if use_hist:
-        say(f"histogram: {data.distinct} distinct colours")
+    data = fitting.prepare(x, use_hist, opts, f"input {name!r}", say)
     k = fitting.reduce_k(opts.k, data.distinct)
     if target_psnr is not None:
         return fitting.auto_k(data, opts, target_psnr, min(k, max_k), init=init, say=say)
-    return fitting.fit_k(data, k, opts, init=init, on_iter=fitting.iteration_progress(say))
+    return fitting.fit_k(data, k, opts, init=init, progress=say)
 
 
 def _write_store(
@@ -129,9 +130,10 @@ def _write_store(
     rows, cols, c = x.shape
     k = fit.codebook.shape[0]
     release_freed_memory()
-    plan = fitting.label_plan(x, fit)
+    plan = fitting.label_plan(x, fit, say)
     release_freed_memory()
-    say(f"writing labels ({params.labels_dtype(k).name}) to {output}")
+    say(Step(f"writing labels ({params.labels_dtype(k).name}) to {output}"))
+    say(Pass("labels"))
     chunks = (int(x.chunksize[0]), int(x.chunksize[1]))
     with _store.StoreWriter(
         output, (rows, cols, c), chunks, k, overwrite=overwrite, labels_level=labels_level
@@ -235,8 +237,10 @@ def compress(
         write.
     overwrite : bool
         Replace an existing output store.
-    progress : callable(str), optional
-        Receives one line per step and per Lloyd iteration.
+    progress : callable(event), optional
+        Receives the run's :mod:`bigquant.progress` events: a ``Step`` for each step, a
+        ``Pass`` as each pass over the chunks begins, an ``Iteration`` after each Lloyd step.
+        ``str(event)`` is one line of text, so ``progress=print`` prints them.
 
     Returns
     -------
@@ -244,7 +248,7 @@ def compress(
         The written store, opened.
     """
     t0 = time.perf_counter()
-    say = progress or (lambda msg: None)
+    say = or_silent(progress)
     opts = FitOptions(k=k, seed=seed, method=method, max_iter=max_iter, tol=tol, sample_size=sample_size)
     k_requested = opts.k
     labels_level = params.check_labels_level(labels_level)
@@ -264,7 +268,7 @@ def compress(
         if cb.shape[1] != x.shape[2]:
             raise ParameterError(f"the codebook has {cb.shape[1]} channels, the image {x.shape[2]}")
         rows, cols, c = x.shape
-        say(f"reading {name}: {rows} x {cols} x {c} {x.dtype}; encoding with a fixed codebook of K={len(cb)}")
+        say(Step(f"reading {name}: {rows} x {cols} x {c} {x.dtype}; encoding with a fixed codebook of K={len(cb)}"))
         fit = FitResult(metrics.round_codebook(cb, x.dtype), "fixed", extra={"codebook_source": cb_source})
     else:
         fit = _fit_image(x, name, _with_k(opts, k_requested), init, target_psnr, max_k, say)
@@ -320,7 +324,7 @@ def fit(
         As for :func:`compress`.
     """
     t0 = time.perf_counter()
-    say = progress or (lambda msg: None)
+    say = or_silent(progress)
     opts = FitOptions(k=k, seed=seed, method=method, max_iter=max_iter, tol=tol, sample_size=sample_size)
     if isinstance(sources, (str, os.PathLike)) or not len(sources):
         raise ParameterError("fit needs a list of one or more images")
@@ -336,9 +340,9 @@ def fit(
                 f"{name} is {x.shape[2]} x {x.dtype}"
             )
     use_hist = fitting.use_histogram(opts.method, dtype, c)
-    say(f"fitting K={opts.k} across {len(xs)} images ({'histogram' if use_hist else 'pixel'} path)")
-    data = fitting.prepare(xs, use_hist, opts, "an image")
-    f = fitting.fit_k(data, fitting.reduce_k(opts.k, data.distinct), opts, on_iter=fitting.iteration_progress(say))
+    say(Step(f"fitting K={opts.k} across {len(xs)} images ({'histogram' if use_hist else 'pixel'} path)"))
+    data = fitting.prepare(xs, use_hist, opts, "an image", say)
+    f = fitting.fit_k(data, fitting.reduce_k(opts.k, data.distinct), opts, progress=say)
     mse, peak = fitting.training_error(f)
     run = fitting.fit_metadata(f, opts)
     meta = {

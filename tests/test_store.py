@@ -173,7 +173,7 @@ def test_labels_beyond_k_are_caught_on_decode(tmp_path, written):
     [
         ({"converged": True, "stopped_by": "shift"}, "converged: centroids settled"),
         ({"converged": True, "stopped_by": "inertia"}, "converged: inertia stalled"),
-        ({"converged": False, "stopped_by": "max_iter"}, "not converged: max_iter reached"),
+        ({"converged": False, "stopped_by": "max_iter"}, "stopped at max_iter"),
         ({"converged": True, "stopped_by": "fixed codebook"}, "fixed codebook"),
         ({"converged": True}, "converged"),  # a store written before stopped_by was recorded
         ({"converged": False}, "not converged"),

@@ -11,11 +11,24 @@ from . import options
 NAME = "info"
 
 
+EXAMPLES = """
+  bigquant info scan.bq.zarr                  # the summary of compress, the bound, the source
+  bigquant info scan.bq.zarr --json | jq .psnr
+  bigquant info palette.bq.zarr               # a palette from bigquant fit
+"""
+
+
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    i = sub.add_parser(NAME, help="summarise a store", description="Print a store's metadata and accounting.")
-    i.add_argument("store", help="bigquant store (.bq.zarr)")
-    i.add_argument("--json", action="store_true", help="print one JSON object")
-    options.add(i, "debug")
+    i = sub.add_parser(
+        NAME,
+        help="summarise a store",
+        description="Print a store's metadata and accounting (or a palette's).",
+        epilog=options.epilog(EXAMPLES, sizes=False),
+    )
+    g = options.groups(i, "input", "output", "diagnostics")
+    g["input"].add_argument("store", help="bigquant store or palette (.bq.zarr)")
+    g["output"].add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    options.add(g["diagnostics"], "debug")
     return i
 
 

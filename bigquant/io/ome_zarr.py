@@ -69,7 +69,9 @@ def write_ome_zarr(
         from ome_zarr.writer import write_image as ome_write_image
         from ome_zarr.writer import write_labels as ome_write_labels
     except ImportError as exc:
-        raise ParameterError("writing OME-Zarr needs the ome-zarr package: pip install 'bigquant[ome]'") from exc
+        raise ParameterError(
+            "writing OME-Zarr needs the ome-zarr package: pip install ome-zarr (the ome extra)"
+        ) from exc
     p = check_output_path(path, overwrite=overwrite)
     rows, cols = image.shape[:2]
     factors = []
