@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,12 @@ def china() -> np.ndarray:
     from sklearn.datasets import load_sample_image
 
     return load_sample_image("china.jpg")
+
+
+@pytest.fixture(scope="session")
+def v1_store() -> Path:
+    """A format-version-1 store (labels one array), as bigquant wrote them: tests/data/README.md."""
+    return Path(__file__).parent / "data" / "v1_coffee.bq.zarr"
 
 
 @pytest.fixture(scope="session")
