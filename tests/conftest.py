@@ -205,3 +205,12 @@ def cluster(tmp_path_factory):
     """A real dask scheduler and two workers on 127.0.0.1, shared by the tests of one module."""
     with dask_cluster(tmp_path_factory.mktemp("cluster"), n_workers=2) as c:
         yield c
+
+
+@pytest.fixture
+def small_screen(monkeypatch):
+    """Label pyramids down to 100 pixels instead of a screen's 2048, so small images get levels."""
+    from bigquant.store import format as store_format
+
+    monkeypatch.setattr(store_format, "SCREEN_SIDE", 100)
+    return 100

@@ -150,14 +150,18 @@ def _write_group(path: Path, attributes: dict) -> None:
     )
 
 
-def write_root(path: PathLike, metadata: dict[str, Any]) -> None:
+def write_root(path: PathLike, metadata: dict[str, Any], ome: dict[str, Any] | None = None) -> None:
     """The commit point of a store: write its root ``zarr.json``, the last write of all.
 
-    It holds the bigquant ``metadata`` (``complete: true`` included) and the consolidated
-    metadata of every array and group already written, so it must come after all of them; a
-    store whose root does not say ``complete`` is unfinished, whatever else it holds.
+    It holds the bigquant ``metadata`` (``complete: true`` included), the ``ome`` attribute if
+    given, and the consolidated metadata of every array and group already written, so it must
+    come after all of them; a store whose root does not say ``complete`` is unfinished,
+    whatever else it holds.
     """
-    _write_group(Path(path), {ATTRS: jsonable(metadata)})
+    attributes = {ATTRS: jsonable(metadata)}
+    if ome is not None:
+        attributes["ome"] = ome
+    _write_group(Path(path), attributes)
 
 
 def _write_block(
@@ -321,7 +325,9 @@ class StoreWriter:
         bands = bands_of(meta, cb.shape[1])
         colours = ngff.label_colours(cb, meta, bands)
         _write_group(self.tmp / LABELS, {"ome": ngff.label_image(self.levels, meta.get("pixel_size"), colours)})
-        write_root(self.tmp, meta)
+        # The root lists its label image as an NGFF labels container does, so OME-Zarr readers
+        # (ome-zarr-py, napari-ome-zarr) opening the store itself find it.
+        write_root(self.tmp, meta, ome={"version": ngff.VERSION, "labels": [LABELS]})
         return self.staging.commit()
 
     def abort(self) -> None:
