@@ -26,7 +26,7 @@ from .store import Store
 LayerData = tuple[Any, dict[str, Any], str]
 
 
-def _one_path(path: str | os.PathLike | list) -> Path | None:
+def _one_path(path: Any) -> Path | None:
     if isinstance(path, (list, tuple)):
         if len(path) != 1:
             return None
@@ -57,6 +57,8 @@ def read_store(path: str | os.PathLike | list) -> list[LayerData]:
         dask arrays, full resolution first.
     """
     p = _one_path(path)
+    if p is None:
+        raise StoreFormatError("the bigquant reader opens one store at a time")
     s = Store(p)
     meta = s.metadata
     ps = s.pixel_size
@@ -66,9 +68,13 @@ def read_store(path: str | os.PathLike | list) -> list[LayerData]:
     lo, hi = display.display_range(meta["dtype"], meta)
     bands = s.bands
     recon = [reconstruct(x, s.codebook) for x in levels]
-    common = {"multiscale": len(levels) > 1, "scale": scale, "metadata": {"bigquant": meta, "path": str(s.path)}}
+    common: dict[str, Any] = {
+        "multiscale": len(levels) > 1,
+        "scale": scale,
+        "metadata": {"bigquant": meta, "path": str(s.path)},
+    }
     if bands[:3] == ["red", "green", "blue"]:
-        image = {"name": name, "rgb": True, "contrast_limits": (lo, hi), **common}
+        image: dict[str, Any] = {"name": name, "rgb": True, "contrast_limits": (lo, hi), **common}
         if len(bands) > 3 and bands[3] != "alpha":  # napari would take band 4 for alpha: show RGB
             recon = [x[..., :3] for x in recon]
     else:
