@@ -381,8 +381,8 @@ def decode(
     compression: str | None = "zlib",
     compression_level: int | None = None,
 ) -> Path:
-    """Write the reconstruction of a store to ``.tif/.tiff`` (tiled BigTIFF), ``.zarr``, ``.png`` or ``.jpg``,
-    or ``.ome.zarr`` (OME-Zarr NGFF 0.5 multiscale image plus its labels with the codebook as colours).
+    """Write the reconstruction of a store to ``.tif`` (tiled BigTIFF), ``.zarr``, ``.png``, ``.jpg``,
+    ``.ome.zarr`` (NGFF 0.5 image + labels) or ``.ome.tif`` (pyramidal OME-TIFF), see docs/cli.md.
 
     Streams chunk by chunk for TIFF and Zarr; PNG and JPEG only for images that fit the budget.
     Raises before writing anything if the output exists (without ``overwrite``) or its

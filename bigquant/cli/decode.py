@@ -16,11 +16,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     d = sub.add_parser(
         NAME,
         help="write the reconstruction codebook[labels] of a store",
-        description="Stream a store's reconstruction to .tif/.tiff (tiled BigTIFF), "
-        ".zarr, or .png/.jpg (small images).",
+        description="Stream a store's reconstruction to .tif/.tiff (tiled BigTIFF), .ome.tif "
+        "(pyramidal OME-TIFF), .zarr, .ome.zarr (OME-Zarr with labels), or .png/.jpg (small images).",
     )
     d.add_argument("store", help="bigquant store (.bq.zarr)")
-    d.add_argument("-o", "--output", required=True, help="output image: .tif, .tiff, .zarr, .png, .jpg")
+    d.add_argument(
+        "-o", "--output", required=True, help="output image: .tif, .tiff, .ome.tif, .zarr, .ome.zarr, .png, .jpg"
+    )
     d.add_argument(
         "--compression",
         default="zlib",
