@@ -338,6 +338,7 @@ class Store:
             seed_bits=seeds,
             seed_ratio=seeds / (8.0 * raw),
             labels_codec=self.labels_codec,
+            levels=[list(map(int, x.shape)) for x in self.levels],
         )
         return m
 
