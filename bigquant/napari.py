@@ -92,7 +92,9 @@ def read_store(path: str | os.PathLike | list) -> list[LayerData]:
     rgba = display.rgba8(s.codebook, lo, hi, bands) / 255.0
     labels = {
         "name": f"{name} labels",
-        "colormap": {int(i): tuple(float(v) for v in rgba[i]) for i in range(s.k)},
+        # Every label has its colour, 0 included (napari would otherwise show 0 as background);
+        # None is napari's key for values without one: there are none below K.
+        "colormap": {None: (0.0, 0.0, 0.0, 0.0), **{int(i): tuple(float(v) for v in rgba[i]) for i in range(s.k)}},
         "opacity": 1.0,
         "visible": False,  # the same picture as the image; shown, it tells each pixel's label
         **common,

@@ -45,7 +45,7 @@ def test_reader_layers_are_the_lazy_pyramid_with_codebook_colours(tmp_path, chin
         assert np.array_equal(labels[lv].compute(), store.levels[lv].compute())
         assert np.array_equal(image[lv].compute(), store.codebook[store.levels[lv].compute()])
     colours = labels_kw["colormap"]
-    assert sorted(colours) == list(range(8))  # a direct colour map, label 0 included
+    assert sorted(k for k in colours if k is not None) == list(range(8))  # direct colours, label 0 included
     assert np.allclose([colours[i][:3] for i in range(8)], store.codebook / 255) and colours[0][3] == 1.0
     assert labels_kw["metadata"]["bigquant"]["k"] == 8
 
@@ -69,3 +69,14 @@ def test_reader_declines_what_is_not_a_store(tmp_path, v1_store):
     assert plugin.get_reader([str(v1_store)]) is plugin.read_store  # version 1 too
     _, (levels, labels_kw, _) = plugin.read_store(v1_store)
     assert len(levels) == 1 and not labels_kw["multiscale"]  # 120 x 160: no reduced level needed
+
+
+def test_napari_builds_the_layers_without_a_window(tmp_path, china, small_screen):
+    # Runs where napari is installed (the napari extra): its own layer classes take the data.
+    napari_layers = pytest.importorskip("napari.layers")
+    store = bigquant.compress(china, tmp_path / "s.bq.zarr", k=8, chunks=(128, 128), pixel_size=0.5)
+    image, labels = (napari_layers.Layer.create(*t) for t in plugin.read_store(store.path))
+    assert image.rgb and image.multiscale and len(image.data) == 4 and tuple(image.scale) == (0.5, 0.5)
+    assert labels.multiscale and len(labels.data) == 4
+    colour = labels.colormap.map(np.array([0, 7]))  # label 0 is a colour, not background
+    assert np.allclose(colour[:, :3], store.codebook[[0, 7]] / 255, atol=1e-3) and np.all(colour[:, 3] == 1)

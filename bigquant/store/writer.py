@@ -118,10 +118,12 @@ def _write_codebook(group: Any, cb: np.ndarray) -> None:
 def _node_documents(root: Path) -> dict[str, dict]:
     """Every node's ``zarr.json`` below ``root`` (keys relative to it, ``/``-separated), parsed."""
     docs = {}
-    for zj in sorted(root.rglob("zarr.json")):
-        key = zj.parent.relative_to(root).as_posix()
-        if key != ".":
-            docs[key] = json.loads(zj.read_text())
+    for folder, subfolders, files in os.walk(root):
+        # Chunks live under each array's "c/" (Zarr v3's default keys): no nodes there to find.
+        subfolders[:] = sorted(d for d in subfolders if d != "c")
+        key = Path(folder).relative_to(root).as_posix()
+        if key != "." and "zarr.json" in files:
+            docs[key] = json.loads((Path(folder) / "zarr.json").read_text())
     return docs
 
 
