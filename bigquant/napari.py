@@ -92,11 +92,11 @@ def read_store(path: str | os.PathLike | list) -> list[LayerData]:
     rgba = display.rgba8(s.codebook, lo, hi, bands) / 255.0
     # Every label has its colour, 0 included (napari would otherwise show 0 as background);
     # None is napari's key for values without one: there are none below K.
-    colours: dict[int | None, tuple[float, ...]] = {None: (0.0, 0.0, 0.0, 0.0)}
-    colours.update({int(i): tuple(float(v) for v in rgba[i]) for i in range(s.k)})
+    label_colours: dict[int | None, tuple[float, ...]] = {None: (0.0, 0.0, 0.0, 0.0)}
+    label_colours.update({int(i): tuple(float(v) for v in rgba[i]) for i in range(s.k)})
     labels = {
         "name": f"{name} labels",
-        "colormap": colours,
+        "colormap": label_colours,
         "opacity": 1.0,
         "visible": False,  # the same picture as the image; shown, it tells each pixel's label
         **common,
