@@ -151,3 +151,20 @@ def test_compress_refuses_bad_pixel_size_and_bands(tmp_path, china, pixel_size, 
     with pytest.raises(bigquant.errors.ParameterError, match=match):
         bigquant.compress(china, tmp_path / "s.bq.zarr", k=4, pixel_size=pixel_size, bands=bands)
     assert not (tmp_path / "s.bq.zarr").exists()
+
+
+def test_refusals_are_one_line_and_exit_2(tmp_path, coffee, capsys):
+    base = coffee[:64, :96].astype(np.float64) * 257.3
+    img = np.dstack([base, base[..., :1] * 0.5 + 1000.7]).astype(np.uint16)
+    store = bigquant.compress(img, tmp_path / "s.bq.zarr", k=4, max_iter=5)
+    damaged = bigquant.compress(img[..., :3], tmp_path / "d.bq.zarr", k=4, max_iter=5)
+    (damaged.path / "labels" / "0" / "c" / "0" / "0").unlink()
+    capsys.readouterr()
+    for source, out, message in [
+        (store.path, "x.png", "only as RGBA"),  # four plain bands cannot be a PNG
+        (damaged.path, "x.ome.tif", "chunks of 'labels/0' are missing"),  # a chunk deleted
+    ]:
+        assert main(["decode", str(source), "-o", str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and message in err and err.startswith("bigquant: error:"), err
+        assert not (tmp_path / out).exists() and not list(tmp_path.glob(f".{out}*"))
