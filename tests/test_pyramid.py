@@ -141,6 +141,10 @@ def test_version_1_stores_open_decode_preview_and_info_as_before(tmp_path, v1_st
     assert np.array_equal(np.moveaxis(zarr.open_array(str(tmp_path / "x.ome.zarr" / "0"))[...], 0, -1), expected)
     panels = preview.preview_panels(s, max_size=(200, 200))
     assert panels[0].level == 0 and panels[0].image.shape == (120, 160, 3)
+    from bigquant.cli import main
+
+    assert main(["info", str(v1_store), "--json"]) == 0
+    assert main(["preview", str(v1_store), "-o", str(tmp_path / "p.png"), "--quiet"]) == 0
 
 
 def test_version_1_pyramid_is_computed_by_the_same_rule(tmp_path, v1_store, monkeypatch):
