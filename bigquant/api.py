@@ -19,7 +19,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from . import fitting, io, metrics, params
+from . import display, fitting, io, metrics, params
 from . import store as _store
 from ._dask import on_default_scheduler
 from ._runtime import release_freed_memory
@@ -125,6 +125,7 @@ def _write_store(
     overwrite: bool,
     t0: float,
     say: Progress,
+    described: dict[str, Any],
 ) -> Store:
     """The last pass: label every chunk of ``x`` into a new store with ``fit``'s codebook."""
     rows, cols, c = x.shape
@@ -162,6 +163,7 @@ def _write_store(
             "source": source_name,
             **fitting.stamp(opts),
             **fit.extra,
+            **described,
         }
         meta["time_s"] = round(time.perf_counter() - t0, 3)
         path = writer.commit(fit.codebook, meta)
@@ -187,6 +189,8 @@ def compress(
     target_psnr: float | None = None,
     max_k: int = 256,
     labels_level: int | None = None,
+    pixel_size: float | tuple[float, float] | dict | None = None,
+    bands: Sequence[str] | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> Store:
@@ -235,6 +239,12 @@ def compress(
     labels_level : int, optional
         zstd level of the stored labels, 1-22 (default 3). Higher is smaller and slower to
         write.
+    pixel_size : float, (float, float) or dict, optional
+        Micrometres per pixel: one number, (y, x), or ``{"y", "x", "unit": "micrometer"}``.
+    bands : sequence of str, optional
+        Each channel's meaning: ``red``, ``green``, ``blue``, ``alpha``, ``grey`` or ``band_<i>``
+        (default :func:`bigquant.display.default_bands`). Both win over what the input file says
+        and travel to every output (OME scales and channels, TIFF resolution tags).
     overwrite : bool
         Replace an existing output store.
     progress : callable(event), optional
@@ -260,9 +270,13 @@ def compress(
     fixed = _fixed_codebook(codebook) if codebook is not None else None
     if fixed is not None:
         k_requested = fixed[0].shape[0]
+    pixel = params.check_pixel_size(pixel_size)
     mem = parse_memory_limit(memory_limit)
     output = _check_output(source, output, overwrite)
     x, name = load_source(source, level=level, memory_limit=mem, chunks=chunks)
+    described: dict[str, Any] = {"pixel_size": pixel} if pixel else {}
+    if bands is not None:
+        described["bands"] = display.check_bands(bands, x.shape[2])
     if fixed is not None:
         cb, cb_source = fixed
         if cb.shape[1] != x.shape[2]:
@@ -271,7 +285,7 @@ def compress(
         say(Step(f"reading {name}: {rows} x {cols} x {c} {x.dtype}; encoding with a fixed codebook of K={len(cb)}"))
         fit = FitResult(metrics.round_codebook(cb, x.dtype), "fixed", extra={"codebook_source": cb_source})
     else:
-        fit = _fit_image(x, name, _with_k(opts, k_requested), init, target_psnr, max_k, say)
+        fit = _fit_image(x, name, dataclasses.replace(opts, k=k_requested), init, target_psnr, max_k, say)
     return _write_store(
         x,
         output,
@@ -283,12 +297,8 @@ def compress(
         overwrite=overwrite,
         t0=t0,
         say=say,
+        described=described,
     )
-
-
-def _with_k(opts: FitOptions, k: int) -> FitOptions:
-    """``opts`` with K replaced (validated again)."""
-    return dataclasses.replace(opts, k=k)
 
 
 @on_default_scheduler
@@ -375,8 +385,8 @@ def decode(
     compression: str | None = "zlib",
     compression_level: int | None = None,
 ) -> Path:
-    """Write the reconstruction of a store to ``.tif/.tiff`` (tiled BigTIFF), ``.zarr``, ``.png`` or ``.jpg``,
-    or ``.ome.zarr`` (OME-Zarr NGFF 0.5 multiscale image plus its labels with the codebook as colours).
+    """Write the reconstruction of a store to ``.tif`` (tiled BigTIFF), ``.zarr``, ``.png``, ``.jpg``,
+    ``.ome.zarr`` (NGFF 0.5 image + labels) or ``.ome.tif`` (pyramidal OME-TIFF), see docs/cli.md.
 
     Streams chunk by chunk for TIFF and Zarr; PNG and JPEG only for images that fit the budget.
     Raises before writing anything if the output exists (without ``overwrite``) or its

@@ -152,7 +152,7 @@ def _make(name: str, d: Path, photo: np.ndarray, template: Path) -> None:
         elif damage == "no_codebook":
             shutil.rmtree(store / "codebook")
         elif damage == "labels_beyond_k":
-            zarr.open_array(str(store / "labels"), mode="r+")[40, 50] = 9  # K is 4
+            zarr.open_array(str(store / "labels" / "0"), mode="r+")[40, 50] = 9  # K is 4
         elif damage == "k_mismatch":
             _edit_meta(store, k=5)
         elif damage == "codebook_channels":  # a (K, 4) codebook in an RGB store
@@ -170,13 +170,13 @@ def _make(name: str, d: Path, photo: np.ndarray, template: Path) -> None:
                 doc["shape"] = [2**21, 2**21]
                 doc["chunk_grid"]["configuration"]["chunk_shape"] = [2**21, 2**21]
 
-            _edit_json(store / "labels" / "zarr.json", huge_chunks)
+            _edit_json(store / "labels" / "0" / "zarr.json", huge_chunks)
             _edit_meta(store, shape=[2**21, 2**21, 3])
         elif damage == "corrupt_chunk":
             chunk = next(p for p in sorted((store / "labels").rglob("*")) if p.is_file() and p.name != "zarr.json")
             chunk.write_bytes(chunk.read_bytes()[:5])
         elif damage in ("no_label_chunk", "flipped_chunk"):
-            chunk = store / "labels" / "c" / "1" / "2"  # the template has 2 x 3 chunks
+            chunk = store / "labels" / "0" / "c" / "1" / "2"  # the template has 2 x 3 chunks
             if damage == "no_label_chunk":
                 chunk.unlink()
             else:  # bytes changed inside the zstd data, length kept: only the checksum can tell
@@ -184,7 +184,7 @@ def _make(name: str, d: Path, photo: np.ndarray, template: Path) -> None:
                 data[12:20] = bytes(b ^ 0x5A for b in data[12:20])
                 chunk.write_bytes(bytes(data))
         elif damage == "labels_json":
-            (store / "labels" / "zarr.json").write_text("{not json")
+            (store / "labels" / "0" / "zarr.json").write_text("{not json")
         elif damage == "no_codebook_data":
             for p in (store / "codebook").rglob("*"):
                 if p.is_file() and p.name != "zarr.json":
@@ -321,7 +321,7 @@ CASES = [
     ("info-plain-group", ["plain_group.zarr"], ["info", "plain_group.zarr"], "no 'bigquant' metadata"),
     ("info-image-array", ["image.zarr"], ["info", "image.zarr"], "is not a bigquant store"),
     # a store missing its labels (info), its codebook (decode)
-    ("info-no-labels", ["no_labels.bq.zarr"], ["info", "no_labels.bq.zarr"], "has no 'labels' array"),
+    ("info-no-labels", ["no_labels.bq.zarr"], ["info", "no_labels.bq.zarr"], "has no 'labels' group"),
     (
         "decode-no-codebook",
         ["no_codebook.bq.zarr"],
@@ -368,7 +368,7 @@ CASES = [
         "decode-missing-chunk",
         ["no_label_chunk.bq.zarr"],
         ["decode", "no_label_chunk.bq.zarr", "-o", "r.tif"],
-        "1 of its 6 labels chunks are missing",
+        "1 of the 6 chunks of 'labels/0' are missing",
     ),
     # flipped bytes inside a chunk's zstd data: zstd's frame checksum fails, not wrong labels
     (

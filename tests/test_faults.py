@@ -164,7 +164,7 @@ def _wait_until_writing(proc: subprocess.Popen, folder: Path, name: str, timeout
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         for p in folder.glob(f".{name}.partial-*"):
-            if (p / "labels" / "c").exists():
+            if (p / "labels" / "0" / "c").exists():
                 return p
         assert proc.poll() is None, "bigquant finished before it could be killed while writing"
         time.sleep(0.002)

@@ -17,12 +17,13 @@ EXAMPLES = """
   bigquant decode scan.bq.zarr -o recon.tif --compression zstd
   bigquant decode scan.bq.zarr -o recon.zarr                         # Zarr v3, zstd
   bigquant decode scan.bq.zarr -o scan.ome.zarr                      # OME-Zarr image + labels (napari)
+  bigquant decode scan.bq.zarr -o scan.ome.tif                       # pyramidal OME-TIFF (sub-IFDs)
   bigquant decode small.bq.zarr -o recon.png                         # PNG/JPEG: images that fit in memory
 """
 
 OUTPUTS = (
-    ".tif/.tiff (tiled BigTIFF), .zarr (Zarr v3), .ome.zarr (OME-Zarr 0.5: image + labels; needs the "
-    "ome extra), .png, .jpg/.jpeg (images within half the memory budget)"
+    ".tif/.tiff (tiled BigTIFF), .ome.tif/.ome.tiff (pyramidal OME-TIFF), .zarr (Zarr v3), .ome.zarr "
+    "(OME-Zarr 0.5: image + labels), .png, .jpg/.jpeg (images within half the memory budget)"
 )
 
 
