@@ -109,6 +109,8 @@ def du(path: Path) -> int:
 def zarr_chunks(store: Path, name: str = "labels"):
     """Chunk shape of an array in a Zarr v3 store, read from its zarr.json (no zarr import)."""
     meta = store / name / "zarr.json"
+    if (store / name / "0" / "zarr.json").is_file():  # format 2: labels is a group, level 0 the full size
+        meta = store / name / "0" / "zarr.json"
     try:
         m = json.loads(meta.read_text())
         grid = m["chunk_grid"]["configuration"]["chunk_shape"]

@@ -245,7 +245,8 @@ def read_bigquant(store: Path):
     codebook = np.asarray(g["codebook"][...])
     if codebook.dtype != np.uint8:
         codebook = _to_uint8(codebook)
-    return codebook[np.asarray(g["labels"][...])]
+    labels = g["labels/0"] if g.attrs["bigquant"]["format_version"] >= 2 else g["labels"]
+    return codebook[np.asarray(labels[...])]
 
 
 def bigquant_info(store: Path) -> dict:

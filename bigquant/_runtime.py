@@ -8,8 +8,10 @@ a library user's program may need what they leave out. :func:`release_freed_memo
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -187,3 +189,38 @@ def start_kernel_warm_up() -> threading.Thread:
     thread = threading.Thread(target=_warm_up_quietly, name="bigquant-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+#: The kernel modules whose compiled code numba caches on disk (``bigquant/_kernels``).
+KERNEL_MODULES = ("common", "hamerly", "histogram", "lloyd", "seeding")
+
+
+def kernels_cached() -> bool:
+    """Whether numba's on-disk cache holds compiled code of every kernel module, without
+    importing numba: a run that finds none compiles them first (several seconds, once).
+
+    numba keeps the cache in ``__pycache__`` beside the sources where that folder is writable,
+    else under ``$NUMBA_CACHE_DIR`` or the user's cache folder (``~/.cache/numba``); an index
+    file ``<module>.<function>-<line>.py<version>.nbi`` is written per function. A cache of an
+    older numba or of edited sources is recompiled without this noticing.
+    """
+    here = Path(__file__).parent / "_kernels"
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    wanted = {f"{m}." for m in KERNEL_MODULES}
+
+    def found(names: Any) -> bool:
+        seen = {n.split(".")[0] + "." for n in names if n.endswith(f".{tag}.nbi")}
+        return wanted <= seen
+
+    custom = os.environ.get("NUMBA_CACHE_DIR")
+    if not custom:
+        try:
+            if found(os.listdir(here / "__pycache__")):
+                return True
+        except OSError:
+            pass
+    root = Path(custom) if custom else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "numba"
+    try:
+        return found(p.name for p in root.rglob("*.nbi") if "_kernels" in p.parent.name or "_kernels" in str(p))
+    except OSError:
+        return False

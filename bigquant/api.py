@@ -19,7 +19,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from . import fitting, metrics, params
+from . import display, fitting, metrics, params
 from . import sources as _sources
 from . import store as _store
 from ._dask import on_default_scheduler
@@ -27,9 +27,10 @@ from ._runtime import release_freed_memory
 from .chunking import parse_memory_limit
 from .decoding import decode_store
 from .errors import ParameterError
-from .fitting import FitResult, Progress
+from .fitting import FitResult
 from .kmeans import combine_label_stats
 from .params import DEFAULT_SAMPLE_SIZE, FitOptions
+from .progress import Pass, Progress, Step, or_silent
 from .sources import default_output
 from .store import Palette, Store
 
@@ -47,24 +48,6 @@ def load_source(
     return src.x, src.name
 
 
-def _fixed_codebook(codebook: Any) -> tuple[np.ndarray, str]:
-    """A fixed codebook (K, C) from a palette or store path, or an array; and where it came from."""
-    if isinstance(codebook, (str, os.PathLike)):
-        return _store.read_codebook(codebook)[0], str(codebook)
-    return params.check_codebook(codebook), "<array>"
-
-
-def _check_output(source: Any, output: PathLike | None, overwrite: bool) -> PathLike:
-    if output is None:
-        if not isinstance(source, (str, os.PathLike)):
-            raise ParameterError("an output path is needed when compressing an array")
-        output = default_output(source)
-    _store.check_target(output, overwrite)
-    if isinstance(source, (str, os.PathLike)) and Path(output).resolve() == Path(source).resolve():
-        raise ParameterError(f"output {str(output)!r} is the input itself")
-    return output
-
-
 def _fit_image(
     x: da.Array, name: str, opts: FitOptions, init: Any, target_psnr: float | None, max_k: int, say: Progress
 ) -> FitResult:
@@ -72,16 +55,16 @@ def _fit_image(
     rows, cols, c = x.shape
     use_hist = fitting.use_histogram(opts.method, x.dtype, c)
     say(
-        f"reading {name}: {rows} x {cols} x {c} {x.dtype}, chunks {x.chunksize[:2]}, "
-        f"{'histogram' if use_hist else 'pixel'} path"
+        Step(
+            f"reading {name}: {rows} x {cols} x {c} {x.dtype}, chunks {x.chunksize[:2]}, "
+            f"{'histogram' if use_hist else 'pixel'} path"
+        )
     )
-    data = fitting.prepare(x, use_hist, opts, f"input {name!r}")
-    if use_hist:
-        say(f"histogram: {data.distinct} distinct colours")
+    data = fitting.prepare(x, use_hist, opts, f"input {name!r}", say)
     k = fitting.reduce_k(opts.k, data.distinct)
     if target_psnr is not None:
         return fitting.auto_k(data, opts, target_psnr, min(k, max_k), init=init, say=say)
-    return fitting.fit_k(data, k, opts, init=init, on_iter=fitting.iteration_progress(say))
+    return fitting.fit_k(data, k, opts, init=init, progress=say)
 
 
 def _write_store(
@@ -97,14 +80,16 @@ def _write_store(
     overwrite: bool,
     t0: float,
     say: Progress,
+    described: dict[str, Any],
 ) -> Store:
     """The last pass: label every chunk of ``x`` into a new store with ``fit``'s codebook."""
     rows, cols, c = x.shape
     k = fit.codebook.shape[0]
     release_freed_memory()
-    plan = fitting.label_plan(x, fit)
+    plan = fitting.label_plan(x, fit, say)
     release_freed_memory()
-    say(f"writing labels ({params.labels_dtype(k).name}) to {output}")
+    say(Step(f"writing labels ({params.labels_dtype(k).name}) to {output}"))
+    say(Pass("labels"))
     chunks = (int(x.chunksize[0]), int(x.chunksize[1]))
     with _store.StoreWriter(
         output, (rows, cols, c), chunks, k, overwrite=overwrite, labels_level=labels_level
@@ -135,6 +120,7 @@ def _write_store(
             "options": options,
             **fitting.stamp(opts),
             **fit.extra,
+            **described,
         }
         meta["time_s"] = round(time.perf_counter() - t0, 3)
         path = writer.commit(fit.codebook, meta)
@@ -162,6 +148,8 @@ def compress(
     target_psnr: float | None = None,
     max_k: int = 256,
     labels_level: int | None = None,
+    pixel_size: float | tuple[float, float] | dict | None = None,
+    bands: Sequence[str] | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> Store:
@@ -216,10 +204,18 @@ def compress(
     labels_level : int, optional
         zstd level of the stored labels, 1-22 (default 3). Higher is smaller and slower to
         write.
+    pixel_size : float, (float, float) or dict, optional
+        Micrometres per pixel: one number, (y, x), or ``{"y", "x", "unit": "micrometer"}``.
+    bands : sequence of str, optional
+        Each channel's meaning: ``red``, ``green``, ``blue``, ``alpha``, ``grey`` or ``band_<i>``
+        (default :func:`bigquant.display.default_bands`). Both win over what the input file says
+        and travel to every output (OME scales and channels, TIFF resolution tags).
     overwrite : bool
         Replace an existing output store.
-    progress : callable(str), optional
-        Receives one line per step and per Lloyd iteration.
+    progress : callable(event), optional
+        Receives the run's :mod:`bigquant.progress` events: a ``Step`` for each step, a
+        ``Pass`` as each pass over the chunks begins, an ``Iteration`` after each Lloyd step.
+        ``str(event)`` is one line of text, so ``progress=print`` prints them.
 
     Returns
     -------
@@ -227,7 +223,7 @@ def compress(
         The written store, opened.
     """
     t0 = time.perf_counter()
-    say = progress or (lambda msg: None)
+    say = or_silent(progress)
     opts = FitOptions(k=k, seed=seed, method=method, max_iter=max_iter, tol=tol, sample_size=sample_size)
     k_requested = opts.k
     labels_level = params.check_labels_level(labels_level)
@@ -236,34 +232,29 @@ def compress(
             raise ParameterError("give either a target PSNR or a fixed codebook, not both")
         target_psnr = params.check_target_psnr(target_psnr)
         k_requested = max_k = params.check_k(max_k)
-    fixed = _fixed_codebook(codebook) if codebook is not None else None
+    fixed = _sources.fixed_codebook(codebook) if codebook is not None else None
     if fixed is not None:
         k_requested = fixed[0].shape[0]
+    pixel = params.check_pixel_size(pixel_size)
     mem = parse_memory_limit(memory_limit)
-    output = _check_output(source, output, overwrite)
+    output = _sources.check_output(source, output, overwrite)
     src = _sources.load(source, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks)
     x, name = src.x, src.name
-    options = _sources.run_options(
-        opts,
-        memory_limit=mem,
-        chunks=chunks,
-        level=level,
-        series=series,
-        axes=axes,
-        labels_level=labels_level,
-        target_psnr=target_psnr,
-        max_k=max_k if target_psnr is not None else None,
-        codebook=fixed[1] if fixed is not None else None,
-    )
+    asked = dict(level=level, series=series, axes=axes, labels_level=labels_level, target_psnr=target_psnr)
+    asked.update(max_k=max_k if target_psnr is not None else None, codebook=fixed[1] if fixed else None)
+    options = _sources.run_options(opts, memory_limit=mem, chunks=chunks, **asked)
+    described: dict[str, Any] = {"pixel_size": pixel} if pixel else {}
+    if bands is not None:
+        described["bands"] = display.check_bands(bands, x.shape[2])
     if fixed is not None:
         cb, cb_source = fixed
         if cb.shape[1] != x.shape[2]:
             raise ParameterError(f"the codebook has {cb.shape[1]} channels, the image {x.shape[2]}")
         rows, cols, c = x.shape
-        say(f"reading {name}: {rows} x {cols} x {c} {x.dtype}; encoding with a fixed codebook of K={len(cb)}")
+        say(Step(f"reading {name}: {rows} x {cols} x {c} {x.dtype}; encoding with a fixed codebook of K={len(cb)}"))
         fit = FitResult(metrics.round_codebook(cb, x.dtype), "fixed", extra={"codebook_source": cb_source})
     else:
-        fit = _fit_image(x, name, _with_k(opts, k_requested), init, target_psnr, max_k, say)
+        fit = _fit_image(x, name, dataclasses.replace(opts, k=k_requested), init, target_psnr, max_k, say)
     return _write_store(
         x,
         output,
@@ -276,12 +267,8 @@ def compress(
         overwrite=overwrite,
         t0=t0,
         say=say,
+        described=described,
     )
-
-
-def _with_k(opts: FitOptions, k: int) -> FitOptions:
-    """``opts`` with K replaced (validated again)."""
-    return dataclasses.replace(opts, k=k)
 
 
 @on_default_scheduler
@@ -319,7 +306,7 @@ def fit(
         As for :func:`compress` (``level``, ``series`` and ``axes`` apply to every image).
     """
     t0 = time.perf_counter()
-    say = progress or (lambda msg: None)
+    say = or_silent(progress)
     opts = FitOptions(k=k, seed=seed, method=method, max_iter=max_iter, tol=tol, sample_size=sample_size)
     if isinstance(sources, (str, os.PathLike)) or not len(sources):
         raise ParameterError("fit needs a list of one or more images")
@@ -335,9 +322,9 @@ def fit(
                 f"{name} is {x.shape[2]} x {x.dtype}"
             )
     use_hist = fitting.use_histogram(opts.method, dtype, c)
-    say(f"fitting K={opts.k} across {len(xs)} images ({'histogram' if use_hist else 'pixel'} path)")
-    data = fitting.prepare(xs, use_hist, opts, "an image")
-    f = fitting.fit_k(data, fitting.reduce_k(opts.k, data.distinct), opts, on_iter=fitting.iteration_progress(say))
+    say(Step(f"fitting K={opts.k} across {len(xs)} images ({'histogram' if use_hist else 'pixel'} path)"))
+    data = fitting.prepare(xs, use_hist, opts, "an image", say)
+    f = fitting.fit_k(data, fitting.reduce_k(opts.k, data.distinct), opts, progress=say)
     mse, peak = fitting.training_error(f)
     run = fitting.fit_metadata(f, opts)
     meta = {
@@ -372,8 +359,8 @@ def decode(
     compression: str | None = "zlib",
     compression_level: int | None = None,
 ) -> Path:
-    """Write the reconstruction of a store to ``.tif/.tiff`` (tiled BigTIFF), ``.zarr``, ``.png`` or ``.jpg``,
-    or ``.ome.zarr`` (OME-Zarr NGFF 0.5 multiscale image plus its labels with the codebook as colours).
+    """Write the reconstruction of a store to ``.tif`` (tiled BigTIFF), ``.zarr``, ``.png``, ``.jpg``,
+    ``.ome.zarr`` (NGFF 0.5 image + labels) or ``.ome.tif`` (pyramidal OME-TIFF), see docs/cli.md.
 
     Streams chunk by chunk for TIFF and Zarr; PNG and JPEG only for images that fit the budget.
     Raises before writing anything if the output exists (without ``overwrite``) or its

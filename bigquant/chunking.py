@@ -30,13 +30,18 @@ MIN_SIDE = 256
 MAX_SIDE = 8192
 
 
+#: The least memory budget: 64 MB (a round decimal figure, so that ``64MB`` is accepted; every
+#: chunk shape stays at least MIN_SIDE on a side within it).
+MIN_MEMORY_LIMIT = 64_000_000
+
+
 def parse_memory_limit(value: str | int | float | None) -> int:
     """Return a memory budget in bytes from ``"2GiB"``, ``"500MB"``, an int, or None (default).
 
     Raises
     ------
     ParameterError
-        If the value cannot be parsed or is below 64 MiB.
+        If the value cannot be parsed or is below :data:`MIN_MEMORY_LIMIT` (64 MB).
     """
     if value is None:
         value = DEFAULT_MEMORY_LIMIT
@@ -44,8 +49,10 @@ def parse_memory_limit(value: str | int | float | None) -> int:
         n = int(parse_bytes(value)) if isinstance(value, str) else int(value)
     except (ValueError, TypeError) as exc:
         raise ParameterError(f"memory limit {value!r} is not a size such as '2GiB' or '500MB'") from exc
-    if n < 64 * 2**20:
-        raise ParameterError(f"memory limit {value!r} ({n} bytes) is below the minimum of 64MiB")
+    if n < MIN_MEMORY_LIMIT:
+        raise ParameterError(
+            f"memory limit {value!r} ({n:,} bytes) is below the minimum of 64MB ({MIN_MEMORY_LIMIT:,} bytes)"
+        )
     return n
 
 

@@ -1,11 +1,13 @@
-"""A store's reconstruction to image files: TIFF, Zarr, PNG, JPEG or OME-Zarr (the writers of io).
+"""A store's reconstruction to image files: TIFF, Zarr, PNG, JPEG, OME-Zarr or OME-TIFF (io's writers).
 
 Named ``decoding``, not ``decode``: a submodule ``bigquant.decode`` would shadow the function
 :func:`bigquant.decode` once imported.
 
 The labels are streamed to the writers with the codebook as their palette, so a TIFF is
 computed one strip of labels at a time and looked up tile by tile; nothing the size of the
-image is held in memory.
+image is held in memory. OME-Zarr and OME-TIFF outputs take their reduced levels from the
+store's label pyramid (``codebook[labels/l]``), never by resampling the full-size image; the
+store's ``pixel_size`` and ``bands`` travel to every output.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 from pathlib import Path
 
 from . import io
+from .chunking import parse_memory_limit
 from .errors import ParameterError
 from .store import Store
 
@@ -38,10 +41,20 @@ def decode_store(
         raise ParameterError(f"output {str(output)!r} is the store itself")
     io.check_output_path(output, overwrite=overwrite)
     s = store if isinstance(store, Store) else Store(store)
+    meta = s.metadata
     if io.is_ome_zarr(output):
-        rng = s.metadata.get("data_range")
-        return io.write_ome_zarr(
-            s.reconstruct(), s.labels, s.codebook, output, overwrite=overwrite, data_range=tuple(rng) if rng else None
+        return io.write_ome_zarr(s.pyramid(), s.codebook, output, overwrite=overwrite, metadata=meta)
+    if io.is_ome_tiff(output):
+        return io.write_ome_tiff(
+            s.pyramid(),
+            s.codebook,
+            io.check_output_path(output, overwrite=overwrite),
+            overwrite,
+            parse_memory_limit(memory_limit),
+            compression=compression,
+            compression_level=compression_level,
+            bands=s.bands,
+            pixel_size=s.pixel_size,
         )
     return io.write_image(
         s.labels,
@@ -51,4 +64,6 @@ def decode_store(
         compression=compression,
         compression_level=compression_level,
         palette=s.codebook,
+        bands=s.bands,
+        pixel_size=s.pixel_size,
     )

@@ -29,10 +29,9 @@ from ._version import __version__
 from .errors import BigquantWarning, InputError, KReducedWarning, ParameterError
 from .hamerly import lloyd_in_memory
 from .params import FitOptions
+from .progress import Pass, Progress, Step, or_silent
 from .seeding import distinct_rows, init_centroids, sample_pixels
 
-#: Receives one line of progress.
-Progress = Callable[[str], None]
 #: The label function of the last pass: ``fn(block, *args) -> (labels, stats (K + 3,))``.
 LabelFn = Callable[..., tuple[np.ndarray, np.ndarray]]
 
@@ -108,17 +107,22 @@ def use_histogram(method: str, dtype: Any, channels: int) -> bool:
     return applies and method != "pixels"
 
 
-def prepare(xs: Any, use_hist: bool, opts: FitOptions, what: str) -> FitData:
+def prepare(xs: Any, use_hist: bool, opts: FitOptions, what: str, progress: Progress | None = None) -> FitData:
     """The histogram (one pass) or the pixel sample of ``xs`` (rows, cols, C) or a list of them.
 
-    ``what`` names the input in the error raised for NaN or inf in the sample.
+    ``what`` names the input in the error raised for NaN or inf in the sample; ``progress``
+    hears of the pass (:class:`~bigquant.progress.Pass` ``"histogram"`` or ``"sample"``).
     """
+    say = or_silent(progress)
     first = as_list(xs)[0]
     data = FitData(xs, first.dtype, first.shape[2])
     if use_hist:
+        say(Pass("histogram"))
         data.colours, data.counts = histogram.colour_histogram(xs)
         release_freed_memory()
+        say(Step(f"histogram: {len(data.colours):,} distinct colours"))
         return data
+    say(Pass("sample"))
     data.sample = sample_pixels(xs, opts.sample_size, opts.seed)
     if data.sample.dtype.kind == "f" and not np.isfinite(data.sample).all():
         raise InputError(f"{what} holds NaN or inf values; bigquant needs finite values")
@@ -147,27 +151,16 @@ def initial(init: Any, sample: np.ndarray, k: int, channels: int, seed: int) -> 
     return start
 
 
-def iteration_progress(say: Progress | None) -> kmeans.Callback | None:
-    """A Lloyd callback that says one line per iteration, or None without ``say``."""
-    if say is None:
-        return None
-
-    def on_iter(it: int, inertia: float, shift: float) -> None:
-        say(f"iteration {it}: inertia {inertia:.6g}, largest shift {shift:.4g}")
-
-    return on_iter
-
-
-def fit_k(
-    data: FitData, k: int, opts: FitOptions, *, init: Any = None, on_iter: kmeans.Callback | None = None
-) -> FitResult:
-    """Fit ``k`` centroids on the path ``data`` was prepared for."""
+def fit_k(data: FitData, k: int, opts: FitOptions, *, init: Any = None, progress: Progress | None = None) -> FitResult:
+    """Fit ``k`` centroids on the path ``data`` was prepared for; ``progress`` receives the
+    :class:`~bigquant.progress.Iteration` of every step (and a ``Pass`` before each pass over
+    the pixels)."""
     if data.colours is not None:
-        return _fit_histogram(data, k, opts, init, on_iter)
-    return _fit_pixels(data.xs, data, k, opts, init, on_iter)
+        return _fit_histogram(data, k, opts, init, progress)
+    return _fit_pixels(data.xs, data, k, opts, init, progress)
 
 
-def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, on_iter: Any) -> FitResult:
+def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None) -> FitResult:
     colours, counts = data.colours, data.counts
     assert colours is not None and counts is not None
     sample = histogram.sample_from_histogram(colours, counts, min(opts.sample_size, int(counts.sum())), opts.seed)
@@ -182,13 +175,15 @@ def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, on_iter: 
         sample=sample.astype(float),
         inertia_rtol=opts.inertia_rtol,
         coarse=init is None,
-        callback=on_iter,
+        progress=progress,
     )
     codebook = metrics.round_codebook(res.centroids, data.dtype)
     return FitResult(codebook, "histogram", res, res.coarse_iterations, data)
 
 
-def _fit_pixels(points: Any, data: FitData, k: int, opts: FitOptions, init: Any, on_iter: Any) -> FitResult:
+def _fit_pixels(
+    points: Any, data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None
+) -> FitResult:
     sample = data.sample
     assert sample is not None
     start = initial(init, sample, k, sample.shape[1], opts.seed)
@@ -206,7 +201,7 @@ def _fit_pixels(points: Any, data: FitData, k: int, opts: FitOptions, init: Any,
         tol_abs=tol_abs,
         inertia_rtol=opts.inertia_rtol,
         sample=pts,
-        callback=on_iter,
+        progress=progress,
     )
     return FitResult(metrics.round_codebook(res.centroids, data.dtype), "pixels", res, warm_iters, data)
 
@@ -277,7 +272,7 @@ def search_k(
         if k not in cache:
             f = fit_of(k)
             cache[k] = (f, fit_psnr(f))
-            say(f"auto K: K={k} gives {cache[k][1]:.2f} dB")
+            say(Step(f"auto K: K={k} gives {cache[k][1]:.2f} dB"))
         return cache[k][1]
 
     if trial(max_k) < target:
@@ -320,9 +315,9 @@ def auto_k(data: FitData, opts: FitOptions, target: float, max_k: int, *, init: 
 
     k, fit, tried = search_k(fit_of, target, max_k, say)
     estimate = "exact (histogram)" if use_hist else f"pixel sample of {len(data.sample)}"  # type: ignore[arg-type]
-    say(f"auto K: chose K={k}")
+    say(Step(f"auto K: chose K={k}"))
     if not use_hist:
-        fit = fit_k(data, k, opts, init=init, on_iter=iteration_progress(say))
+        fit = fit_k(data, k, opts, init=init, progress=say)
     fit.extra = dict(target_psnr=float(target), max_k=int(max_k), auto_k_trials=tried, auto_k_estimate=estimate)
     return fit
 
@@ -340,8 +335,11 @@ class LabelPlan:
     sse: float | None
 
 
-def label_plan(x: da.Array, fit: FitResult) -> LabelPlan:
-    """The label plan for image ``x`` (rows, cols, C) and a fitted (or fixed) codebook."""
+def label_plan(x: da.Array, fit: FitResult, progress: Progress | None = None) -> LabelPlan:
+    """The label plan for image ``x`` (rows, cols, C) and a fitted (or fixed) codebook.
+
+    ``progress`` hears of the pass that labels every possible colour, where there is one.
+    """
     cb = fit.codebook
     c = x.shape[2]
     cbd = dask.delayed(cb, pure=True)
@@ -353,6 +351,7 @@ def label_plan(x: da.Array, fit: FitResult) -> LabelPlan:
         return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, False), sse)
     if histogram.applies(x.dtype, c) and x.shape[0] * x.shape[1] >= histogram.nbins(c) // 4:
         # More pixels than colours: label every possible colour once, then look pixels up.
+        or_silent(progress)(Pass("label table"))
         lut = histogram.full_label_table(cb, c)
         return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, True), None)
     return LabelPlan(kmeans.label_block, (cbd,), None)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._dask import worker_threads
 from .kmeans import Callback, LloydResult, lloyd_loop
+from .progress import Progress
 
 #: Up to this K a searched point looks only at its centroid's near neighbours, from K x K tables
 #: of the centroids' distances (8 MiB each at 1024); beyond it, at every centroid.
@@ -52,6 +53,8 @@ def lloyd_in_memory(
     inertia_rtol: float = 0.0,
     sample: np.ndarray | None = None,
     callback: Callback | None = None,
+    progress: Progress | None = None,
+    stage: str = "Lloyd",
 ) -> LloydResult:
     """Weighted Lloyd's on in-memory points with Hamerly's bounds.
 
@@ -71,7 +74,7 @@ def lloyd_in_memory(
     counts : ndarray of shape (n,)
         Their weights (pixel counts).
     init : ndarray of shape (K, C)
-    max_iter, tol_abs, inertia_rtol, sample, callback
+    max_iter, tol_abs, inertia_rtol, sample, callback, progress, stage
         As for :func:`bigquant.kmeans.lloyd_loop`.
     """
     from ._kernels import hamerly as kha
@@ -128,4 +131,6 @@ def lloyd_in_memory(
             inertia_rtol=inertia_rtol,
             sample=sample,
             callback=callback,
+            progress=progress,
+            stage=stage,
         )

@@ -28,6 +28,7 @@ from .hamerly import lloyd_in_memory, sliced
 from .kmeans import Callback, LloydResult
 from .kmeans import label_block as nearest_labels
 from .params import COARSE_TOL_FACTOR, labels_dtype
+from .progress import Progress
 
 #: Bits per channel of the coarse histograms that warm-start the exact iterations, coarsest first.
 COARSE_LEVELS = (5, 6, 7)
@@ -206,6 +207,7 @@ def fit(
     inertia_rtol: float = 0.0,
     coarse: bool = True,
     callback: Callback | None = None,
+    progress: Progress | None = None,
 ) -> LloydResult:
     """Weighted Lloyd's k-means on a colour histogram, warm-started on coarser versions of it.
 
@@ -218,7 +220,8 @@ def fit(
     when it would not have at most half as many points as the next, or when it has fewer than
     :data:`COARSE_MIN_BINS_PER_CLUSTER` occupied bins per cluster (too coarse a level leads to a
     worse optimum). With ``coarse=False`` the exact stage starts at ``init`` (used to check the
-    path against the pixel-level engine from the same initial centroids).
+    path against the pixel-level engine from the same initial centroids). ``progress`` receives
+    the :class:`~bigquant.progress.Iteration` of every stage (``"coarse 5-bit"``, ..., ``"Lloyd"``).
 
     Returns
     -------
@@ -244,6 +247,8 @@ def fit(
                 tol_abs=COARSE_TOL_FACTOR * tol_abs,
                 inertia_rtol=inertia_rtol,
                 sample=sample,
+                progress=progress,
+                stage=f"coarse {bits}-bit",
             )
             start, coarse_iters = cres.centroids, coarse_iters + cres.n_iter
     res = lloyd_in_memory(
@@ -255,6 +260,7 @@ def fit(
         inertia_rtol=inertia_rtol,
         sample=sample,
         callback=callback,
+        progress=progress,
     )
     res.coarse_iterations = coarse_iters
     return res

@@ -25,6 +25,7 @@ from dask.delayed import Delayed
 from ._dask import as_list, sum_parts, tree_reduce
 from .errors import InputError, ParameterError
 from .params import INERTIA_PATIENCE, labels_dtype
+from .progress import Iteration, Pass, Progress
 
 #: ``step(centroids, shift, first) -> (K + 1, C + 2)`` partial sums of one Lloyd step.
 Step = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]
@@ -155,6 +156,7 @@ def lloyd(
     inertia_rtol: float = 0.0,
     sample: np.ndarray | None = None,
     callback: Callback | None = None,
+    progress: Progress | None = None,
 ) -> LloydResult:
     """Run Lloyd's algorithm from ``init`` until the largest shift is ``<= tol_abs``, the
     inertia stalls (``inertia_rtol``, see :func:`lloyd_loop`) or ``max_iter``.
@@ -179,17 +181,32 @@ def lloyd(
     sample : ndarray of shape (n, C), optional
         Points to re-seed empty clusters from.
     callback : callable(iteration, inertia, shift), optional
-        Called after every step, e.g. for progress output.
+        Called after every step.
+    progress : callable(event), optional
+        Receives a :class:`~bigquant.progress.Pass` before each pass over ``points`` and an
+        :class:`~bigquant.progress.Iteration` after it.
     """
     if max_iter < 1:
         raise ParameterError(f"max_iter must be at least 1, got {max_iter}")
+    passes = 0
 
     def step(centroids: np.ndarray, shift: np.ndarray, first: bool) -> np.ndarray:
+        nonlocal passes
+        passes += 1
+        if progress is not None:
+            progress(Pass("Lloyd", passes, max_iter))
         (total,) = dask.compute(lloyd_step_graph(points, centroids, weights))
         return total
 
     return lloyd_loop(
-        step, init, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol, sample=sample, callback=callback
+        step,
+        init,
+        max_iter=max_iter,
+        tol_abs=tol_abs,
+        inertia_rtol=inertia_rtol,
+        sample=sample,
+        callback=callback,
+        progress=progress,
     )
 
 
@@ -202,6 +219,8 @@ def lloyd_loop(
     inertia_rtol: float = 0.0,
     sample: np.ndarray | None = None,
     callback: Callback | None = None,
+    progress: Progress | None = None,
+    stage: str = "Lloyd",
 ) -> LloydResult:
     """The Lloyd loop around a ``step(centroids, shift, first) -> (K + 1, C + 2)`` partial sum.
 
@@ -215,6 +234,9 @@ def lloyd_loop(
     lower the inertia by at most ``inertia_rtol`` times its value (no re-seeding among them).
     Lloyd's iterations end in a long tail of small moves that barely change the result; the
     inertia test cuts that tail. A plateau longer than the patience would still end a run early.
+
+    ``callback(it, inertia, shift)`` is called after every step, and ``progress`` receives an
+    :class:`~bigquant.progress.Iteration` of ``stage`` (``"Lloyd"``, ``"coarse 5-bit"``).
     """
     centroids = np.array(init, dtype=np.float64)
     k, c = centroids.shape
@@ -244,6 +266,8 @@ def lloyd_loop(
         result.n_iter, result.inertia, result.centroids = it, inertia, centroids
         if callback is not None:
             callback(it, inertia, shift)
+        if progress is not None:
+            progress(Iteration(stage, it, max_iter, inertia, shift, tol_abs, inertia_rtol))
         if shift <= tol_abs and not reseeded:
             result.converged, result.stopped_by = True, "shift"
             break

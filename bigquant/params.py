@@ -156,6 +156,37 @@ def check_compression_level(level: object) -> int | None:
     return int(level)  # type: ignore[call-overload]
 
 
+#: The only unit of ``pixel_size``: every input unit is converted to micrometres.
+PIXEL_UNIT = "micrometer"
+
+
+def check_pixel_size(pixel_size: Any) -> dict[str, Any] | None:
+    """The physical pixel size as ``{"y": float, "x": float, "unit": "micrometer"}``, or None.
+
+    Accepts that dict (``unit`` may be left out), one positive number for square pixels, or a
+    (y, x) pair, in micrometres. Raises ParameterError for anything else.
+    """
+    if pixel_size is None:
+        return None
+    if isinstance(pixel_size, dict):
+        unit = pixel_size.get("unit", PIXEL_UNIT)
+        if unit != PIXEL_UNIT or set(pixel_size) - {"y", "x", "unit"}:
+            raise ParameterError(f"pixel_size {pixel_size!r} must be {{'y': ..., 'x': ..., 'unit': '{PIXEL_UNIT}'}}")
+        values: Any = (pixel_size.get("y"), pixel_size.get("x"))
+    elif isinstance(pixel_size, (list, tuple)):
+        values = tuple(pixel_size)
+    else:
+        values = (pixel_size, pixel_size)
+    ok = len(values) == 2 and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values
+    )
+    if not ok or not all(np.isfinite(float(v)) and float(v) > 0 for v in values):
+        raise ParameterError(
+            f"pixel_size {pixel_size!r} must be one positive number or a (y, x) pair of them, in micrometres"
+        )
+    return {"y": float(values[0]), "x": float(values[1]), "unit": PIXEL_UNIT}
+
+
 @dataclass(frozen=True)
 class FitOptions:
     """The validated parameters of a fit, passed down from the public entry points.

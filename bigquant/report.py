@@ -10,19 +10,20 @@ import math
 from typing import Any
 
 from .chunking import format_bytes
+from .params import INERTIA_PATIENCE
 
 #: How a run ended (``stopped_by`` in the metadata), in words.
 _STOPS = {
     "shift": "converged: centroids settled",
     "inertia": "converged: inertia stalled",
-    "max_iter": "not converged: max_iter reached",
+    "max_iter": "stopped at max_iter",
     "fixed codebook": "fixed codebook",
 }
 
 
 def run_state(meta: dict) -> str:
     """How the fit recorded in ``meta`` ended, in words: ``"converged: centroids settled"``,
-    ``"converged: inertia stalled"``, ``"not converged: max_iter reached"``, ``"fixed codebook"``
+    ``"converged: inertia stalled"``, ``"stopped at max_iter"``, ``"fixed codebook"``
     (stores written before ``stopped_by`` was recorded: ``"converged"`` or ``"not converged"``)."""
     return _STOPS.get(str(meta.get("stopped_by")), "converged" if meta.get("converged") else "not converged")
 
@@ -48,21 +49,95 @@ def psnr_caption(psnr: Any) -> str:
     return f"PSNR {psnr_text(psnr, 1)} dB"
 
 
-def summary_lines(info: dict) -> list[str]:
-    """The lines that describe a store (:meth:`bigquant.Store.info`): size, K, iterations,
-    error, bytes, time."""
+#: Iterations whose PSNR gain the stop explanation quotes.
+RECENT = 10
+
+
+def psnr_gain(inertias: list[float]) -> tuple[float, float] | None:
+    """``(gained, more)`` in dB from a Lloyd inertia history: what the last :data:`RECENT`
+    iterations gained, and about what the iterations after them would add.
+
+    PSNR moves as ``-10 log10`` of the error, so an iteration's gain is ``10 log10`` of the
+    ratio of two inertias. Gains in a Lloyd tail shrink roughly geometrically: ``more`` sums that
+    series at the rate seen over the recent iterations (the last gain times ``r / (1 - r)``), or,
+    where the gains do not shrink, counts another :data:`RECENT` iterations of the latest gain.
+    None with fewer than three positive inertias.
+    """
+    values = [float(v) for v in inertias if v is not None and float(v) > 0][-(RECENT + 1) :]
+    if len(values) < 3:
+        return None
+    gains = [10 * math.log10(a / b) for a, b in zip(values[:-1], values[1:])]
+    gained = sum(gains)
+    half = len(gains) // 2
+    early, late = sum(gains[:half]), sum(gains[half:])
+    last = max(gains[-1], 0.0)
+    if early > 0 and 0 <= late < early:
+        r = (late / early) ** (1.0 / max(len(gains) - half, 1))
+        more = last * r / (1 - r) if r < 1 else last * RECENT
+    else:
+        more = last * RECENT
+    return gained, max(more, 0.0)
+
+
+def stop_line(meta: dict) -> str | None:
+    """What the way the fit stopped means for the result, from its recorded histories; None for
+    a fixed codebook or a store without histories."""
+    how = meta.get("stopped_by")
+    shifts = meta.get("shift_history") or []
+    if how == "shift" and shifts:
+        return f"the codebook settled: no colour moved more than {shifts[-1]:.3g} in the last iteration (--tol)"
+    if how == "inertia":
+        rtol = float(meta.get("tol", 1e-4)) / 100
+        return f"further iterations gain less than {rtol:.0e} of the error each ({INERTIA_PATIENCE} in a row did)"
+    if how != "max_iter":
+        return None
+    gain = psnr_gain(meta.get("inertia_history") or [])
+    moved = f"the codebook still moved by up to {max(shifts[-RECENT:]):.3g} per iteration" if shifts else ""
+    if gain is None:
+        return moved or None
+    gained, more = gain
+    if more < 0.05:
+        gains = f"the last iterations gained {gained:.3f} dB: more would change PSNR by about {more:.2g} dB"
+        return f"{moved}, but {gains}" if moved else gains
+    return (
+        f"still improving: the last iterations gained {gained:.2f} dB; a larger --max-iter would add "
+        f"about {more:.2g} dB"
+    )
+
+
+def ratio_line(info: dict, input_bytes: int | None = None) -> str:
+    """The compression ratio against the raw pixels and, where known, against the input's bytes
+    on disk (``input_bytes``, else a recorded ``source_bytes``)."""
+    raw, store = info["raw_bytes"], info["store_bytes"]
+    text = (
+        f"  ratio       {raw / store:.1f}:1 against the raw pixels ({format_bytes(raw)})"
+        if store
+        else "  ratio       -"
+    )
+    src = input_bytes if input_bytes is not None else info.get("source_bytes")
+    if src and store:
+        text += f"; {src / store:.2f}:1 against the input file ({format_bytes(src)})"
+    return text
+
+
+def summary_lines(info: dict, input_bytes: int | None = None) -> list[str]:
+    """The lines that describe a store (:meth:`bigquant.Store.info`): size, K, iterations and
+    what their stop means, error, bytes and ratios (``input_bytes``: the input file's size on
+    disk), time."""
     rows, cols, c = info["shape"]
     # With --target-psnr, K below --max-k is the search's choice (the "auto K" line says so).
     reduced = info["k"] != info.get("k_requested", info["k"]) and info.get("target_psnr") is None
     k_note = f" (reduced from {info['k_requested']}: fewer distinct colours)" if reduced else ""
+    stop = stop_line(info)
     return [
         f"  size        {rows} x {cols} x {c} {info['dtype']} ({rows * cols / 1e6:.2f} Mpx)",
         f"  K           {info['k']}{k_note}, method {info['method']}",
         f"  iterations  {info['iterations']} ({run_state(info)})",
+        *([f"  stop        {stop}"] if stop else []),
         f"  MSE         {info['mse']:.4g}    PSNR {psnr_text(info['psnr'])} dB",
         f"  store       {format_bytes(info['store_bytes'])} ({info['bits_per_pixel']:.3f} bits/pixel, "
-        f"labels {info.get('labels_codec') or 'unknown'}); "
-        f"raw {format_bytes(info['raw_bytes'])}; ratio {info['ratio']:.1f}:1",
+        f"labels {info.get('labels_codec') or 'unknown'})",
+        ratio_line(info, input_bytes),
         f"  time        {info.get('time_s', float('nan')):.1f} s",
     ]
 
@@ -81,6 +156,7 @@ def fit_lines(path: Any, meta: dict) -> list[str]:
         f"wrote palette {path}",
         f"  K           {meta['k']} across {len(meta['sources'])} images, method {meta['method']}",
         f"  iterations  {meta['iterations']} ({run_state(meta)})",
+        *([f"  stop        {stop}"] if (stop := stop_line(meta)) else []),
         f"  MSE         {meta['mse']:.4g}    PSNR {psnr_text(meta['psnr'])} dB (all images together)",
         f"  use it      bigquant compress IMAGE --codebook {path}",
     ]
@@ -105,7 +181,9 @@ def info_lines(info: dict) -> list[str]:
     lines = [
         f"{info['path']}  (bigquant store, format {info['format_version']})",
         *summary_lines(info),
-        f"  seeds' bits {info['seed_bits']:,} ({100 * info['seed_ratio']:.1f} % of raw)",
+        f"  fixed-width {info['seed_bits']:,} bits = N·⌈log2 K⌉ + bits·K ({format_bytes(info['seed_bits'] / 8)}, "
+        f"{100 * info['seed_ratio']:.1f} % of raw): labels at ⌈log2 K⌉ bits each plus the codebook, "
+        "without entropy coding",
         f"  source      {info.get('source_path', info['source'])}{where}  seed {info['seed']}",
     ]
     if "bands" in info:

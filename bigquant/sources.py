@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import dask.array as da
+import numpy as np
 
-from . import io
+from . import io, params
+from . import store as _store
+from .errors import ParameterError
 from .io import ImageInfo, as_image, default_bands
+from .io.image_info import in_micrometres
 from .params import FitOptions
 
 PathLike = str | os.PathLike
@@ -94,8 +98,9 @@ def source_metadata(src: Source) -> dict[str, Any]:
         "source_axes": info.axes,
         "bands": list(info.bands),
     }
-    if info.pixel_size is not None:
-        meta["pixel_size"] = dict(info.pixel_size)
+    size = in_micrometres(info.pixel_size)  # the store's unit; info INPUT shows the input's own
+    if size is not None:
+        meta["pixel_size"] = size
     return meta
 
 
@@ -113,3 +118,22 @@ def run_options(opts: FitOptions, *, memory_limit: int, chunks: Any, **asked: An
         "sample_size": int(opts.sample_size),
         **asked,
     }
+
+
+def fixed_codebook(codebook: Any) -> tuple[np.ndarray, str]:
+    """A fixed codebook (K, C) from a palette or store path, or an array; and where it came from."""
+    if isinstance(codebook, (str, os.PathLike)):
+        return _store.read_codebook(codebook)[0], str(codebook)
+    return params.check_codebook(codebook), "<array>"
+
+
+def check_output(source: Any, output: PathLike | None, overwrite: bool) -> PathLike:
+    """The store a compress of ``source`` writes (default beside a path input), checked before any work."""
+    if output is None:
+        if not isinstance(source, (str, os.PathLike)):
+            raise ParameterError("an output path is needed when compressing an array")
+        output = default_output(source)
+    _store.check_target(output, overwrite)
+    if isinstance(source, (str, os.PathLike)) and Path(output).resolve() == Path(source).resolve():
+        raise ParameterError(f"output {str(output)!r} is the input itself")
+    return output

@@ -1,10 +1,12 @@
 """Read a bigquant store with zarr, dask and xarray alone: bigquant is never imported.
 
-A store is a plain Zarr v3 group: ``labels`` (rows, cols) uint8/uint16 with dimension names
-``["row", "col"]``, ``codebook`` (K, C) with ``["label", "channel"]``, and the metadata in the
-group attribute ``bigquant``. This script opens one three ways, rebuilds the image
-``codebook[labels]`` with each (lazily with dask and xarray), checks the three agree, and checks
-the per-label pixel counts against the metadata.
+A store (format version 2) is a plain Zarr v3 group with consolidated metadata: ``labels`` is an
+OME-Zarr multiscale label image whose array ``labels/0`` (rows, cols) uint8/uint16, dimension
+names ``["y", "x"]``, holds the full-resolution labels and ``labels/1``, ``labels/2``, ... the
+halved levels; ``codebook`` (K, C) has ``["label", "channel"]``; the metadata is the group
+attribute ``bigquant``. This script opens one three ways, rebuilds the image
+``codebook[labels/0]`` with each (lazily with dask and xarray), checks the three agree, checks
+the per-label pixel counts against the metadata, and lists the pyramid's levels.
 
 Run::
 
@@ -58,7 +60,9 @@ def with_zarr(path: Path) -> tuple[dict, np.ndarray]:
     group = zarr.open_group(path, mode="r")
     meta = dict(group.attrs["bigquant"])
     codebook = group["codebook"][...]  # (K, C)
-    labels = group["labels"]  # a zarr array; slicing reads only those chunks
+    labels = group["labels/0"]  # a zarr array; slicing reads only those chunks
+    levels = group["labels"].attrs["ome"]["multiscales"][0]["datasets"]
+    print("levels: " + ", ".join(f"labels/{d['path']} {group['labels/' + d['path']].shape}" for d in levels))
     print(
         f"zarr:   labels {labels.shape} {labels.dtype} chunks {labels.chunks} "
         f"dims {labels.metadata.dimension_names}; codebook {codebook.shape} {codebook.dtype}"
@@ -69,7 +73,7 @@ def with_zarr(path: Path) -> tuple[dict, np.ndarray]:
 
 def with_dask(path: Path) -> tuple[da.Array, da.Array]:
     """dask: lazy labels straight from the store, decoded chunk by chunk."""
-    labels = da.from_zarr(str(path), component="labels")
+    labels = da.from_zarr(str(path), component="labels/0")
     codebook = da.from_zarr(str(path), component="codebook").compute()  # K x C: tiny
     image = labels.map_blocks(
         lambda block: codebook[block], new_axis=2, chunks=labels.chunks + ((codebook.shape[1],),), dtype=codebook.dtype
@@ -82,18 +86,20 @@ def with_dask(path: Path) -> tuple[da.Array, da.Array]:
 
 
 def with_xarray(path: Path) -> xr.DataArray:
-    """xarray: the store opens as a Dataset, dimension names from the Zarr v3 metadata."""
-    ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
-    codebook = ds["codebook"].values
+    """xarray: the root opens as a Dataset holding the codebook, the labels group as one holding
+    the levels (each level its own Dataset: they share the dimension names y and x)."""
+    codebook = xr.open_zarr(path)["codebook"].values
+    levels = zarr.open_group(path, mode="r")["labels"].attrs["ome"]["multiscales"][0]["datasets"]
+    labels = xr.open_zarr(path, group="labels", drop_variables=[d["path"] for d in levels[1:]])["0"]
     image = xr.apply_ufunc(
         lambda lab: codebook[lab],
-        ds["labels"],
+        labels,
         dask="parallelized",
         output_core_dims=[["channel"]],
         output_dtypes=[codebook.dtype],
         dask_gufunc_kwargs={"output_sizes": {"channel": codebook.shape[1]}},
     )
-    print(f"xarray: data variables {sorted(ds.data_vars)}, image dims {image.dims} sizes {dict(image.sizes)}")
+    print(f"xarray: labels dims {labels.dims}, image dims {image.dims} sizes {dict(image.sizes)}")
     return image
 
 
@@ -122,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     window = (slice(0, 256), slice(0, 256))
     a = in_memory[window]
     b = lazy[window].compute()
-    c = image_xr.isel(row=window[0], col=window[1]).values
+    c = image_xr.isel(y=window[0], x=window[1]).values
     assert np.array_equal(a, b) and np.array_equal(a, c), "zarr, dask and xarray disagree"
     # and the metadata's pixel counts per label are those of the labels
     counts = da.bincount(labels.ravel().astype(np.int64), minlength=meta["k"]).compute()

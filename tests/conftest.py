@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,12 @@ def china() -> np.ndarray:
     from sklearn.datasets import load_sample_image
 
     return load_sample_image("china.jpg")
+
+
+@pytest.fixture(scope="session")
+def v1_store() -> Path:
+    """A format-version-1 store (labels one array), as bigquant wrote them: tests/data/README.md."""
+    return Path(__file__).parent / "data" / "v1_coffee.bq.zarr"
 
 
 @pytest.fixture(scope="session")
@@ -197,3 +205,12 @@ def cluster(tmp_path_factory):
     """A real dask scheduler and two workers on 127.0.0.1, shared by the tests of one module."""
     with dask_cluster(tmp_path_factory.mktemp("cluster"), n_workers=2) as c:
         yield c
+
+
+@pytest.fixture
+def small_screen(monkeypatch):
+    """Label pyramids down to 100 pixels instead of a screen's 2048, so small images get levels."""
+    from bigquant.store import format as store_format
+
+    monkeypatch.setattr(store_format, "SCREEN_SIDE", 100)
+    return 100

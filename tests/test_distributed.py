@@ -110,7 +110,7 @@ def test_cluster_run_is_identical_to_local(cluster, inputs, tmp_path, capsys, na
     _same_store(tmp_path / "local.bq.zarr", tmp_path / "dist.bq.zarr")
     store = bigquant.open(tmp_path / "dist.bq.zarr")
     # One task per zarr chunk: the labels are chunked exactly like the job.
-    assert zarr.open_array(str(tmp_path / "dist.bq.zarr" / "labels"), mode="r").chunks == (128, 128)
+    assert zarr.open_array(str(tmp_path / "dist.bq.zarr" / "labels" / "0"), mode="r").chunks == (128, 128)
     assert store.metadata["chunks"] == [128, 128]
 
     # Decode through the cluster too: a streamed tiled TIFF and a Zarr array, both as local.

@@ -62,7 +62,7 @@ def _tree_digest(path: Path) -> str:
 
 class _Job:
     """The `bigquant` CLI in a subprocess whose stderr is a pseudo-terminal, so it prints its
-    progress lines ("iteration N: ...") as it goes; ``text`` collects them."""
+    progress line ("Lloyd N/MAX ...") as it goes; ``text`` collects them."""
 
     def __init__(self, argv, cwd: Path, name: str = "job"):
         master, slave = pty.openpty()
@@ -143,11 +143,11 @@ def test_worker_killed_mid_compress_gives_identical_output(cluster, inputs, tmp_
     pids = cluster.worker_pids()
     victim, victim_pid = sorted(pids.items())[0]
     job = _Job([*args, "-o", str(tmp_path / "hit.bq.zarr"), "--scheduler", cluster.address], tmp_path)
-    job.wait_for("iteration 2:", timeout=120)  # Lloyd's is under way on both workers
+    job.wait_for("Lloyd 2/", timeout=120)  # Lloyd's is under way on both workers
     os.kill(victim_pid, signal.SIGKILL)  # the worker process itself; its nanny starts a new one
     assert job.proc.poll() is None, "the job ended before the worker was killed"
     assert job.wait(timeout=180) == 0, job.text
-    assert "iteration 10:" in job.text
+    assert "Lloyd: 10 iterations" in job.text
     _same_store(tmp_path / "alone.bq.zarr", tmp_path / "hit.bq.zarr")
 
     # The scheduler did lose that worker mid-job (so tasks were rerun elsewhere).
@@ -164,7 +164,7 @@ def _wait_until_writing(proc: subprocess.Popen, folder: Path, name: str, timeout
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         for p in folder.glob(f".{name}.partial-*"):
-            if (p / "labels" / "c").exists():
+            if (p / "labels" / "0" / "c").exists():
                 return p
         assert proc.poll() is None, "bigquant finished before it could be killed while writing"
         time.sleep(0.002)
@@ -272,7 +272,7 @@ def test_two_jobs_sharing_a_cluster_get_what_they_would_alone(cluster, inputs, t
         for name, extra in jobs.items()
     }
     for job in running.values():  # both connected and iterating before either finished
-        job.wait_for("iteration 1:", timeout=120)
+        job.wait_for("Lloyd 1/", timeout=120)
     assert all(job.proc.poll() is None for job in running.values()), "the jobs did not overlap"
     for name, job in running.items():
         assert job.wait(timeout=180) == 0, job.text

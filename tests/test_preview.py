@@ -148,11 +148,15 @@ def test_float_rgba_is_composited_over_white(tmp_path):
     rgba[..., 0] = 1.0  # pure red ...
     rgba[..., 3] = np.where(np.arange(60) < 30, 0.0, 1.0)[None, :]  # ... transparent on the left half
     rgba[0, 0, 3] = 0.5  # a data range of 0..1 on every channel
-    store = bigquant.compress(rgba, tmp_path / "a.bq.zarr", k=3)
+    store = bigquant.compress(rgba, tmp_path / "a.bq.zarr", k=3, bands=["red", "green", "blue", "alpha"])
     (panel,) = preview.preview_panels(store, max_size=(200, 200))
     assert panel.factor == (1, 1)
     assert (panel.image[5:, :30] == 255).all()  # transparent -> white
     assert (panel.image[5:, 30:] == [255, 0, 0]).all()  # opaque red stays red
+    # Without band names a fourth band is a plain band, not alpha: the first three are shown.
+    plain = bigquant.compress(rgba, tmp_path / "p.bq.zarr", k=3)
+    (panel,) = preview.preview_panels(plain, max_size=(200, 200))
+    assert (panel.image[5:, :] == [255, 0, 0]).all()
 
 
 def test_original_must_match_the_store(china_store, china):

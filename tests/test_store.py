@@ -30,7 +30,7 @@ def test_layout_is_readable_with_zarr_and_numpy_only(written, china):
         import sys, numpy as np, zarr
         g = zarr.open_group({str(written)!r}, mode="r")
         meta = g.attrs["bigquant"]
-        labels, codebook = g["labels"][...], g["codebook"][...]
+        labels, codebook = g["labels/0"][...], g["codebook"][...]
         assert labels.shape == tuple(meta["shape"][:2]) and labels.dtype == np.uint8
         assert codebook.shape == (meta["k"], meta["shape"][2]) and str(codebook.dtype) == meta["dtype"]
         recon = codebook[labels]
@@ -72,9 +72,9 @@ def test_metadata_has_the_documented_keys(written):
     assert meta["format_version"] == bqstore.FORMAT_VERSION and meta["complete"] is True
     assert sum(meta["label_counts"]) == 427 * 640
     g = zarr.open_group(str(written), mode="r")
-    assert g["labels"].metadata.zarr_format == 3
-    assert g["labels"].chunks == (128, 200)
-    assert any("zstd" in type(c).__name__.lower() for c in g["labels"].compressors)
+    assert g["labels/0"].metadata.zarr_format == 3
+    assert g["labels/0"].chunks == (128, 200)
+    assert any("zstd" in type(c).__name__.lower() for c in g["labels/0"].compressors)
 
 
 def test_uint16_labels_above_256_colours(tmp_path, coffee):
@@ -130,7 +130,7 @@ def _copy(src, dst):
     [
         ("newer", "newer than"),  # a store from a future bigquant
         ("incomplete", "incomplete"),  # complete flag missing: an interrupted write
-        ("no_labels", "no 'labels'"),  # labels array deleted
+        ("no_labels", "no 'labels'"),  # labels group deleted
         ("no_codebook", "no 'codebook'"),  # codebook array deleted
         ("bad_k", "codebook shape"),  # metadata K disagrees with the codebook
         ("absurd_shape", "absurd shape"),  # metadata claims an impossible size
@@ -162,7 +162,7 @@ def test_open_refuses_damaged_stores(tmp_path, written, damage, message):
 
 def test_labels_beyond_k_are_caught_on_decode(tmp_path, written):
     p = _copy(written, tmp_path / "d.bq.zarr")
-    zarr.open_array(str(p / "labels"), mode="r+")[5, 5] = 200
+    zarr.open_array(str(p / "labels" / "0"), mode="r+")[5, 5] = 200
     s = bigquant.open(p)
     with pytest.raises(StoreFormatError, match="labels hold the value 200"):
         s.reconstruct().compute()
@@ -173,7 +173,7 @@ def test_labels_beyond_k_are_caught_on_decode(tmp_path, written):
     [
         ({"converged": True, "stopped_by": "shift"}, "converged: centroids settled"),
         ({"converged": True, "stopped_by": "inertia"}, "converged: inertia stalled"),
-        ({"converged": False, "stopped_by": "max_iter"}, "not converged: max_iter reached"),
+        ({"converged": False, "stopped_by": "max_iter"}, "stopped at max_iter"),
         ({"converged": True, "stopped_by": "fixed codebook"}, "fixed codebook"),
         ({"converged": True}, "converged"),  # a store written before stopped_by was recorded
         ({"converged": False}, "not converged"),
@@ -184,11 +184,11 @@ def test_run_state_says_how_the_fit_ended(meta, text):
 
 
 def test_labels_are_zstd_with_checksums(written):
-    lab = zarr.open_array(str(written / "labels"), mode="r")
+    lab = zarr.open_array(str(written / "labels" / "0"), mode="r")
     (zstd,) = [c for c in lab.compressors if "zstd" in type(c).__name__.lower()]
     assert zstd.level == bqstore.ZSTD_LEVEL and zstd.checksum
     meta = bigquant.open(written).metadata
-    assert meta["label_chunk_files"] == 4 * 4  # 427 x 640 in 128 x 200 chunks
+    assert meta["label_chunk_files"] == [4 * 4]  # 427 x 640 in 128 x 200 chunks: one level
 
 
 def test_labels_level_trades_size(tmp_path, coffee):
@@ -196,7 +196,7 @@ def test_labels_level_trades_size(tmp_path, coffee):
     for level in (1, 3, 12):
         s = bigquant.compress(coffee, tmp_path / f"l{level}.bq.zarr", k=32, labels_level=level)
         sizes[level] = bqstore.store_bytes(s.path / "labels")
-        assert zarr.open_array(str(s.path / "labels"), mode="r").compressors[0].level == level
+        assert zarr.open_array(str(s.path / "labels" / "0"), mode="r").compressors[0].level == level
         assert s.info()["labels_codec"] == f"zstd-{level}"
     assert sizes[1] > sizes[3] > sizes[12], sizes
     with pytest.raises(bigquant.errors.ParameterError, match="from 1 to 22, got 0"):
@@ -206,16 +206,16 @@ def test_labels_level_trades_size(tmp_path, coffee):
 
 def test_a_missing_labels_chunk_is_damage_not_zeros(tmp_path, written):
     p = _copy(written, tmp_path / "d.bq.zarr")
-    (p / "labels" / "c" / "2" / "1").unlink()
-    with pytest.raises(StoreFormatError, match="1 of its 16 labels chunks are missing"):
+    (p / "labels" / "0" / "c" / "2" / "1").unlink()
+    with pytest.raises(StoreFormatError, match="1 of the 16 chunks of 'labels/0' are missing"):
         bigquant.open(p)
 
 
-def test_stores_without_the_chunk_count_still_open(tmp_path, written):
-    # Stores written before label_chunk_files was recorded: opened as before, unchecked.
-    p = _copy(written, tmp_path / "old.bq.zarr")
+def test_stores_without_the_chunk_count_still_open(tmp_path, v1_store):
+    # Version-1 stores written before label_chunk_files was recorded: opened as before, unchecked.
+    p = _copy(v1_store, tmp_path / "old.bq.zarr")
     zj = p / "zarr.json"
     doc = json.loads(zj.read_text())
     del doc["attributes"]["bigquant"]["label_chunk_files"]
     zj.write_text(json.dumps(doc))
-    assert bigquant.open(p).labels.shape == (427, 640)
+    assert bigquant.open(p).labels.shape == (120, 160)

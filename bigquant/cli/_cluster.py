@@ -7,6 +7,7 @@ The library never creates a ``distributed.Client``; this module, for the command
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -94,8 +95,30 @@ def probe(address: str, source: str) -> None:
         raise fail(f"that is a Dask {kind or 'server'}, not a scheduler")
 
 
-def describe(client: Any) -> str:
-    """One line about the cluster: address, workers, threads, dashboard link."""
+def has_bokeh() -> bool:
+    """Whether bokeh, which Dask's dashboard needs, is importable here (``pip install 'bigquant-kmeans[cluster]'``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def _scheduler_has_bokeh(client: Any) -> bool:
+    """Whether the scheduler can serve its dashboard: without bokeh its link only says so."""
+
+    def probe() -> bool:  # nested: pickled by value, so the scheduler needs no bigquant
+        import importlib.util
+
+        return importlib.util.find_spec("bokeh") is not None
+
+    try:
+        return bool(client.run_on_scheduler(probe))
+    except Exception:  # the scheduler may refuse to run functions: no link then
+        return False
+
+
+def describe(client: Any, local: bool = False) -> str:
+    """One line about the cluster: address, workers, threads, and the dashboard link where the
+    scheduler has a dashboard (``local``: the scheduler runs in this process)."""
     try:
         nthreads = client.nthreads()
         n, t = len(nthreads), sum(nthreads.values())
@@ -104,12 +127,15 @@ def describe(client: Any) -> str:
             workers = "no workers yet (tasks wait until one joins)"
     except Exception:  # purely informative
         workers = "workers unknown"
-    try:
-        link = client.dashboard_link
-    except Exception:
-        link = None
+    link = None
+    if has_bokeh() if local else _scheduler_has_bokeh(client):
+        try:
+            link = client.dashboard_link
+        except Exception:
+            link = None
     where = getattr(client.scheduler, "address", None) or "the cluster"
-    return f"dask: {where}, {workers}; dashboard {link or 'not available'}"
+    dashboard = f"dashboard {link}" if link else "no dashboard (it needs bokeh on the scheduler)"
+    return f"dask: {where}, {workers}; {dashboard}"
 
 
 @contextlib.contextmanager
@@ -136,15 +162,23 @@ def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
                 f"cannot connect to the Dask scheduler at {address} ({source}): {type(exc).__name__}: {exc}"
             ) from exc
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0", processes=True)
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            dashboard_address=":0" if has_bokeh() else None,
+            processes=True,
+        )
         try:
             client = Client(cluster, set_as_default=True)
+            # The workers' log records (tifffile's warnings) come to this process's handlers,
+            # which print each once (bigquant.cli.warn), instead of to the workers' stderr.
+            client.forward_logging(level=logging.WARNING)
         except BaseException:
             cluster.close()
             raise
     try:
         if not args.quiet:
-            print(describe(client), file=err, flush=True)
+            print(describe(client, local=cluster is not None), file=err, flush=True)
         yield client
     finally:
         client.close()

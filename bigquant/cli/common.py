@@ -1,15 +1,11 @@
-"""What the subcommands share besides options: usage errors, progress output, one-line messages."""
+"""What the subcommands share besides options: usage errors, the progress renderer, one-line messages."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 #: Longest error message printed (a cluster's exception can quote a whole task graph).
 MAX_MESSAGE_CHARS = 2000
-
-Progress = Callable[[str], None]
 
 
 class UsageError(Exception):
@@ -22,24 +18,27 @@ def one_line(text: object) -> str:
     return line if len(line) <= MAX_MESSAGE_CHARS else line[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
-def progress(args: Any, err: TextIO) -> Progress | None:
-    """A progress printer for stderr, or None: silent with --quiet or when stderr is no terminal."""
-    if args.quiet or not err.isatty():
+def renderer(args: Any, err: TextIO) -> Any:
+    """The progress renderer of a run on ``err`` (:class:`bigquant.cli.render.Renderer`), or None
+    with --quiet: an updating line per phase on a terminal, a compact log otherwise. Warnings
+    print above its line (:mod:`bigquant.cli.warn`)."""
+    if args.quiet:
         return None
-    return lambda msg: print(msg, file=err, flush=True)
+    from .render import Renderer
+
+    r = Renderer(err, live=err.isatty())
+    hub = getattr(args, "hub", None)
+    if hub is not None:
+        hub.renderer = r
+    return r
 
 
-@contextlib.contextmanager
-def bar(say: Progress | None, err: TextIO) -> Iterator[None]:
-    """A progress bar for each pass over the chunks that takes over a second (local scheduler).
-
-    On a dask.distributed cluster the per-iteration lines still show; Dask's local progress bar
-    does not see tasks run there.
-    """
-    if say is None:
-        yield
+def compile_notice(r: Any) -> None:
+    """Say, before a fit, that this run compiles the kernels (numba's cache is cold)."""
+    if r is None:
         return
-    from dask.diagnostics import ProgressBar
+    from .. import _runtime
+    from ..progress import Step
 
-    with ProgressBar(minimum=1.0, out=err, width=30):
-        yield
+    if not _runtime.kernels_cached():
+        r(Step("compiling bigquant's kernels: first run only, about 5-10 s; later runs load them from numba's cache"))

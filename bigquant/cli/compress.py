@@ -8,60 +8,80 @@ from typing import Any, TextIO
 
 from . import options
 from ._cluster import scheduler
-from .common import UsageError, bar, progress
+from .common import UsageError, compile_notice, renderer
 
 NAME = "compress"
+
+EXAMPLES = """
+  bigquant compress scan.tif -k 32                  # -> scan.bq.zarr beside the input
+  bigquant compress scan.tif -k 32 -o out/scan.bq.zarr --overwrite
+  bigquant compress slide.svs --level 2 --memory-limit 4GiB   # any TIFF flavour, by content
+  bigquant compress cells.zarr --axes CYX                   # a channels-first array, read as it is
+  bigquant compress scan.tif --target-psnr 35 --max-k 256   # smallest K reaching 35 dB
+  bigquant compress a.tif --codebook palette.bq.zarr        # a palette from bigquant fit: no fitting
+  bigquant compress big.tif --workers 4                     # a local cluster of 4 processes
+  bigquant compress --sample -k 16                          # scikit-learn's china.jpg -> ./china.bq.zarr
+"""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     c = sub.add_parser(
         NAME,
         help="fit a K-colour codebook and write labels + codebook to a store",
-        description="Quantize an image to K colours and write a bigquant store (Zarr v3).",
+        description="Quantize an image to K colours and write a bigquant store (Zarr v3): the labels "
+        "(one index per pixel) and the codebook. Prints a summary on stdout; progress goes to stderr.",
+        epilog=options.epilog(EXAMPLES),
     )
-    c.add_argument("input", nargs="?", help="image: any TIFF (SVS, NDPI, OME-TIFF, ...), PNG, JPEG, Zarr or OME-Zarr")
-    c.add_argument(
+    g = options.groups(c, "input", "fit", "output", "cluster", "diagnostics")
+    g["input"].add_argument(
+        "input", nargs="?", help="image: any TIFF (SVS, NDPI, OME-TIFF, ...), PNG, JPEG, Zarr or OME-Zarr"
+    )
+    g["input"].add_argument(
         "--sample",
         action="store_true",
-        help="compress scikit-learn's sample photograph (china.jpg) instead of an input",
+        help="compress scikit-learn's sample photograph (china.jpg) instead of an input, "
+        "to ./china.bq.zarr (replacing an earlier sample store there)",
     )
-    options.add(c, "k")
-    c.add_argument(
-        "-o",
-        "--output",
-        default=None,
-        help="store to write (default: <input stem>.bq.zarr beside the input; for --sample, in the current folder)",
-    )
-    options.add(c, "seed", "max_iter", "tol", "method", "level", "series", "axes")
-    c.add_argument(
+    options.add(g["input"], "level", "series", "axes")
+    g["input"].add_argument(
         "--chunks",
         type=options.pair,
         default=None,
         metavar="ROWS,COLS",
-        help="chunk shape instead of one derived from --memory-limit",
+        help="chunk shape in pixels instead of one derived from --memory-limit",
     )
-    c.add_argument(
+    options.add(g["fit"], "k", "seed", "max_iter", "tol", "method")
+    g["fit"].add_argument(
         "--codebook",
         default=None,
         metavar="STORE",
-        help="encode with the codebook of this palette (from `bigquant fit`) or store: no fitting",
+        help="encode with the codebook of this palette (from bigquant fit) or store: no fitting, one pass",
     )
-    c.add_argument(
+    g["fit"].add_argument(
         "--target-psnr",
         type=float,
         default=None,
         metavar="DB",
-        help="choose the smallest K (up to --max-k) whose PSNR reaches DB; -k is then ignored",
+        help="choose the smallest K (up to --max-k) whose PSNR reaches DB decibels; -k is then ignored",
     )
-    c.add_argument("--max-k", default="256", metavar="K", help="largest K --target-psnr may choose (default 256)")
-    c.add_argument(
+    g["fit"].add_argument(
+        "--max-k", default="256", metavar="K", help="largest K --target-psnr may choose (default 256)"
+    )
+    g["output"].add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="STORE",
+        help="store to write (default: <input stem>.bq.zarr beside the input; for --sample, ./china.bq.zarr)",
+    )
+    g["output"].add_argument(
         "--labels-level",
         type=int,
         default=None,
         metavar="N",
         help="zstd level of the stored labels, 1-22 (default 3); higher is smaller and slower to write",
     )
-    options.add_run_options(c)
+    options.add_run_options(g)
     return c
 
 
@@ -72,8 +92,22 @@ def sample_path() -> Path:
     return Path(sklearn.datasets.__file__).parent / "images" / "china.jpg"
 
 
+def input_bytes(path: Any) -> int | None:
+    """Bytes on disk of an input: a file's size, or the files of a Zarr folder; None for an array."""
+    try:
+        p = Path(path)
+        if p.is_file():
+            return p.stat().st_size
+        if p.is_dir():
+            return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    except (OSError, TypeError):
+        pass
+    return None
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, report
+    from .tasks import watching  # with the library: --help stays light
 
     if args.sample and args.input:
         raise UsageError("give an input or --sample, not both")
@@ -81,10 +115,14 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError("an input image is needed (or --sample for the bundled sample photograph)")
     source = sample_path() if args.sample else args.input
     output = args.output or (Path.cwd() / "china.bq.zarr" if args.sample else None)
+    # --sample's own output replaces an earlier sample store, so that the README's set-up line
+    # runs twice; as with --overwrite, anything but a bigquant store there is refused.
+    overwrite = args.overwrite or (args.sample and args.output is None)
     if args.codebook and args.target_psnr is not None:
         raise UsageError("give --codebook or --target-psnr, not both")
-    say = progress(args, err)
-    with scheduler(args, err), bar(say, err):
+    r = renderer(args, err)
+    with scheduler(args, err) as client, watching(r, client):
+        compile_notice(r)
         store = api.compress(
             source,
             output,
@@ -98,8 +136,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             level=args.level,
             series=args.series,
             axes=args.axes,
-            overwrite=args.overwrite,
-            progress=say,
+            overwrite=overwrite,
+            progress=r,
             codebook=args.codebook,
             target_psnr=args.target_psnr,
             max_k=options.k_value(args.max_k),
@@ -107,7 +145,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     info = store.info()
     print(f"wrote {store.path}", file=out)
-    print("\n".join(report.summary_lines(info)), file=out)
+    print("\n".join(report.summary_lines(info, input_bytes=input_bytes(source))), file=out)
     if args.target_psnr is not None:
         print(report.auto_k_line(info, args.target_psnr), file=out)
     return 0

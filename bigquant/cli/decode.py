@@ -7,46 +7,70 @@ from typing import Any, TextIO
 
 from . import options
 from ._cluster import scheduler
-from .common import bar, progress
+from .common import renderer
 
 NAME = "decode"
+
+EXAMPLES = """
+  bigquant decode scan.bq.zarr -o recon.tif                          # tiled BigTIFF, Deflate level 1
+  bigquant decode scan.bq.zarr -o small.tif --compression-level 6    # smaller, slower
+  bigquant decode scan.bq.zarr -o recon.tif --compression zstd
+  bigquant decode scan.bq.zarr -o recon.zarr                         # Zarr v3, zstd
+  bigquant decode scan.bq.zarr -o scan.ome.zarr                      # OME-Zarr image + labels (napari)
+  bigquant decode scan.bq.zarr -o scan.ome.tif                       # pyramidal OME-TIFF (sub-IFDs)
+  bigquant decode small.bq.zarr -o recon.png                         # PNG/JPEG: images that fit in memory
+"""
+
+OUTPUTS = (
+    ".tif/.tiff (tiled BigTIFF), .ome.tif/.ome.tiff (pyramidal OME-TIFF), .zarr (Zarr v3), .ome.zarr "
+    "(OME-Zarr 0.5: image + labels), .png, .jpg/.jpeg (images within half the memory budget)"
+)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     d = sub.add_parser(
         NAME,
         help="write the reconstruction codebook[labels] of a store",
-        description="Stream a store's reconstruction to .tif/.tiff (tiled BigTIFF), "
-        ".zarr, or .png/.jpg (small images).",
+        description="Stream a store's reconstruction codebook[labels] to an image file; the extension of -o "
+        f"chooses the format: {OUTPUTS}.",
+        epilog=options.epilog(EXAMPLES),
     )
-    d.add_argument("store", help="bigquant store (.bq.zarr)")
-    d.add_argument("-o", "--output", required=True, help="output image: .tif, .tiff, .zarr, .png, .jpg")
-    d.add_argument(
+    g = options.groups(d, "input", "output", "cluster", "diagnostics")
+    g["input"].add_argument("store", help="bigquant store (.bq.zarr)")
+    g["output"].add_argument("-o", "--output", required=True, metavar="OUTPUT", help=f"image to write: {OUTPUTS}")
+    g["output"].add_argument(
         "--compression",
         default="zlib",
         type=options.compression,
-        help="TIFF compression: zlib (Deflate, the default), zstd, lzw or none; for .zarr anything but none means zstd",
+        choices=options.COMPRESSIONS,
+        help="TIFF compression (default zlib, i.e. Deflate); for .zarr anything but none means zstd; "
+        "PNG and JPEG ignore it",
     )
-    d.add_argument(
+    g["output"].add_argument(
         "--compression-level",
         type=int,
         metavar="N",
-        help="level of that compression (default: 1 for zlib, the fastest; zstd 3)",
+        help="level of that compression (default: 1 for zlib, the fastest; zstd 3; lzw takes none)",
     )
-    options.add_run_options(d)
+    options.add_run_options(g)
     return d
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api
+    from ..progress import Pass
+    from .tasks import watching  # with the library: --help stays light
 
-    with scheduler(args, err), bar(progress(args, err), err):
+    r = renderer(args, err)
+    with scheduler(args, err) as client, watching(r, client):
+        if r is not None:
+            r(Pass("decode"))
         path = api.decode(
             args.store,
             args.output,
             overwrite=args.overwrite,
             memory_limit=args.memory_limit,
-            compression=args.compression,
+            compression=None if args.compression == "none" else args.compression,
             compression_level=args.compression_level,
         )
     print(f"wrote {path}", file=out)

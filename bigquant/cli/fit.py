@@ -7,9 +7,15 @@ from typing import Any, TextIO
 
 from . import options
 from ._cluster import scheduler
-from .common import bar, progress
+from .common import compile_notice, renderer
 
 NAME = "fit"
+
+EXAMPLES = """
+  bigquant fit a.tif b.tif c.tif -k 32 -o palette.bq.zarr
+  bigquant compress a.tif --codebook palette.bq.zarr   # then encode each image with it
+  bigquant fit tiles/*.png -k 64 -o palette.bq.zarr --workers 4
+"""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -18,35 +24,45 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="fit one codebook (a palette) across several images",
         description="Fit one K-colour codebook across all the chunks of several images and "
         "write it as a palette store; encode each image with it by "
-        "`bigquant compress IMAGE --codebook PALETTE`.",
+        "`bigquant compress IMAGE --codebook PALETTE`, so that label i means the same colour in every image.",
+        epilog=options.epilog(EXAMPLES),
     )
-    f.add_argument("inputs", nargs="+", metavar="IMAGE", help="images with the same channels and dtype")
-    options.add(f, "k", k="colours in the palette, 1-65536 (default 16)")
-    f.add_argument("-o", "--output", required=True, help="palette store to write (e.g. palette.bq.zarr)")
+    g = options.groups(f, "input", "fit", "output", "cluster", "diagnostics")
+    g["input"].add_argument("inputs", nargs="+", metavar="IMAGE", help="images with the same channels and dtype")
     options.add(
-        f,
-        "seed",
-        "max_iter",
-        "tol",
-        "method",
+        g["input"],
         "level",
         "series",
         "axes",
-        tol="as for compress (default 1e-4)",
-        method="as for compress",
         level="pyramid level of pyramidal TIFFs or OME-Zarr (default 0)",
         series="image N of multi-image files (default: each file's main image)",
         axes="the images' axes, e.g. CYX (default: from their metadata)",
     )
-    options.add_run_options(f)
+    options.add(
+        g["fit"],
+        "k",
+        "seed",
+        "max_iter",
+        "tol",
+        "method",
+        k="colours in the palette, 1-65536 (default 16)",
+        tol="as for compress (default 1e-4)",
+        method="as for compress",
+    )
+    g["output"].add_argument(
+        "-o", "--output", required=True, metavar="PALETTE", help="palette store to write (e.g. palette.bq.zarr)"
+    )
+    options.add_run_options(g)
     return f
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, report
+    from .tasks import watching  # with the library: --help stays light
 
-    say = progress(args, err)
-    with scheduler(args, err), bar(say, err):
+    r = renderer(args, err)
+    with scheduler(args, err) as client, watching(r, client):
+        compile_notice(r)
         pal = api.fit(
             args.inputs,
             args.output,
@@ -60,7 +76,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             series=args.series,
             axes=args.axes,
             overwrite=args.overwrite,
-            progress=say,
+            progress=r,
         )
     print("\n".join(report.fit_lines(pal.path, pal.metadata)), file=out)
     return 0

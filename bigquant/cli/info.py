@@ -10,39 +10,55 @@ from . import options
 
 NAME = "info"
 
+EXAMPLES = """
+  bigquant info scan.bq.zarr                  # the summary of compress, the bound, the source
+  bigquant info scan.bq.zarr --json | jq .psnr
+  bigquant info palette.bq.zarr               # a palette from bigquant fit
+  bigquant info slide.svs -k 32               # an input: series, levels, pixel size, plan, estimate
+  bigquant info cells.zarr --axes CYX --json  # a channels-first array, for scripts
+"""
+
+
+EXAMPLES = """
+  bigquant info scan.bq.zarr                  # the summary of compress, the bound, the source
+  bigquant info scan.bq.zarr --json | jq .psnr
+  bigquant info palette.bq.zarr               # a palette from bigquant fit
+"""
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     i = sub.add_parser(
         NAME,
         help="summarise a store, or describe an input image and plan its compress",
-        description="Print a store's metadata and accounting; or, for an input image (any format "
-        "compress reads), its format, series and levels, tiles, pixel size and bands, the path and "
-        "chunks a compress would use, and an estimate of its passes, time and peak memory. Reads "
-        "only metadata and, for the estimate, a few of the input's tiles.",
+        description="Print a store's metadata and accounting (or a palette's); or, for an input image "
+        "(any format compress reads), its format, series and levels, tiles, pixel size and bands, the "
+        "path and chunks a compress would use, and an estimate of its passes, time and peak memory. "
+        "Reads only metadata and, for the estimate, six of the input's tiles.",
+        epilog=options.epilog(EXAMPLES),
     )
-    i.add_argument("path", metavar="PATH", help="a bigquant store or palette (.bq.zarr), or an input image")
-    i.add_argument("--json", action="store_true", help="print one JSON object")
-    options.add(
-        i,
-        "k",
-        "method",
-        "max_iter",
-        "level",
-        "series",
-        "axes",
-        "memory_limit",
-        k="K of the compress to plan, 1-65536 (default 16; inputs only)",
-        method="path of the compress to plan (default auto; inputs only)",
-        max_iter="most Lloyd iterations of the compress to plan (default 100; inputs only)",
-    )
-    i.add_argument(
+    g = options.groups(i, "input", "fit", "output", "diagnostics")
+    g["input"].add_argument("path", metavar="PATH", help="a bigquant store or palette (.bq.zarr), or an input image")
+    options.add(g["input"], "level", "series", "axes")
+    g["input"].add_argument(
         "--chunks",
         type=options.pair,
         default=None,
         metavar="ROWS,COLS",
-        help="chunk shape of the compress to plan, instead of one derived from --memory-limit",
+        help="chunk shape of the compress to plan, instead of one derived from --memory-limit (inputs only)",
     )
-    options.add(i, "debug")
+    options.add(
+        g["fit"],
+        "k",
+        "method",
+        "max_iter",
+        "memory_limit",
+        k="K of the compress to plan, 1-65536 (default 16; inputs only)",
+        method="path of the compress to plan (default auto; inputs only)",
+        max_iter="most Lloyd iterations of the compress to plan (default 100; inputs only)",
+        memory_limit="memory budget of the compress to plan (default 1GiB; inputs only)",
+    )
+    g["output"].add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    options.add(g["diagnostics"], "debug")
     return i
 
 

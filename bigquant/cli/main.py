@@ -10,13 +10,21 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-import warnings
 from typing import TextIO
 
 from .._version import __version__
-from ..errors import BigquantError, BigquantWarning
+from ..errors import BigquantError
 from . import compress, decode, fit, info, preview
 from .common import UsageError, one_line
+from .warn import captured
+
+EXAMPLES = """
+  bigquant compress scan.tif -k 32            # -> scan.bq.zarr, and a summary
+  bigquant decode scan.bq.zarr -o recon.tif   # the reconstruction
+  bigquant info scan.bq.zarr
+  bigquant preview scan.bq.zarr -o side.png --original scan.tif
+  bigquant COMMAND --help                     # the options and examples of each
+"""
 
 #: The subcommands, in the order ``--help`` lists them; each has ``add_parser`` and ``run``.
 COMMANDS = (compress, fit, preview, decode, info)
@@ -24,14 +32,19 @@ COMMANDS = (compress, fit, preview, decode, info)
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``bigquant`` parser with every subcommand."""
-    from .options import Parser
+    from .options import Parser, epilog
 
-    p = Parser(prog="bigquant", description="Colour quantization by K-means for images too big for memory.")
+    p = Parser(
+        prog="bigquant",
+        description="Colour quantization by K-means for images too big for memory.",
+        epilog=epilog(EXAMPLES, sizes=False),
+    )
     p.add_argument("--version", action="version", version=f"bigquant {__version__}")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
         command.add_parser(sub)
+    p.set_defaults(subparsers=sub.choices)
     return p
 
 
@@ -72,17 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the subcommand's parser, so that the error names the subcommand
+            where = args.subparsers.get(args.command) if args.command else None
+            (where or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return int(exc.code or 0)
     if args.command is None:
         parser.print_help(err)
         return 2
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", BigquantWarning)
-        try:
-            return _run(args, out, err)
-        finally:
-            for w in caught:
-                if issubclass(w.category, BigquantWarning):
-                    print(f"bigquant: warning: {one_line(w.message)}", file=err)
+    with captured(err) as hub:  # warnings: once each, prefixed, above the progress line
+        args.hub = hub
+        return _run(args, out, err)

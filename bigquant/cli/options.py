@@ -9,19 +9,75 @@ errors stay fast.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, NoReturn
 
 from ..chunking import DEFAULT_MEMORY_LIMIT
 from ..params import METHODS, SEED_LIMIT
 
 
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the line breaks of a description and epilog (the examples, the exit statuses), and
+    wraps only their long unindented lines (prose)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        lines = []
+        for line in text.splitlines():
+            if len(line) > width and line and not line[0].isspace():
+                lines += textwrap.wrap(line, width, initial_indent=indent, subsequent_indent=indent)
+            else:
+                lines.append(indent + line)
+        return "\n".join(lines)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse's parser, with its convention for errors: usage line + one error line, exit 2."""
+    """argparse's parser with bigquant's conventions: a usage error is one line on stderr,
+    ``bigquant compress: error: argument --seed: ... (see bigquant compress --help)``, exit 2;
+    the help keeps the line breaks of its description and epilog (the examples)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"bigquant: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+#: What every running command's help ends with.
+EXIT_STATUSES = """exit status:
+  0    success
+  1    a bug, or the Dask cluster failed (one line; the traceback with --debug)
+  2    a problem you can fix: bad input, option, output or scheduler (one line on stderr;
+       nothing is written or deleted)
+  130  interrupted (Ctrl-C); an existing output stays as it was"""
+
+#: The sizes --memory-limit takes.
+SIZES = "sizes: 2GiB, 1.5GiB, 500MB, 64MB (the least), 2e9 (bytes); KiB/MiB/GiB are powers of 1024, kB/MB/GB of 1000"
+
+
+def epilog(examples: str, *, sizes: bool = True) -> str:
+    """A command's epilog: its examples, the size units (for --memory-limit) and the exit statuses."""
+    parts = ["examples:\n" + examples.strip("\n")]
+    if sizes:
+        parts.append(SIZES)
+    parts.append(EXIT_STATUSES)
+    return "\n\n".join(parts)
+
+
+#: The option groups of a command's --help, in their order.
+GROUPS = {
+    "input": "input",
+    "fit": "fit",
+    "output": "output",
+    "cluster": "memory and cluster",
+    "diagnostics": "diagnostics",
+}
+
+
+def groups(parser: argparse.ArgumentParser, *names: str) -> dict[str, Any]:
+    """Argument groups ``names`` (keys of :data:`GROUPS`) of ``parser``, in GROUPS' order."""
+    return {name: parser.add_argument_group(GROUPS[name]) for name in GROUPS if name in names}
 
 
 def positive_int(text: str) -> int:
@@ -53,16 +109,17 @@ def pair(text: str) -> tuple[int, int]:
         if r < 1 or c < 1:
             raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"chunks must be ROWS,COLS with positive integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be ROWS,COLS with two positive integers, got {text!r}") from None
     return r, c
 
 
-def compression(value: str) -> str | None:
-    """A decode compression name: zlib, zstd, lzw, or none (None)."""
-    name = value.strip().lower()
-    if name not in ("zlib", "zstd", "lzw", "none"):
-        raise argparse.ArgumentTypeError(f"{value!r} is not one of zlib, zstd, lzw, none")
-    return None if name == "none" else name
+#: decode's --compression choices.
+COMPRESSIONS = ("zlib", "zstd", "lzw", "none")
+
+
+def compression(value: str) -> str:
+    """A decode compression name as typed, case folded (``ZSTD`` is zstd); argparse checks the choice."""
+    return value.strip().lower()
 
 
 def k_value(text: str) -> Any:
@@ -78,24 +135,35 @@ def k_value(text: str) -> Any:
 
 
 _TOL_HELP = (
-    "stop when the largest centroid shift is below TOL times the data's scale, or when five "
-    "iterations in a row each lower the inertia by at most TOL/100 of it (default 1e-4)"
+    "stop when the largest centroid shift is at most T times the data's scale (the root of the "
+    "mean per-channel variance), or when five iterations in a row each lower the inertia by at "
+    "most T/100 of it (default 1e-4; 0 runs until nothing moves)"
 )
 _METHOD_HELP = (
     "histogram: exact Lloyd's on the colour histogram (uint8, 1-3 channels); "
-    "pixels: Lloyd's over every pixel; auto (default): histogram where it applies"
+    "pixels: Lloyd's over every pixel, a pass per iteration; auto (default): histogram where it applies"
 )
 
 #: name -> (flags, keyword arguments of ``add_argument``).
 OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "k": (("-k",), dict(default="16", metavar="K", help="colours in the codebook, 1-65536 (default 16)")),
-    "seed": (("--seed",), dict(type=seed, default=0, help="seed of the sample and k-means++ (default 0)")),
-    "max_iter": (("--max-iter",), dict(type=int, default=100, help="most Lloyd iterations (default 100)")),
-    "tol": (("--tol",), dict(type=float, default=1e-4, help=_TOL_HELP)),
+    "seed": (
+        ("--seed",),
+        dict(
+            type=seed, default=0, metavar="N", help=f"seed of the sample and k-means++, 0-{SEED_LIMIT - 1} (default 0)"
+        ),
+    ),
+    "max_iter": (("--max-iter",), dict(type=int, default=100, metavar="N", help="most Lloyd iterations (default 100)")),
+    "tol": (("--tol",), dict(type=float, default=1e-4, metavar="T", help=_TOL_HELP)),
     "method": (("--method",), dict(choices=METHODS, default="auto", help=_METHOD_HELP)),
     "level": (
         ("--level",),
-        dict(type=int, default=0, help="pyramid level of a pyramidal TIFF or OME-Zarr (default 0, full size)"),
+        dict(
+            type=int,
+            default=0,
+            metavar="N",
+            help="pyramid level of a pyramidal TIFF or OME-Zarr (default 0, full size)",
+        ),
     ),
     "series": (
         ("--series",),
@@ -118,14 +186,15 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     ),
     "debug": (
         ("--debug",),
-        dict(action="store_true", default=argparse.SUPPRESS, help="show tracebacks of unexpected errors"),
+        dict(action="store_true", default=argparse.SUPPRESS, help="print the traceback of an unexpected error"),
     ),
     "memory_limit": (
         ("--memory-limit",),
         dict(
             default=None,
             metavar="SIZE",
-            help=f"memory budget of the job; chunk sizes follow from it (default {DEFAULT_MEMORY_LIMIT})",
+            help=f"memory budget of the job, e.g. 2GiB or 500MB (default {DEFAULT_MEMORY_LIMIT}, least 64MB); "
+            "chunk sizes follow from it",
         ),
     ),
     "scheduler": (
@@ -134,7 +203,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             default=None,
             metavar="ADDRESS",
             help="run on an existing dask.distributed cluster, e.g. tcp://host:8786 "
-            "(default: $DASK_SCHEDULER_ADDRESS, else Dask's local scheduler)",
+            "(default: $DASK_SCHEDULER_ADDRESS, else Dask's local threads)",
         ),
     ),
     "workers": (
@@ -143,17 +212,23 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             type=positive_int,
             default=None,
             metavar="N",
-            help="start a local dask.distributed cluster of N worker processes for this run "
-            "(instead of --scheduler or $DASK_SCHEDULER_ADDRESS)",
+            help="start a local dask.distributed cluster of N single-threaded worker processes for this run "
+            "(not with --scheduler)",
         ),
     ),
-    "quiet": (("-q", "--quiet"), dict(action="store_true", help="print only the final summary")),
-    "overwrite": (("--overwrite",), dict(action="store_true", help="replace an existing output")),
+    "quiet": (
+        ("-q", "--quiet"),
+        dict(action="store_true", help="no progress and no cluster line: only the summary and warnings"),
+    ),
+    "overwrite": (
+        ("--overwrite",),
+        dict(action="store_true", help="replace an existing output, once the new one is complete"),
+    ),
 }
 
 
-def add(parser: argparse.ArgumentParser, *names: str, **help_texts: str) -> None:
-    """Add the shared options ``names`` to ``parser``, in that order.
+def add(parser: Any, *names: str, **help_texts: str) -> None:
+    """Add the shared options ``names`` to ``parser`` (or an argument group), in that order.
 
     ``help_texts`` replaces the help of some of them for this command (``k="colours in the
     palette, ..."``).
@@ -165,7 +240,10 @@ def add(parser: argparse.ArgumentParser, *names: str, **help_texts: str) -> None
         parser.add_argument(*flags, **kwargs)
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The options of every command that computes: --debug (also accepted after the command),
-    --memory-limit, --scheduler, --workers, -q and --overwrite."""
-    add(parser, "debug", "memory_limit", "scheduler", "workers", "quiet", "overwrite")
+def add_run_options(g: dict[str, Any], **help_texts: str) -> None:
+    """The options of every command that computes, into its groups (:func:`groups`): --overwrite
+    (output), --memory-limit, --scheduler and --workers (memory and cluster), -q and --debug
+    (diagnostics; --debug is also accepted before the command)."""
+    add(g["output"], "overwrite", **help_texts)
+    add(g["cluster"], "memory_limit", "scheduler", "workers", **help_texts)
+    add(g["diagnostics"], "quiet", "debug", **help_texts)

@@ -8,9 +8,15 @@ from typing import Any, TextIO
 
 from . import options
 from ._cluster import scheduler
-from .common import UsageError
+from .common import UsageError, renderer
 
 NAME = "preview"
+
+EXAMPLES = """
+  bigquant preview scan.bq.zarr -o side.png --original scan.tif   # original | reconstruction
+  bigquant preview scan.bq.zarr --palette palette.png --convergence curve.png
+  bigquant preview scan.bq.zarr -o small.png --max-size 600,800
+"""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -19,26 +25,38 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="pictures of a store: side by side, palette, convergence",
         description="Write a downsampled picture of the original (if given) beside the "
         "reconstruction, computed by streaming; and/or the palette as swatches "
-        "sorted by frequency; and/or the inertia per Lloyd iteration.",
+        "sorted by frequency; and/or the inertia per Lloyd iteration. At least one is needed; "
+        "prints 'wrote PNG' for each.",
+        epilog=options.epilog(EXAMPLES),
     )
-    v.add_argument("store", help="bigquant store (.bq.zarr)")
-    v.add_argument("-o", "--output", default=None, metavar="PNG", help="side-by-side preview to write (.png)")
-    v.add_argument("--original", default=None, metavar="IMAGE", help="the input image, shown on the left")
-    v.add_argument("--palette", default=None, metavar="PNG", help="write the codebook as swatches sorted by frequency")
-    v.add_argument("--convergence", default=None, metavar="PNG", help="write the inertia per Lloyd iteration")
-    v.add_argument(
+    g = options.groups(v, "input", "output", "cluster", "diagnostics")
+    g["input"].add_argument("store", help="bigquant store (.bq.zarr)")
+    g["input"].add_argument(
+        "--original", default=None, metavar="IMAGE", help="the input image, shown on the left of the -o picture"
+    )
+    g["output"].add_argument(
+        "-o", "--output", default=None, metavar="PNG", help="downsampled reconstruction (beside the original) to write"
+    )
+    g["output"].add_argument(
+        "--palette", default=None, metavar="PNG", help="write the codebook as swatches sorted by frequency"
+    )
+    g["output"].add_argument(
+        "--convergence", default=None, metavar="PNG", help="write the inertia per Lloyd iteration as a plot"
+    )
+    g["output"].add_argument(
         "--max-size",
         type=options.pair,
         default=None,
         metavar="ROWS,COLS",
-        help="the preview fits in this many pixels (default 1200,1600)",
+        help="the -o picture fits in this many pixels (default 1200,1600)",
     )
-    options.add_run_options(v)
+    options.add_run_options(g, quiet="no progress and no cluster line: only the 'wrote PNG' lines and warnings")
     return v
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, io, preview
+    from .tasks import watching  # with the library: --help stays light
 
     outputs = [p for p in (args.output, args.palette, args.convergence) if p]
     if not outputs:
@@ -52,7 +70,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     store = api.open_store(args.store)
     written = []
     if args.output:
-        with scheduler(args, err):
+        from ..progress import Pass
+
+        r = renderer(args, err)
+        with scheduler(args, err) as client, watching(r, client):
+            if r is not None:
+                r(Pass("preview"))
             written.append(
                 preview.write_preview(
                     store,

@@ -16,7 +16,7 @@ with one chunk along C:
 Writers stream a dask array (or the lookup ``palette[indices]`` of one) to a tiled BigTIFF (one
 horizontal strip in memory at a time, :mod:`.tiff_writer`) or a Zarr v3 array (one dask chunk
 per zarr chunk), or write a PNG/JPEG when the image fits in memory; :mod:`.ome_zarr` writes
-OME-Zarr. Every writer builds the output under a temporary sibling name and renames it into
+OME-Zarr and :mod:`.ome_tiff` pyramidal OME-TIFF from a label pyramid. Every writer builds the output under a temporary sibling name and renames it into
 place at the end (:mod:`bigquant._staging`), so a killed run never leaves a complete-looking
 file at the target.
 """
@@ -32,7 +32,8 @@ import dask.array as da
 import numpy as np
 
 from ..chunking import parse_memory_limit
-from ..errors import InputError, ParameterError
+from ..display import bands_of
+from ..errors import ParameterError
 from ..params import TIFF_ZLIB_LEVEL
 from ..reconstruction import reconstruct
 from ._checks import (
@@ -54,7 +55,8 @@ from .image_info import (
     default_bands,
     parse_axes,
 )
-from .ome_zarr import OME_MIN_SIDE, OME_ZARR, is_ome_zarr, write_ome_zarr
+from .ome_tiff import OME_TIFF, is_ome_tiff, write_ome_tiff
+from .ome_zarr import OME_ZARR, is_ome_zarr, write_ome_zarr
 from .png_jpeg import describe_jpeg, describe_png, read_png_jpeg, write_png_jpeg
 from .sniff import sniff
 from .tiff_input import open_tiff, read_tiff, tiff_reader
@@ -68,7 +70,7 @@ __all__ = [
     "ImageInfo",
     "LevelInfo",
     "SeriesInfo",
-    "OME_MIN_SIDE",
+    "OME_TIFF",
     "OME_ZARR",
     "SUPPORTED_DTYPES",
     "SUPPORTED_INPUT",
@@ -78,6 +80,7 @@ __all__ = [
     "check_output_path",
     "default_bands",
     "inspect",
+    "is_ome_tiff",
     "is_ome_zarr",
     "open_image",
     "parse_axes",
@@ -85,8 +88,8 @@ __all__ = [
     "read_image",
     "validate_image",
     "write_image",
+    "write_ome_tiff",
     "write_ome_zarr",
-    "InputError",
 ]
 
 PathLike = str | os.PathLike
@@ -274,6 +277,8 @@ def write_image(
     compression: str | None = "zlib",
     compression_level: int | None = None,
     palette: np.ndarray | None = None,
+    bands: list[str] | None = None,
+    pixel_size: dict | None = None,
 ) -> Path:
     """Stream an image of shape (rows, cols, C) to a TIFF, Zarr, PNG or JPEG file.
 
@@ -311,6 +316,12 @@ def write_image(
         Write ``palette[image]`` instead: ``image`` is then an integer (rows, cols) array of
         indices below K (a store's labels). A TIFF then reads only the indices in strips and
         looks each tile up in tifffile's compression threads, in parallel with compression.
+    bands : list of str, optional
+        What each channel is (:func:`bigquant.display.bands_of`; default by channel count). A
+        TIFF is RGB only for red, green, blue bands, and marks only bands named alpha as alpha; a
+        PNG refuses four bands named otherwise than RGBA. Without it, a PNG of four channels is RGBA.
+    pixel_size : dict, optional
+        ``{"y", "x", "unit": "micrometer"}``: a TIFF's resolution tags (pixels per centimetre).
 
     Returns
     -------
@@ -346,9 +357,17 @@ def write_image(
             compression_level=compression_level,
             indices=indices,
             palette=palette,
+            bands=bands,
+            pixel_size=pixel_size,
         )
     elif suffix == ".zarr":
         write_zarr(image, p, overwrite, compression, compression_level)
     else:
+        names = bands_of({"bands": bands}, image.shape[2]) if bands is not None else None
+        if suffix == ".png" and image.shape[2] == 4 and names not in (None, ["red", "green", "blue", "alpha"]):
+            raise ParameterError(
+                f"{p.suffix} holds four channels only as RGBA, and these bands are {names}; "
+                "write a .tif, .ome.tif or .zarr instead"
+            )
         write_png_jpeg(image, p, overwrite, budget)
     return p

@@ -266,6 +266,31 @@ def pixel_size(y: Any, x: Any, unit: str | None) -> dict | None:
     return {"y": fy, "x": fx, "unit": unit}
 
 
+#: Micrometres per unit of the NGFF length units bigquant reads.
+_MICROMETRES = {
+    "nanometer": 1e-3,
+    "picometer": 1e-6,
+    "angstrom": 1e-4,
+    "micrometer": 1.0,
+    "millimeter": 1e3,
+    "centimeter": 1e4,
+    "meter": 1e6,
+    "kilometer": 1e9,
+    "inch": 25400.0,
+    "foot": 304800.0,
+    "yard": 914400.0,
+    "mile": 1.609344e9,
+}
+
+
+def in_micrometres(size: dict | None) -> dict | None:
+    """``size`` converted to micrometres (the unit the store records), or None for an unknown unit."""
+    if size is None or size["unit"] not in _MICROMETRES:
+        return None
+    f = _MICROMETRES[size["unit"]]
+    return pixel_size(size["y"] * f, size["x"] * f, "micrometer")
+
+
 def scaled(size: dict | None, base: tuple[int, int], level: tuple[int, int]) -> dict | None:
     """The pixel size of a pyramid level of (rows, cols) ``level`` from that of level 0 ``base``."""
     if size is None or base == level:

@@ -1,26 +1,36 @@
-"""OME-Zarr (NGFF 0.5, Zarr v3) output: a multiscale image plus its labels, for napari & co."""
+"""OME-Zarr (NGFF 0.5, Zarr v3) output: a multiscale image plus its labels, for napari & co.
+
+Every level of the image is ``codebook[labels]`` of one level of a label pyramid (a store's own,
+:meth:`bigquant.Store.pyramid`), written chunk by chunk with the same level of the labels:
+nothing is resampled from the full-size image. The metadata (:mod:`bigquant.ngff`) carries the
+pixel size and unit of every level, an ``omero`` block naming and colouring each band (so an
+RGB image shows in true colour), and the labels' ``image-label`` colours for every codebook index.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import zarr
 
+from .. import ngff
+from .._dask import compute_settled
 from .._staging import staged
-from ..display import display_range, rgba8
-from ..errors import ParameterError
+from ..display import bands_of
+from ..reconstruction import lookup
 from ._checks import check_output_path
 
 PathLike = str | os.PathLike
 
 #: Suffix that makes ``decode`` write an OME-Zarr (NGFF 0.5) image with a labels group.
 OME_ZARR = ".ome.zarr"
-#: OME-Zarr pyramids stop when the next level's shorter side would fall below this.
-OME_MIN_SIDE = 256
 
 
 def is_ome_zarr(path: PathLike) -> bool:
@@ -28,74 +38,96 @@ def is_ome_zarr(path: PathLike) -> bool:
     return str(path).lower().rstrip("/").endswith(OME_ZARR)
 
 
-def label_colours(codebook: np.ndarray, data_range: tuple[float, float] | None) -> list[list[int]]:
-    """RGBA 0-255 colours of codebook entries (K, C) for viewers, by :mod:`bigquant.display`'s rules
-    (``data_range`` is the store's recorded one)."""
-    cb = np.asarray(codebook)
-    lo, hi = display_range(cb.dtype, {"data_range": list(data_range)} if data_range else None)
-    return rgba8(cb, lo, hi).tolist()
+def _set_attributes(path: Path, attributes: dict[str, Any]) -> None:
+    zj = path / "zarr.json"
+    doc = json.loads(zj.read_text())
+    doc["attributes"] = attributes
+    zj.write_text(json.dumps(doc, indent=2))
+
+
+def _write_chunk(labels: np.ndarray, codebook: np.ndarray, image: str, label: str, block_info=None) -> np.ndarray:
+    (r0, r1), (c0, c1) = block_info[0]["array-location"]
+    zarr.open_array(label, mode="r+")[r0:r1, c0:c1] = labels
+    zarr.open_array(image, mode="r+")[:, r0:r1, c0:c1] = np.moveaxis(lookup(labels, codebook), -1, 0)
+    return np.zeros((1, 1), np.int8)
+
+
+def _regular(x: da.Array) -> da.Array:
+    """``x`` rechunked to a regular grid if it is not one, so each task writes whole chunks."""
+    ok = all(all(c == dim[0] for c in dim[:-1]) and dim[-1] <= dim[0] for dim in x.chunks)
+    return x if ok else x.rechunk(x.chunksize)
 
 
 def write_ome_zarr(
-    image: da.Array,
-    labels: da.Array,
+    levels: Sequence[da.Array],
     codebook: np.ndarray,
     path: PathLike,
     *,
     overwrite: bool = False,
-    data_range: tuple[float, float] | None = None,
+    metadata: dict | None = None,
     label_name: str = "quantized",
 ) -> Path:
-    """Write an OME-Zarr (NGFF 0.5, Zarr v3) multiscale image plus its labels, for napari & co.
+    """Write an OME-Zarr (NGFF 0.5, Zarr v3) multiscale image and its labels from a label pyramid.
 
-    The image is the reconstruction with axes (c, y, x); ``labels/<label_name>`` holds the labels
-    (y, x) with as many resolution levels as the image (halving until the shorter side would
-    drop below :data:`OME_MIN_SIDE`) and ``image-label`` ``colors`` listing every codebook index,
-    0 included, with its colour. Written with ome-zarr-py's writer, level by level from the lazy
-    arrays, into a hidden sibling that is renamed into place.
+    The image (axes c, y, x) at ``path/0, 1, ...`` is ``codebook[levels[l]]``; the labels at
+    ``path/labels/<label_name>/0, 1, ...`` are the levels themselves, with ``image-label``
+    ``colors`` listing every codebook index, 0 included. Built in a hidden sibling that is
+    renamed into place.
 
     Parameters
     ----------
-    image : dask array of shape (rows, cols, C)
-    labels : dask array of shape (rows, cols), uint8 or uint16
+    levels : list of dask arrays of shape (rows_l, cols_l), uint8 or uint16
+        The label pyramid, full resolution first (each level half the one above).
     codebook : ndarray of shape (K, C)
     path : path ending in ``.ome.zarr``
-    data_range : (float, float), optional
-        The store's recorded value range, for the label colours of a non-uint8 codebook
-        (:func:`bigquant.display.display_range`).
+    metadata : dict, optional
+        A store's metadata: ``pixel_size`` for the scales and units, ``bands`` for the channel
+        names and colours, ``data_range`` for the display window of non-uint8 images.
     """
-    try:
-        from ome_zarr.format import FormatV05
-        from ome_zarr.writer import write_image as ome_write_image
-        from ome_zarr.writer import write_labels as ome_write_labels
-    except ImportError as exc:
-        raise ParameterError("writing OME-Zarr needs the ome-zarr package: pip install 'bigquant[ome]'") from exc
     p = check_output_path(path, overwrite=overwrite)
-    rows, cols = image.shape[:2]
-    factors = []
-    f = 2
-    while min(rows, cols) // f >= OME_MIN_SIDE:
-        factors.append(f)
-        f *= 2
-    colors = [{"label-value": i, "rgba": rgba} for i, rgba in enumerate(label_colours(codebook, data_range))]
-    cyx = image.transpose(2, 0, 1)
-    ch = (cyx.shape[0], image.chunks[0][0], image.chunks[1][0])
+    cb = np.asarray(codebook)
+    meta = dict(metadata or {})
+    bands = bands_of(meta, cb.shape[1])
+    pixel_size = meta.get("pixel_size")
+    levels = [_regular(x) for x in levels]
+    cbd = dask.delayed(cb, pure=True)  # one copy in the graph, not one per task
     with staged(p, overwrite) as tmp:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            ome_write_image(
-                cyx, root, scale_factors=factors, axes="cyx", fmt=FormatV05(), storage_options={"chunks": ch}
+        root = zarr.create_group(str(tmp), zarr_format=3)
+        container = root.create_group("labels")
+        labels = container.create_group(label_name)
+        parts = []
+        for lv, x in enumerate(levels):
+            rows, cols = x.shape
+            cr, cc = (int(n) for n in x.chunksize)
+            root.create_array(
+                str(lv),
+                shape=(cb.shape[1], rows, cols),
+                chunks=(cb.shape[1], cr, cc),
+                dtype=cb.dtype,
+                dimension_names=["c", "y", "x"],
             )
-            ome_write_labels(
-                labels,
-                root,
-                name=label_name,
-                scaler=None,
-                scale_factors=factors,
-                axes="yx",
-                fmt=FormatV05(),
-                label_metadata={"colors": colors, "source": {"image": "../../"}},
-                storage_options={"chunks": ch[1:]},
+            labels.create_array(str(lv), shape=(rows, cols), chunks=(cr, cc), dtype=x.dtype, dimension_names=["y", "x"])
+            image_path, label_path = (
+                os.path.abspath(tmp / str(lv)),
+                os.path.abspath(tmp / "labels" / label_name / str(lv)),
             )
+            done = da.map_blocks(
+                _write_chunk,
+                x,
+                cbd,
+                image_path,
+                label_path,
+                dtype=np.int8,
+                chunks=((1,) * x.numblocks[0], (1,) * x.numblocks[1]),
+                token="bigquant-write-ome-zarr",
+                meta=np.empty((0, 0), np.int8),
+            )
+            parts.extend(done.to_delayed().ravel().tolist())
+        compute_settled(*parts)
+        colours = ngff.label_colours(cb, meta, bands)
+        label_ome = ngff.label_image(len(levels), pixel_size, colours)
+        label_ome["image-label"]["source"] = {"image": "../../"}
+        _set_attributes(tmp / "labels" / label_name, {"ome": label_ome})
+        _set_attributes(tmp / "labels", {"ome": {"version": ngff.VERSION, "labels": [label_name]}})
+        _set_attributes(tmp, {"ome": ngff.image(len(levels), pixel_size, bands, cb.dtype, meta)})
     return p

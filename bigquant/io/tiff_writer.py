@@ -19,15 +19,25 @@ import numpy as np
 import tifffile
 
 from .._staging import staged
+from ..display import bands_of
 from ..errors import ParameterError
 from ..params import DEFLATE_NAMES, LEVELLED_TIFF_COMPRESSIONS, TIFF_ZLIB_LEVEL, check_compression_level
 from ..reconstruction import lookup
 
 
 def tiff_options(
-    image: da.Array, tile: Sequence[int], compression: str | None, level: int | None = None
+    image: da.Array,
+    tile: Sequence[int],
+    compression: str | None,
+    level: int | None = None,
+    bands: Sequence[str] | None = None,
+    pixel_size: dict | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments of :func:`tifffile.imwrite` for a tiled BigTIFF of ``image``."""
+    """Keyword arguments of :func:`tifffile.imwrite` for a tiled BigTIFF of ``image``.
+
+    ``bands`` (:func:`bigquant.display.bands_of`) choose RGB or grey and which extra samples
+    are alpha; ``pixel_size`` (micrometres) becomes the resolution tags, in pixels per cm.
+    """
     try:
         th, tw = (int(t) for t in tile)
     except (TypeError, ValueError):
@@ -60,17 +70,21 @@ def tiff_options(
         if str(compression).upper() not in LEVELLED_TIFF_COMPRESSIONS:
             raise ParameterError(f"TIFF compression {compression!r} takes no level")
         options["compressionargs"] = {"level": level}
+    if pixel_size:
+        options.update(
+            resolution=(1e4 / float(pixel_size["x"]), 1e4 / float(pixel_size["y"])), resolutionunit="CENTIMETER"
+        )
+    names = bands_of({"bands": bands} if bands is not None else None, channels)
     if channels == 1:
         options.update(shape=(rows, cols), photometric="minisblack")
     else:
-        photometric = "rgb" if channels in (3, 4) else "minisblack"
-        extra = 3 if photometric == "rgb" else 1
-        extrasamples = ("unassalpha",) if channels in (2, 4) else ("unspecified",) * (channels - extra)
+        photometric = "rgb" if names[:3] == ["red", "green", "blue"] else "minisblack"
+        extra = names[3:] if photometric == "rgb" else names[1:]
         options.update(
             shape=(rows, cols, channels),
             photometric=photometric,
             planarconfig="contig",
-            extrasamples=extrasamples,
+            extrasamples=tuple("unassalpha" if name == "alpha" else "unspecified" for name in extra),
         )
     return options
 
@@ -184,11 +198,14 @@ def write_tiff(
     compression_level: int | None,
     indices: da.Array | None = None,
     palette: np.ndarray | None = None,
+    bands: Sequence[str] | None = None,
+    pixel_size: dict | None = None,
 ) -> None:
     """Stream ``image`` (rows, cols, C) to a tiled BigTIFF at ``p``, in strips of at most 1/8 of
     the budget. With ``indices`` (rows, cols) and ``palette`` (K, C), ``image`` is
-    ``palette[indices]`` and only the indices are computed in strips."""
-    options = tiff_options(image, tile, compression, compression_level)
+    ``palette[indices]`` and only the indices are computed in strips. ``bands`` and
+    ``pixel_size`` as for :func:`tiff_options`."""
+    options = tiff_options(image, tile, compression, compression_level, bands, pixel_size)
     if indices is None:
         tiles = iter_tiles(image, options["tile"], budget // 8)
     else:

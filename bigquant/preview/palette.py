@@ -166,6 +166,7 @@ def palette_image(
     entries = palette_entries(s, top=int(top))
     n = len(entries)
     lo, hi = display.display_range(meta["dtype"], meta, display_range)
+    bands = display.bands_of(meta, s.shape[2])
     font, head_font = get_font(TEXT), get_font(TITLE)
     _, line_h = text_size(font, "Ag")
     line_h += 2
@@ -203,7 +204,7 @@ def palette_image(
         col, row = divmod(e.rank, nrows)  # down the columns
         x0 = MARGIN + col * cell_w
         y0 = MARGIN + head_h + row * cell_h
-        rgb, alpha = display.rgb_alpha(e.colour[None, :], lo, hi)
+        rgb, alpha = display.rgb_alpha(e.colour[None, :], lo, hi, bands=bands)
         sw = _swatch(swatch, rgb[0], None if alpha is None else float(alpha[0]))
         canvas.paste(Image.fromarray(sw, "RGB"), (x0 + 1, y0 + 1))
         draw.rectangle([x0, y0, x0 + swatch + 1, y0 + swatch + 1], outline=FRAME)

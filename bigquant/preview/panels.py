@@ -74,7 +74,13 @@ def block_sums(
 
 
 def assemble(
-    parts: list, out_shape: tuple[int, int], channels: int, factor: tuple[int, int], lo: float, hi: float
+    parts: list,
+    out_shape: tuple[int, int],
+    channels: int,
+    factor: tuple[int, int],
+    lo: float,
+    hi: float,
+    bands: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Add the chunks' block sums into the small picture, divide by f*f, convert for display."""
     total = np.zeros(out_shape + (channels,), dtype=np.float64)
@@ -83,11 +89,12 @@ def assemble(
             b0, d0, sums = part
             total[b0 : b0 + sums.shape[0], d0 : d0 + sums.shape[1]] += sums
     total /= float(factor[0] * factor[1])
-    return display.over_white(total, lo, hi)
+    return display.over_white(total, lo, hi, bands)
 
 
-def downsample(x: da.Array, factor: tuple[int, int], lo: float, hi: float) -> Any:
-    """Lazy (rows // fr, cols // fc, 3) uint8 of a dask image: fr x fc block means, display-scaled.
+def downsample(x: da.Array, factor: tuple[int, int], lo: float, hi: float, bands: Sequence[str] | None = None) -> Any:
+    """Lazy (rows // fr, cols // fc, 3) uint8 of a dask image: fr x fc block means, display-scaled
+    (``bands`` name its channels, :func:`bigquant.display.rgb_alpha`).
 
     One task per chunk reduces it to block sums (about 1/(fr*fc) of its size, in float64); one
     last task adds them into the small picture. No rechunking: :func:`dask.array.coarsen` first
@@ -109,7 +116,7 @@ def downsample(x: da.Array, factor: tuple[int, int], lo: float, hi: float) -> An
         for i in range(x.numblocks[0])
         for j in range(x.numblocks[1])
     ]
-    return dask.delayed(assemble, pure=True)(parts, out_shape, x.shape[2], factor, lo, hi)
+    return dask.delayed(assemble, pure=True)(parts, out_shape, x.shape[2], factor, lo, hi, bands)
 
 
 @dataclass
@@ -123,12 +130,16 @@ class Panel:
     image : ndarray of shape (rows, cols, 3), uint8
         The downsampled picture, display-scaled.
     factor : (int, int)
-        Rows and columns of the full image averaged into one picture pixel.
+        Rows and columns of the full image one picture pixel stands for.
+    level : int
+        The label pyramid level the picture was averaged from (0: the full-size image;
+        ``factor`` is then ``2**level`` times the block it averaged).
     """
 
     title: str
     image: np.ndarray
     factor: tuple[int, int]
+    level: int = 0
 
 
 def check_max_size(max_size: Sequence[int]) -> tuple[int, int]:
@@ -232,24 +243,49 @@ def preview_panels(
         images.insert(0, orig)
         names.insert(0, "original")
     _, f = arrangement((rows, cols), len(images), size, titles)
-    factor = (min(f, rows), min(f, cols))  # a 1-pixel-thin image keeps one pixel across
+    level, f = (0, f) if original is not None else pick_level(s, f, size, titles)
+    if level:
+        images = [s.reconstruct(level)]
+    shape = s.levels[level].shape
+    factor = (min(f, shape[0]), min(f, shape[1]))  # a 1-pixel-thin image keeps one pixel across
     lo, hi = display.display_range(meta["dtype"], meta, display_range)
-    small = dask.compute(*[downsample(x, factor, lo, hi) for x in images])
-    return [Panel(t, np.asarray(im), factor) for t, im in zip(names, small)]
+    small = dask.compute(*[downsample(x, factor, lo, hi, s.bands) for x in images])
+    full = (factor[0] << level, factor[1] << level)
+    return [Panel(t, np.asarray(im), full, level) for t, im in zip(names, small)]
 
 
-def caption(s: Store, factor: tuple[int, int], lo: float, hi: float, display_range) -> str:
+def pick_level(s: Store, f: int, size: tuple[int, int], titles: bool) -> tuple[int, int]:
+    """(level, factor on it) of the smallest stored pyramid level that still gives a picture at
+    most a third smaller per side than the full-size factor ``f`` would: an overview then reads
+    only the small levels."""
+    for level in range(len(s.levels) - 1, 0, -1):
+        _, g = arrangement(s.levels[level].shape, 1, size, titles)
+        if 3 * (g << level) <= 4 * f:
+            return level, g
+    return 0, f
+
+
+def caption(s: Store, panel: Panel, lo: float, hi: float, display_range) -> str:
     rows, cols, c = s.shape
     dtype = s.metadata["dtype"]
     parts = [source_name(s), f"{rows} x {cols} x {c} {dtype}"]
-    fr, fc = factor
-    parts.append("full size" if (fr, fc) == (1, 1) else f"1/{max(fr, fc)} scale ({fr} x {fc} block means)")
+    fr, fc = panel.factor
+    br, bc = fr >> panel.level, fc >> panel.level
+    if (fr, fc) == (1, 1):
+        parts.append("full size")
+    elif panel.level:
+        parts.append(f"1/{max(fr, fc)} scale (label pyramid level {panel.level}, {br} x {bc} block means)")
+    else:
+        parts.append(f"1/{max(fr, fc)} scale ({fr} x {fc} block means)")
     if dtype != "uint8" or display_range is not None:
         parts.append(f"display {lo:g} .. {hi:g}")
-    if c in (2, 4):
+    rgb, alpha = display.band_layout(s.bands)
+    if alpha is not None:
         parts.append("alpha over white")
-    elif c >= 5:
-        parts.append(f"channels 1-3 of {c}")
+    shown = sorted(set(rgb))
+    if len(shown) + (alpha is not None) < c:
+        which = "channels 1-3" if shown == [0, 1, 2] else "channel " + ", ".join(str(i + 1) for i in shown)
+        parts.append(f"{which} of {c}")
     return ",  ".join(parts)
 
 
@@ -317,7 +353,7 @@ def preview_image(
             draw.text((c0, r0 - title_h + 1), text, fill=INK, font=font)
     if titles:
         font = get_font(TEXT)
-        text = fit_text(font, caption(s, panels[0].factor, lo, hi, display_range), width - 2 * MARGIN)
+        text = fit_text(font, caption(s, panels[0], lo, hi, display_range), width - 2 * MARGIN)
         draw.text((MARGIN, height - MARGIN - caption_h + 5), text, fill=MUTED, font=font)
     out = np.array(canvas)
     # The frame is drawn around, never over, the panel pixels; re-paste to be certain.

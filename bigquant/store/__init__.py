@@ -20,8 +20,10 @@ from .format import (
     describe_codecs,
     label_chunk_count,
     labels_codecs,
+    read_metadata,
 )
-from .reader import Palette, Store, is_store, open, read_codebook, read_metadata, store_bytes
+from .palette import Palette, read_codebook
+from .reader import Store, is_store, lazy_pyramid, open, store_bytes
 from .writer import StoreWriter, check_target, write_palette
 
 __all__ = [
@@ -44,4 +46,5 @@ __all__ = [
     "read_metadata",
     "store_bytes",
     "write_palette",
+    "lazy_pyramid",
 ]

@@ -1,12 +1,15 @@
-"""The store format, version 1: names, limits, the labels' codecs, metadata validation.
+"""The store format, version 2 (version 1 still read): names, limits, codecs, metadata validation.
 
-Layout (documented in the README and docs/)::
+Layout (specified in docs/store-format.md)::
 
-    scan.bq.zarr/                 Zarr v3 group
-      zarr.json                   attributes: {"bigquant": {...metadata...}}
-      labels/                     (rows, cols) uint8 if K <= 256 else uint16, zstd with its checksum,
+    scan.bq.zarr/                 Zarr v3 group, written last: {"bigquant": {...}} + consolidated metadata
+      labels/                     Zarr v3 group: an OME-Zarr (NGFF 0.5) multiscale label image
+        0/                        (rows, cols) uint8 if K <= 256 else uint16, zstd with its checksum,
                                   chunked like the job, every chunk written (``label_chunk_files``)
+        1/, 2/, ...               each level halves the previous one by its 2 x 2 mode (:func:`mode_2x2`)
       codebook/                   (K, C) in the input's dtype (rounded and clipped for integer inputs)
+
+In version 1 ``labels`` was the full-resolution array itself, without levels.
 
 The metadata (group attribute ``bigquant``) holds at least ``format_version``, ``complete``,
 ``k``, ``shape`` (rows, cols, C), ``dtype``, ``iterations``, ``converged``, ``inertia``, ``mse``,
@@ -16,7 +19,10 @@ The metadata (group attribute ``bigquant``) holds at least ``format_version``, `
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,9 @@ from zarr.codecs import ZstdCodec
 from ..errors import StoreFormatError
 from ..params import LABELS_ZSTD_LEVEL, MAX_K, check_labels_level
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The first version whose ``labels`` is a multiscale group (``labels/0``, ``labels/1``, ...).
+PYRAMID_VERSION = 2
 LABELS = "labels"
 CODEBOOK = "codebook"
 ATTRS = "bigquant"
@@ -42,6 +50,101 @@ MAX_METADATA_BYTES = 64 << 20
 MAX_CHANNELS = 64
 #: Default zstd level of the labels (:data:`bigquant.params.LABELS_ZSTD_LEVEL`).
 ZSTD_LEVEL = LABELS_ZSTD_LEVEL
+
+
+#: The label pyramid ends at the first level whose longer side is at most this: a screen's worth.
+SCREEN_SIDE = 2048
+#: The label pass writes a level's chunks itself while they keep at least this many rows and
+#: columns (smaller chunk files cost more to list than to write); smaller levels are built
+#: afterwards from the level above, in chunks of :data:`SMALL_LEVEL_CHUNK`.
+MIN_TASK_CHUNK = 128
+SMALL_LEVEL_CHUNK = 1024
+#: The NGFF version of the labels group's ``ome`` metadata.
+NGFF_VERSION = "0.5"
+#: Axis (dimension) names of every labels level, as NGFF requires them to match its axes.
+LABEL_AXES = ("y", "x")
+
+
+def level_path(level: int) -> str:
+    """The key of pyramid level ``level`` inside the store: ``labels/0``, ``labels/1``, ..."""
+    return f"{LABELS}/{int(level)}"
+
+
+def level_shape(shape: tuple[int, ...], level: int) -> tuple[int, int]:
+    """(rows, cols) of level ``level`` of a (rows, cols) image: each halving rounds up."""
+    f = 1 << level
+    return -(-int(shape[0]) // f), -(-int(shape[1]) // f)
+
+
+def pyramid_levels(shape: tuple[int, ...], screen_side: int | None = None) -> int:
+    """How many levels (full resolution included) a (rows, cols) image's label pyramid has:
+    down to the first whose longer side is at most ``screen_side`` (default :data:`SCREEN_SIDE`)."""
+    side = SCREEN_SIDE if screen_side is None else int(screen_side)
+    n = 1
+    while max(level_shape(shape, n - 1)) > side:
+        n += 1
+    return n
+
+
+def level_chunks(shape: tuple[int, ...], chunks: tuple[int, ...], levels: int) -> tuple[list[tuple[int, int]], int]:
+    """Chunk shapes of every level, and how many levels the label pass writes itself.
+
+    Level ``l`` is written by the label pass's tasks (each task its own chunk's part, whole
+    chunks of ``chunks / 2**l``) while, along every axis cut into several chunks, the chunk side
+    divides by ``2**l`` (so every task's part starts on a 2 x 2 block) and stays at least
+    :data:`MIN_TASK_CHUNK`. The levels after those are built from the level above them, in
+    chunks of :data:`SMALL_LEVEL_CHUNK` (at most the level's size).
+    """
+    counts = [-(-int(n) // int(c)) for n, c in zip(shape[:2], chunks)]
+    out = [(int(chunks[0]), int(chunks[1]))]
+    in_task = 1
+    for lv in range(1, levels):
+        f = 1 << lv
+        fits = all(n == 1 or (c % f == 0 and c // f >= MIN_TASK_CHUNK) for n, c in zip(counts, chunks))
+        if not fits:
+            break
+        out.append((-(-int(chunks[0]) // f), -(-int(chunks[1]) // f)))
+        in_task += 1
+    for lv in range(in_task, levels):
+        rows, cols = level_shape(shape, lv)
+        out.append((min(SMALL_LEVEL_CHUNK, rows), min(SMALL_LEVEL_CHUNK, cols)))
+    return out, in_task
+
+
+def mode_2x2(labels: np.ndarray) -> np.ndarray:
+    """The next pyramid level of ``labels`` (rows, cols): each 2 x 2 block's most frequent label,
+    ties to the smallest; a block cut by an odd edge votes with the labels it has.
+
+    Categorical, never an interpolation: every output label occurs in its block. Returns an
+    array of shape (ceil(rows / 2), ceil(cols / 2)) and the same dtype.
+    """
+    rows, cols = labels.shape
+    if rows % 2 or cols % 2:
+        # Repeating the last row/column doubles every count of those blocks: same winner.
+        labels = np.pad(labels, ((0, rows % 2), (0, cols % 2)), mode="edge")
+    a, b = labels[0::2, 0::2], labels[0::2, 1::2]
+    c, d = labels[1::2, 0::2], labels[1::2, 1::2]
+    # Of four labels, those that occur twice or more are the candidates (two at most, and one
+    # alone if it occurs three times); the smallest candidate wins, and with none (all four
+    # differ) the smallest label.
+    top = np.iinfo(labels.dtype).max
+    a_twice = (a == b) | (a == c) | (a == d)
+    b_twice = (b == c) | (b == d)
+    c_twice = c == d
+    best = np.where(c_twice, c, top)
+    np.minimum(best, np.where(b_twice, b, top), out=best)
+    np.minimum(best, np.where(a_twice, a, top), out=best)
+    a_twice |= b_twice
+    a_twice |= c_twice
+    smallest = np.minimum(np.minimum(a, b), np.minimum(c, d))
+    return np.where(a_twice, best, smallest)
+
+
+def chunk_keys(shape: tuple[int, ...], chunks: tuple[int, ...]) -> Iterator[str]:
+    """The chunk keys (``c/ROW/COL``, relative to the array) of every chunk of a 2-D grid."""
+    for i in range(-(-int(shape[0]) // int(chunks[0]))):
+        for j in range(-(-int(shape[1]) // int(chunks[1]))):
+            yield f"c/{i}/{j}"
 
 
 def labels_codecs(level: int | None = None) -> list:
@@ -89,7 +192,7 @@ def validate_metadata(p: Path, doc: Any) -> dict:
     version = meta.get("format_version")
     if not meta.get("complete") or version is None:
         raise StoreFormatError(f"store {str(p)!r} is incomplete (its writing was interrupted); run the compress again")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise StoreFormatError(f"store {str(p)!r} has an invalid format_version {version!r}")
     if version > FORMAT_VERSION:
         raise StoreFormatError(
@@ -120,6 +223,27 @@ def validate_metadata(p: Path, doc: Any) -> dict:
     if not ok:
         raise StoreFormatError(f"store {str(p)!r} claims an invalid dtype {dtype!r}")
     return meta
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The ``bigquant`` metadata of a store or palette, validated; raises StoreFormatError otherwise."""
+    p = Path(path)
+    if not p.exists():
+        raise StoreFormatError(f"store {str(p)!r} does not exist")
+    zj = p / "zarr.json"
+    if not p.is_dir() or not zj.is_file():
+        raise StoreFormatError(f"{str(p)!r} is not a bigquant store (no Zarr v3 group there)")
+    try:
+        size = zj.stat().st_size
+        if size > MAX_METADATA_BYTES:
+            raise StoreFormatError(
+                f"{str(p)!r} is not a bigquant store: its zarr.json has {size} bytes, "
+                f"more than the {MAX_METADATA_BYTES} a store's metadata can need"
+            )
+        doc = json.loads(zj.read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreFormatError(f"{str(p)!r} is not a bigquant store: unreadable zarr.json ({exc})") from exc
+    return validate_metadata(p, doc)
 
 
 def _check_palette_meta(p: Path, meta: dict) -> dict:

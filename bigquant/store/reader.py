@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import zarr
 from dask.base import tokenize
 
+from ..display import bands_of
 from ..errors import StoreFormatError
 from ..metrics import seed_bits
 from ..reconstruction import reconstruct
@@ -28,34 +28,20 @@ from .format import (
     MAX_CHUNK_PIXELS,
     MAX_METADATA_BYTES,
     PALETTE,
+    PYRAMID_VERSION,
+    chunk_keys,
     describe_codecs,
     is_store_document,
     label_chunk_count,
-    validate_metadata,
+    level_path,
+    level_shape,
+    mode_2x2,
+    pyramid_levels,
+    read_metadata,
 )
+from .palette import Palette
 
 PathLike = str | os.PathLike
-
-
-def read_metadata(path: PathLike) -> dict:
-    """The ``bigquant`` metadata of a store or palette, validated; raises StoreFormatError otherwise."""
-    p = Path(path)
-    if not p.exists():
-        raise StoreFormatError(f"store {str(p)!r} does not exist")
-    zj = p / "zarr.json"
-    if not p.is_dir() or not zj.is_file():
-        raise StoreFormatError(f"{str(p)!r} is not a bigquant store (no Zarr v3 group there)")
-    try:
-        size = zj.stat().st_size
-        if size > MAX_METADATA_BYTES:
-            raise StoreFormatError(
-                f"{str(p)!r} is not a bigquant store: its zarr.json has {size} bytes, "
-                f"more than the {MAX_METADATA_BYTES} a store's metadata can need"
-            )
-        doc = json.loads(zj.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreFormatError(f"{str(p)!r} is not a bigquant store: unreadable zarr.json ({exc})") from exc
-    return validate_metadata(p, doc)
 
 
 def is_store(path: PathLike) -> bool:
@@ -100,9 +86,12 @@ class LabelsReader:
                 f"{k.start}:{k.stop}" if isinstance(k, slice) else str(k)
                 for k in (key if isinstance(key, tuple) else (key,))
             )
-            store = str(Path(self.path).parent)
+            path = Path(self.path)
+            store, what = (
+                (path.parent, "labels") if path.name == LABELS else (path.parent.parent, f"labels/{path.name}")
+            )
             raise StoreFormatError(
-                f"store {store!r} is damaged: labels [{where}] cannot be read ({type(exc).__name__}: {exc})"
+                f"store {str(store)!r} is damaged: {what} [{where}] cannot be read ({type(exc).__name__}: {exc})"
             ) from exc
         return np.asarray(block, dtype=self.dtype)
 
@@ -116,23 +105,42 @@ def _open_array(p: Path, name: str) -> Any:
         ) from exc
 
 
-def _check_labels(p: Path, meta: dict, labels: Any) -> tuple[int, ...]:
-    """The labels' chunk shape, once their shape, dtype, chunks and files agree with the metadata."""
-    rows, cols, _ = meta["shape"]
+def _check_level(p: Path, meta: dict, labels: Any, lv: int) -> tuple[int, ...]:
+    """Level ``lv``'s chunk shape, once its shape, dtype and chunks agree with the metadata."""
+    want = level_shape(meta["shape"], lv)
     k = meta["k"]
-    if tuple(labels.shape) != (rows, cols):
+    what = "labels" if lv == 0 else f"labels level {lv}"
+    if tuple(labels.shape) != want:
         raise StoreFormatError(
-            f"store {str(p)!r}: labels shape {tuple(labels.shape)} disagrees with the metadata shape {(rows, cols)}"
+            f"store {str(p)!r}: {what} shape {tuple(labels.shape)} disagrees with the metadata shape {want}"
         )
     if labels.dtype not in (np.uint8, np.uint16) or (k > 256 and labels.dtype != np.uint16):
-        raise StoreFormatError(f"store {str(p)!r}: labels dtype {labels.dtype} cannot hold K={k}")
+        raise StoreFormatError(f"store {str(p)!r}: {what} dtype {labels.dtype} cannot hold K={k}")
     chunks = tuple(int(n) for n in labels.chunks)
     if len(chunks) != 2 or math.prod(chunks) > MAX_CHUNK_PIXELS:
         raise StoreFormatError(
-            f"store {str(p)!r}: labels chunks {chunks} are absurd (at most {MAX_CHUNK_PIXELS} pixels per chunk)"
+            f"store {str(p)!r}: {what} chunks {chunks} are absurd (at most {MAX_CHUNK_PIXELS} pixels per chunk)"
         )
-    _check_chunks_present(p, meta, labels.shape, chunks)
     return chunks
+
+
+def _level_paths(p: Path, meta: dict) -> list[str]:
+    """The labels arrays of a store, full resolution first: ``labels`` (version 1) or the
+    ``labels/0``, ``labels/1``, ... its labels group's OME multiscales lists (version 2)."""
+    if meta["format_version"] < PYRAMID_VERSION:
+        return [LABELS]
+    if not (p / LABELS / "zarr.json").is_file():
+        raise StoreFormatError(f"store {str(p)!r} has no '{LABELS}' group")
+    try:
+        doc = json.loads((p / LABELS / "zarr.json").read_text())
+        paths = [d["path"] for d in doc["attributes"]["ome"]["multiscales"][0]["datasets"]]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise StoreFormatError(
+            f"store {str(p)!r} is damaged: its labels group has no readable OME multiscales ({type(exc).__name__})"
+        ) from exc
+    if not paths or paths != [str(i) for i in range(len(paths))]:
+        raise StoreFormatError(f"store {str(p)!r}: labels levels {paths!r} are not 0, 1, 2, ...")
+    return [level_path(i) for i in range(len(paths))]
 
 
 def _read_store_codebook(p: Path, meta: dict, codebook: Any) -> np.ndarray:
@@ -159,28 +167,52 @@ def _read_store_codebook(p: Path, meta: dict, codebook: Any) -> np.ndarray:
     return cb
 
 
-def _check_chunks_present(p: Path, meta: dict, shape: tuple[int, ...], chunks: tuple[int, ...]) -> None:
-    """Every labels chunk a store says it wrote is on disk.
+def check_chunks_present(p: Path, meta: dict, levels: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> None:
+    """Every labels chunk a store says it wrote is there: the one guard against missing chunks.
 
-    zarr reads a missing chunk as fill value, so without this a deleted file would decode to
-    label 0 without a word. Stores record ``label_chunk_files`` (every chunk is written, zeros
-    included); stores written before that key are not checked, since older versions skipped
-    all-zero chunks.
+    ``levels`` holds (array key, shape, chunks) per level, full resolution first. zarr reads a
+    missing chunk as the fill value, so without this a deleted chunk would decode to label 0
+    without a word. Stores record ``label_chunk_files`` (version 1: the count of ``labels``;
+    version 2: one count per level, every chunk written, zeros included), and each level's grid
+    must have that many chunks, each of whose keys must be present. Stores written before that
+    key are not checked, since older versions skipped all-zero chunks.
     """
-    expected = meta.get("label_chunk_files")
-    if not isinstance(expected, int) or isinstance(expected, bool):
-        return
-    grid = label_chunk_count(shape, chunks)
-    if expected != grid:
+    recorded = meta.get("label_chunk_files")
+    counts = recorded if isinstance(recorded, list) else [recorded]
+    if recorded is None or len(counts) != len(levels):
+        if recorded is None:
+            return
         raise StoreFormatError(
-            f"store {str(p)!r}: label_chunk_files {expected} disagrees with the labels' chunk grid of {grid}"
+            f"store {str(p)!r}: label_chunk_files {recorded!r} does not give one count per labels level ({len(levels)})"
         )
-    root = p / LABELS / "c"
-    found = sum(1 for f in root.rglob("*") if f.is_file()) if root.is_dir() else 0
-    if found < expected:
-        raise StoreFormatError(
-            f"store {str(p)!r} is damaged: {expected - found} of its {expected} labels chunks are missing"
-        )
+    for (key, shape, chunks), expected in zip(levels, counts):
+        if not isinstance(expected, int) or isinstance(expected, bool):
+            raise StoreFormatError(f"store {str(p)!r}: label_chunk_files {recorded!r} holds a non-integer")
+        grid = label_chunk_count(shape, chunks)
+        if expected != grid:
+            raise StoreFormatError(
+                f"store {str(p)!r}: label_chunk_files {expected} of {key!r} disagrees with its chunk grid of {grid}"
+            )
+        missing = sum(1 for c in chunk_keys(shape, chunks) if not (p / key / c).is_file())
+        if missing:
+            raise StoreFormatError(
+                f"store {str(p)!r} is damaged: {missing} of the {expected} chunks of {key!r} are missing"
+            )
+
+
+def lazy_pyramid(labels: da.Array, levels: int) -> list[da.Array]:
+    """``levels`` label levels computed lazily from ``labels`` (rows, cols) by :func:`mode_2x2`,
+    full resolution first; each level is rechunked to even chunks first, so every 2 x 2 block
+    lies in one chunk."""
+    out = [labels]
+    for _ in range(1, levels):
+        x = out[-1]
+        even = tuple(max(2, c + c % 2) for c in x.chunksize)
+        if any(c % 2 for dim in x.chunks for c in dim[:-1]):
+            x = x.rechunk(even)
+        chunks = tuple(tuple(-(-c // 2) for c in dim) for dim in x.chunks)
+        out.append(da.map_blocks(mode_2x2, x, chunks=chunks, dtype=x.dtype, meta=np.empty((0, 0), dtype=x.dtype)))
+    return out
 
 
 def store_bytes(path: PathLike) -> int:
@@ -189,6 +221,19 @@ def store_bytes(path: PathLike) -> int:
     if p.is_file():
         return p.stat().st_size
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+def _lazy_labels(path: str, shape: tuple, dtype: Any, chunks: tuple, stamp: tuple[int, int]) -> da.Array:
+    reader = LabelsReader(path, shape, dtype, stamp)
+    return da.from_array(
+        reader,
+        chunks=chunks,
+        lock=False,
+        asarray=True,
+        fancy=False,
+        meta=np.empty((0, 0), dtype=dtype),
+        name=f"bigquant-labels-{tokenize(reader)}",
+    )
 
 
 class Store:
@@ -204,6 +249,10 @@ class Store:
     metadata : dict
         The group attribute ``bigquant`` (see the README's store format).
     labels : dask array of shape (rows, cols), uint8 or uint16
+        The full-resolution labels (``levels[0]``).
+    levels : list of dask arrays
+        The stored label pyramid, full resolution first; level ``l`` has shape
+        (ceil(rows / 2**l), ceil(cols / 2**l)). A version-1 store has one level.
     codebook : ndarray of shape (K, C)
     labels_codec : str
         The labels' codecs as stored, e.g. ``"zstd-3"``.
@@ -222,25 +271,24 @@ class Store:
                 f"{str(p)!r} is a palette (a codebook without labels); "
                 "use it with `bigquant compress IMAGE --codebook` instead"
             )
-        for name in (LABELS, CODEBOOK):
+        paths = _level_paths(p, meta)
+        for name in (paths[0], CODEBOOK):
             if not (p / name / "zarr.json").is_file():
                 raise StoreFormatError(f"store {str(p)!r} has no '{name}' array")
-        labels = _open_array(p, LABELS)
+        arrays = [_open_array(p, name) for name in paths]
         codebook = _open_array(p, CODEBOOK)
-        chunks = _check_labels(p, meta, labels)
+        chunks = [_check_level(p, meta, arr, lv) for lv, arr in enumerate(arrays)]
+        check_chunks_present(p, meta, [(k, tuple(a.shape), c) for k, a, c in zip(paths, arrays, chunks)])
         self.codebook: np.ndarray = _read_store_codebook(p, meta, codebook)
-        rows, cols, _ = meta["shape"]
         zj = (p / "zarr.json").stat()
-        reader = LabelsReader(os.path.abspath(p / LABELS), (rows, cols), labels.dtype, (zj.st_ino, zj.st_mtime_ns))
-        self.labels: da.Array = da.from_array(
-            reader,
-            chunks=chunks,
-            lock=False,
-            asarray=True,
-            fancy=False,
-            meta=np.empty((0, 0), dtype=labels.dtype),
-            name=f"bigquant-labels-{tokenize(reader)}",
-        )
+        stamp = (zj.st_ino, zj.st_mtime_ns)
+        #: The stored label levels, full resolution first (version 1 stores: one).
+        self.levels: list[da.Array] = [
+            _lazy_labels(os.path.abspath(p / key), tuple(a.shape), a.dtype, c, stamp)
+            for key, a, c in zip(paths, arrays, chunks)
+        ]
+        self.labels: da.Array = self.levels[0]
+        labels = arrays[0]
         self.path = p
         self.metadata: dict = meta
         self.labels_codec = describe_codecs(labels)
@@ -261,9 +309,30 @@ class Store:
         rows, cols, c = self.metadata["shape"]
         return int(rows), int(cols), int(c)
 
-    def reconstruct(self) -> da.Array:
-        """The reconstruction ``codebook[labels]`` as a lazy dask array (rows, cols, C)."""
-        return reconstruct(self.labels, self.codebook)
+    def reconstruct(self, level: int = 0) -> da.Array:
+        """The reconstruction ``codebook[labels]`` of a stored level (0: full size) as a lazy dask
+        array (rows, cols, C)."""
+        return reconstruct(self.levels[level], self.codebook)
+
+    def pyramid(self, screen_side: int | None = None) -> list[da.Array]:
+        """The label levels down to a screen's size, lazily: the stored ones, and for a store
+        without them (version 1) levels computed from the full-resolution labels by the same
+        2 x 2 mode (:func:`bigquant.store.format.mode_2x2`)."""
+        if len(self.levels) > 1:
+            return list(self.levels)
+        return lazy_pyramid(self.labels, pyramid_levels(self.labels.shape, screen_side))
+
+    @property
+    def bands(self) -> list[str]:
+        """What each channel is (``red``, ``green``, ``blue``, ``alpha``, ``grey``, ``band_<i>``):
+        the recorded ``bands``, else :func:`bigquant.display.default_bands`."""
+        return bands_of(self.metadata, self.shape[2])
+
+    @property
+    def pixel_size(self) -> dict | None:
+        """``{"y": float, "x": float, "unit": "micrometer"}`` if the store records it, else None."""
+        ps = self.metadata.get("pixel_size")
+        return dict(ps) if isinstance(ps, dict) else None
 
     def info(self) -> dict:
         """Metadata plus accounting: bytes on disk, compression ratios, bits per pixel."""
@@ -283,52 +352,13 @@ class Store:
             seed_bits=seeds,
             seed_ratio=seeds / (8.0 * raw),
             labels_codec=self.labels_codec,
+            levels=[list(map(int, x.shape)) for x in self.levels],
         )
         return m
 
     def __repr__(self) -> str:
         r, c, ch = self.shape
         return f"<bigquant.Store {str(self.path)!r}: {r} x {c} x {ch} {self.metadata['dtype']}, K={self.k}>"
-
-
-def read_codebook(path: PathLike) -> tuple[np.ndarray, dict]:
-    """The codebook (K, C) and metadata of a palette or of a full store (``--codebook``)."""
-    p = Path(path)
-    meta = read_metadata(p)
-    try:
-        cb = np.asarray(zarr.open_array(str(p / CODEBOOK), mode="r")[...])
-    except Exception as exc:
-        raise StoreFormatError(f"{str(p)!r} has no readable 'codebook' array ({exc})") from exc
-    channels = meta.get("channels") if meta.get("kind") == PALETTE else meta["shape"][2]
-    if cb.ndim != 2 or cb.shape != (meta["k"], channels):
-        raise StoreFormatError(
-            f"{str(p)!r}: codebook shape {cb.shape} disagrees with the metadata (K={meta['k']}, C={channels})"
-        )
-    if cb.dtype.kind == "f" and not np.isfinite(cb).all():
-        raise StoreFormatError(f"{str(p)!r}: codebook holds NaN or inf")
-    return cb, meta
-
-
-@dataclass
-class Palette:
-    """A codebook fitted across several images (see :func:`bigquant.fit`).
-
-    Attributes
-    ----------
-    path : Path
-    codebook : ndarray of shape (K, C)
-    metadata : dict
-    """
-
-    path: Path
-    codebook: np.ndarray
-    metadata: dict
-
-    @classmethod
-    def read(cls, path: PathLike) -> Palette:
-        """The palette (or a full store's codebook) at ``path``, validated."""
-        cb, meta = read_codebook(path)
-        return cls(path=Path(path), codebook=cb, metadata=meta)
 
 
 def open(path: PathLike) -> Store | Palette:  # noqa: A001 - the store's own open, like zarr.open
@@ -344,4 +374,4 @@ def open(path: PathLike) -> Store | Palette:  # noqa: A001 - the store's own ope
     return Store(path)
 
 
-__all__ = ["LabelsReader", "Palette", "Store", "is_store", "open", "read_codebook", "read_metadata", "store_bytes"]
+__all__ = ["LabelsReader", "Store", "is_store", "lazy_pyramid", "open", "read_metadata", "store_bytes"]

@@ -1,9 +1,15 @@
 """Writing stores and palettes: atomically, through :mod:`bigquant._staging`.
 
 A store is built in a hidden sibling folder ``.NAME.partial-PID-HOST-<random hex>`` and renamed
-onto the target only once everything, metadata last, is written. A killed run leaves at most
+onto the target only once everything is written: the arrays, the labels group's metadata, and
+last of all the root ``zarr.json`` (:func:`write_root`), which holds the bigquant metadata with
+``complete: true`` and the consolidated metadata of every node. A killed run leaves at most
 that hidden folder, never a store at the target path; the next run writing the same target
 removes it (once its process is gone).
+
+The label pass writes the label pyramid as it goes: each task writes its chunk of ``labels/0``
+and of every level it can write whole chunks of (:func:`bigquant.store.format.level_chunks`);
+the remaining small levels are built afterwards from the level above, never from the input.
 
 Every task that touches a store does so by path (labels are written by path inside the
 tasks), and every task key depends on the store's path, so graphs run on process-based
@@ -14,23 +20,28 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import zarr
 
+from .. import ngff
 from .._dask import compute_settled, tree_reduce
 from .._staging import Staging, check_output_folder
+from ..display import bands_of
 from ..errors import OutputError
 from ..params import labels_dtype
 from .format import (
     ATTRS,
     CODEBOOK,
     FORMAT_VERSION,
+    LABEL_AXES,
     LABELS,
     MAX_METADATA_BYTES,
     PALETTE,
@@ -38,6 +49,11 @@ from .format import (
     jsonable,
     label_chunk_count,
     labels_codecs,
+    level_chunks,
+    level_path,
+    level_shape,
+    mode_2x2,
+    pyramid_levels,
 )
 
 PathLike = str | os.PathLike
@@ -99,16 +115,79 @@ def _write_codebook(group: Any, cb: np.ndarray) -> None:
     group[CODEBOOK][...] = cb
 
 
+def _node_documents(root: Path) -> dict[str, dict]:
+    """Every node's ``zarr.json`` below ``root`` (keys relative to it, ``/``-separated), parsed."""
+    docs = {}
+    for folder, subfolders, files in os.walk(root):
+        # Chunks live under each array's "c/" (Zarr v3's default keys): no nodes there to find.
+        subfolders[:] = sorted(d for d in subfolders if d != "c")
+        key = Path(folder).relative_to(root).as_posix()
+        if key != "." and "zarr.json" in files:
+            docs[key] = json.loads((Path(folder) / "zarr.json").read_text())
+    return docs
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    """Write ``doc`` to ``path`` by a sibling file renamed over it: readers see the old or the new."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def _write_group(path: Path, attributes: dict) -> None:
+    """Write a group's ``zarr.json`` with ``attributes`` and the consolidated metadata of every
+    node below it (zarr-python's inline form, which xarray and zarr read without listing)."""
+    members = _node_documents(path)
+    for doc in members.values():
+        if doc.get("node_type") == "group":
+            doc["consolidated_metadata"] = {"kind": "inline", "must_understand": False, "metadata": {}}
+    _write_json(
+        path / "zarr.json",
+        {
+            "zarr_format": 3,
+            "node_type": "group",
+            "attributes": attributes,
+            "consolidated_metadata": {"kind": "inline", "must_understand": False, "metadata": members},
+        },
+    )
+
+
+def write_root(path: PathLike, metadata: dict[str, Any], ome: dict[str, Any] | None = None) -> None:
+    """The commit point of a store: write its root ``zarr.json``, the last write of all.
+
+    It holds the bigquant ``metadata`` (``complete: true`` included), the ``ome`` attribute if
+    given, and the consolidated metadata of every array and group already written, so it must
+    come after all of them; a store whose root does not say ``complete`` is unfinished,
+    whatever else it holds.
+    """
+    attributes = {ATTRS: jsonable(metadata)}
+    if ome is not None:
+        attributes["ome"] = ome
+    _write_group(Path(path), attributes)
+
+
 def _write_block(
-    block: np.ndarray, label_fn: Callable, labels_path: str, *fn_args: Any, block_info: Any = None
+    block: np.ndarray, label_fn: Callable, level_paths: list[str], *fn_args: Any, block_info: Any = None
 ) -> np.ndarray:
     labels, stats = label_fn(block, *fn_args)
-    loc = block_info[0]["array-location"]
-    # Every chunk is written, zeros included: skips zarr's all-equal scan of each chunk, and a
-    # missing chunk can only mean damage.
-    arr = zarr.open_array(labels_path, mode="r+").with_config({"write_empty_chunks": True})
-    arr[loc[0][0] : loc[0][1], loc[1][0] : loc[1][1]] = labels
+    (r0, r1), (c0, c1) = block_info[0]["array-location"][:2]
+    for lv, path in enumerate(level_paths):
+        if lv:
+            labels = mode_2x2(labels)
+        # Every chunk is written, zeros included: skips zarr's all-equal scan of each chunk, and a
+        # missing chunk can only mean damage. Offsets divide by 2**lv (level_chunks' rule).
+        arr = zarr.open_array(path, mode="r+").with_config({"write_empty_chunks": True})
+        r, c = r0 >> lv, c0 >> lv
+        arr[r : r + labels.shape[0], c : c + labels.shape[1]] = labels
     return np.asarray(stats, dtype=np.float64).reshape(1, 1, -1)
+
+
+def _write_small_chunk(src: str, dst: str, region: tuple[int, int, int, int]) -> None:
+    """Chunk ``region`` (rows r0:r1, cols c0:c1 of level ``dst``) from twice that region of ``src``."""
+    r0, r1, c0, c1 = region
+    labels = np.asarray(zarr.open_array(src, mode="r")[2 * r0 : 2 * r1, 2 * c0 : 2 * c1])
+    arr = zarr.open_array(dst, mode="r+").with_config({"write_empty_chunks": True})
+    arr[r0:r1, c0:c1] = mode_2x2(labels)
 
 
 class StoreWriter:
@@ -123,13 +202,16 @@ class StoreWriter:
     shape : (int, int, int)
         Image rows, cols and channels.
     chunks : (int, int)
-        Chunk shape of ``labels``; must equal the (regular) chunks of the image the labels are
+        Chunk shape of ``labels/0``; must equal the (regular) chunks of the image the labels are
         computed from, so each task writes whole chunks.
     k : int
     overwrite : bool
         Replace an existing store at ``target`` (only once the new one is complete).
     labels_level : int, optional
         zstd level of the labels, 1-22 (default :data:`~bigquant.store.format.ZSTD_LEVEL`).
+    screen_side : int, optional
+        The pyramid ends at the first level whose longer side is at most this (default
+        :data:`~bigquant.store.format.SCREEN_SIDE`).
     """
 
     def __init__(
@@ -141,29 +223,34 @@ class StoreWriter:
         *,
         overwrite: bool = False,
         labels_level: int | None = None,
+        screen_side: int | None = None,
     ) -> None:
         self.target = check_target(target, overwrite)
         self.shape = tuple(int(s) for s in shape)
         self.k = int(k)
         codecs = labels_codecs(labels_level)
+        self.levels = pyramid_levels(self.shape[:2], screen_side)
+        self.chunks, self.in_task = level_chunks(self.shape[:2], tuple(int(c) for c in chunks), self.levels)
         self.staging = _new_group(self.target, overwrite)
         self.tmp = self.staging.path
         try:
-            group = zarr.open_group(str(self.tmp), mode="r+")
-            group.create_array(
-                LABELS,
-                shape=self.shape[:2],
-                chunks=tuple(int(c) for c in chunks),
-                dtype=labels_dtype(self.k),
-                compressors=codecs,
-                fill_value=0,
-                dimension_names=["row", "col"],
-            )
+            labels = zarr.open_group(str(self.tmp), mode="r+").create_group(LABELS)
+            for lv, lchunks in enumerate(self.chunks):
+                labels.create_array(
+                    str(lv),
+                    shape=level_shape(self.shape, lv),
+                    chunks=lchunks,
+                    dtype=labels_dtype(self.k),
+                    compressors=codecs,
+                    fill_value=0,
+                    dimension_names=list(LABEL_AXES),
+                )
         except BaseException:
             self.abort()
             raise
         # Absolute: tasks may run on workers whose working folder is not ours.
-        self.labels_path = os.path.abspath(self.tmp / LABELS)
+        self.level_paths = [os.path.abspath(self.tmp / level_path(lv)) for lv in range(self.levels)]
+        self.labels_path = self.level_paths[0]
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -177,11 +264,12 @@ class StoreWriter:
     def write_labels(
         self, x: da.Array, label_fn: Callable, fn_args: tuple, stats_len: int, combine: Callable[[list], Any]
     ) -> np.ndarray:
-        """Label every chunk of ``x`` (rows, cols, C) and write it; one pass, tree-reduced stats.
+        """Label every chunk of ``x`` (rows, cols, C) and write it with its pyramid levels; one pass,
+        tree-reduced stats. Then build the small levels from the level above them.
 
         ``label_fn(block, *fn_args) -> (labels (rows, cols), stats (stats_len,))`` runs in the
         tasks; ``fn_args`` may hold ``dask.delayed`` objects (a lookup table travels to each
-        worker once). The tasks open the labels array by path, so the graph holds no open handle.
+        worker once). The tasks open the labels arrays by path, so the graph holds no open handle.
         Returns the combined stats of all chunks (``combine(list_of_stats)``).
         """
         if x.numblocks[-1] != 1:
@@ -193,7 +281,7 @@ class StoreWriter:
             _write_block,
             x,
             label_fn,
-            self.labels_path,
+            self.level_paths[: self.in_task],
             *fn_args,
             dtype=np.float64,
             chunks=((1,) * nr, (1,) * nc, (int(stats_len),)),
@@ -203,20 +291,45 @@ class StoreWriter:
         parts = out.to_delayed().ravel().tolist()
         # Settled: if a chunk fails, abort() runs only once no other task still writes into tmp.
         total = compute_settled(tree_reduce(parts, combine), *parts)[0]
+        for lv in range(self.in_task, self.levels):
+            self._write_small_level(lv)
         return np.asarray(total).reshape(-1)
 
+    def _write_small_level(self, lv: int) -> None:
+        """Level ``lv`` from level ``lv - 1``, one task per chunk, each reading twice its region."""
+        rows, cols = level_shape(self.shape, lv)
+        cr, cc = self.chunks[lv]
+        write = dask.delayed(_write_small_chunk, pure=True)
+        src, dst = self.level_paths[lv - 1], self.level_paths[lv]
+        tasks = [
+            write(src, dst, (r, min(r + cr, rows), c, min(c + cc, cols)))
+            for r in range(0, rows, cr)
+            for c in range(0, cols, cc)
+        ]
+        compute_settled(*tasks)
+
     def commit(self, codebook: np.ndarray, metadata: dict[str, Any]) -> Path:
-        """Write the codebook and the metadata, then rename the store onto its target."""
+        """Write the codebook, the labels group's metadata and, last, the root; rename into place.
+
+        ``metadata`` may hold ``pixel_size`` and ``bands`` (see the store format); the labels'
+        colours follow :mod:`bigquant.display` from the codebook, ``bands`` and ``data_range``.
+        """
+        cb = np.asarray(codebook)
         group = zarr.open_group(str(self.tmp), mode="r+")
-        _write_codebook(group, np.asarray(codebook))
+        _write_codebook(group, cb)
         meta = dict(metadata)
-        labels = group[LABELS]
         meta.update(
             format_version=FORMAT_VERSION,
             complete=True,
-            label_chunk_files=label_chunk_count(labels.shape, labels.chunks),
+            label_chunk_files=[label_chunk_count(level_shape(self.shape, lv), c) for lv, c in enumerate(self.chunks)],
         )
-        group.attrs[ATTRS] = jsonable(meta)
+        meta = jsonable(meta)
+        bands = bands_of(meta, cb.shape[1])
+        colours = ngff.label_colours(cb, meta, bands)
+        _write_group(self.tmp / LABELS, {"ome": ngff.label_image(self.levels, meta.get("pixel_size"), colours)})
+        # The root lists its label image as an NGFF labels container does, so OME-Zarr readers
+        # (ome-zarr-py, napari-ome-zarr) opening the store itself find it.
+        write_root(self.tmp, meta, ome={"version": ngff.VERSION, "labels": [LABELS]})
         return self.staging.commit()
 
     def abort(self) -> None:
@@ -227,7 +340,8 @@ class StoreWriter:
 def write_palette(target: PathLike, codebook: np.ndarray, metadata: dict[str, Any], *, overwrite: bool = False) -> Path:
     """Write a palette store (Zarr v3 group with a ``codebook`` array and metadata, no labels).
 
-    Atomic like :class:`StoreWriter`: built in a hidden sibling, renamed into place.
+    Atomic like :class:`StoreWriter`: built in a hidden sibling, root ``zarr.json`` last,
+    renamed into place.
     """
     cb = np.asarray(codebook)
     path = check_target(target, overwrite)
@@ -243,5 +357,5 @@ def write_palette(target: PathLike, codebook: np.ndarray, metadata: dict[str, An
             channels=int(cb.shape[1]),
             dtype=str(cb.dtype),
         )
-        group.attrs[ATTRS] = jsonable(meta)
+        write_root(staging.path, meta)
         return staging.commit()
