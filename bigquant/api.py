@@ -21,7 +21,7 @@ import numpy as np
 
 from . import display, fitting, io, metrics, params
 from . import store as _store
-from ._dask import on_default_scheduler
+from ._dask import on_default_scheduler, regular_chunks
 from ._runtime import release_freed_memory
 from .chunking import parse_memory_limit
 from .decoding import decode_store
@@ -49,19 +49,6 @@ def default_output(source: PathLike) -> Path:
     return p.with_name(name + ".bq.zarr")
 
 
-def _regular(x: da.Array) -> da.Array:
-    """Rechunk to a regular grid (equal chunks but a smaller last one) so store writes align."""
-
-    def regular(dim: tuple[int, ...]) -> bool:
-        return all(c == dim[0] for c in dim[:-1]) and dim[-1] <= dim[0]
-
-    if not (regular(x.chunks[0]) and regular(x.chunks[1])):
-        x = x.rechunk((max(x.chunks[0]), max(x.chunks[1]), -1))
-    if x.numblocks[2] != 1:
-        x = x.rechunk({2: -1})
-    return x
-
-
 def load_source(
     source: Any, *, level: int = 0, memory_limit: Any = None, chunks: tuple[int, int] | None = None
 ) -> tuple[da.Array, str]:
@@ -72,8 +59,9 @@ def load_source(
     """
     if isinstance(source, (str, os.PathLike)):
         x = io.read_image(source, level=level, memory_limit=memory_limit, chunks=chunks)
-        return _regular(x), str(source)
-    return _regular(as_image(source, memory_limit=memory_limit, chunks=chunks)), f"<{type(source).__name__}>"
+        return regular_chunks(x.rechunk({2: -1})), str(source)
+    x = as_image(source, memory_limit=memory_limit, chunks=chunks)
+    return regular_chunks(x.rechunk({2: -1})), f"<{type(source).__name__}>"
 
 
 def _fixed_codebook(codebook: Any) -> tuple[np.ndarray, str]:
