@@ -25,6 +25,14 @@ def as_list(obj: Any) -> list:
     return list(obj) if isinstance(obj, (list, tuple)) else [obj]
 
 
+def regular_chunks(x: Any) -> Any:
+    """``x`` (a dask array) rechunked, only if needed, to a regular grid: along each axis equal
+    chunks but a smaller last one, so that each task writes whole chunks of a Zarr array whose
+    chunk shape is the first chunk's."""
+    ok = all(all(c == dim[0] for c in dim[:-1]) and dim[-1] <= dim[0] for dim in x.chunks)
+    return x if ok else x.rechunk(tuple(dim[0] for dim in x.chunks))
+
+
 def worker_threads() -> int:
     """Threads of Dask's local scheduler: ``num_workers`` if configured, else the CPU count."""
     return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)

@@ -18,6 +18,7 @@ import dask.array as da
 import numpy as np
 
 from . import io, params
+from ._dask import regular_chunks
 from . import store as _store
 from .errors import ParameterError
 from .io import ImageInfo, as_image, default_bands
@@ -51,16 +52,9 @@ def default_output(source: PathLike) -> Path:
 
 
 def regular(x: da.Array) -> da.Array:
-    """Rechunk to a regular grid (equal chunks but a smaller last one) so store writes align."""
-
-    def is_regular(dim: tuple[int, ...]) -> bool:
-        return all(c == dim[0] for c in dim[:-1]) and dim[-1] <= dim[0]
-
-    if not (is_regular(x.chunks[0]) and is_regular(x.chunks[1])):
-        x = x.rechunk((max(x.chunks[0]), max(x.chunks[1]), -1))
-    if x.numblocks[2] != 1:
-        x = x.rechunk({2: -1})
-    return x
+    """``x`` with one chunk along C and a regular grid (:func:`bigquant._dask.regular_chunks`), so
+    store writes align."""
+    return regular_chunks(x.rechunk({2: -1}) if x.numblocks[2] != 1 else x)
 
 
 def load(

@@ -21,7 +21,7 @@ import numpy as np
 import zarr
 
 from .. import ngff
-from .._dask import compute_settled
+from .._dask import compute_settled, regular_chunks
 from .._staging import staged
 from ..display import bands_of
 from ..reconstruction import lookup
@@ -50,12 +50,6 @@ def _write_chunk(labels: np.ndarray, codebook: np.ndarray, image: str, label: st
     zarr.open_array(label, mode="r+")[r0:r1, c0:c1] = labels
     zarr.open_array(image, mode="r+")[:, r0:r1, c0:c1] = np.moveaxis(lookup(labels, codebook), -1, 0)
     return np.zeros((1, 1), np.int8)
-
-
-def _regular(x: da.Array) -> da.Array:
-    """``x`` rechunked to a regular grid if it is not one, so each task writes whole chunks."""
-    ok = all(all(c == dim[0] for c in dim[:-1]) and dim[-1] <= dim[0] for dim in x.chunks)
-    return x if ok else x.rechunk(x.chunksize)
 
 
 def write_ome_zarr(
@@ -89,7 +83,7 @@ def write_ome_zarr(
     meta = dict(metadata or {})
     bands = bands_of(meta, cb.shape[1])
     pixel_size = meta.get("pixel_size")
-    levels = [_regular(x) for x in levels]
+    levels = [regular_chunks(x) for x in levels]
     cbd = dask.delayed(cb, pure=True)  # one copy in the graph, not one per task
     with staged(p, overwrite) as tmp:
         root = zarr.create_group(str(tmp), zarr_format=3)

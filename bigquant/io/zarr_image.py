@@ -14,7 +14,7 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from .._dask import compute_settled
+from .._dask import compute_settled, regular_chunks
 from .._staging import staged
 from ..chunking import resolve_chunks
 from ..errors import InputError
@@ -224,12 +224,8 @@ def read_zarr(
 def _write_array(image: da.Array, target: Path, compression: str | None, level: int | None = None) -> None:
     rows, cols, channels = image.shape
 
-    def regular(c: tuple[int, ...]) -> bool:
-        return all(n == c[0] for n in c[:-1]) and c[-1] <= c[0]
-
     # One dask chunk per zarr chunk, so parallel writes never touch the same zarr chunk.
-    if not (regular(image.chunks[0]) and regular(image.chunks[1]) and len(image.chunks[2]) == 1):
-        image = image.rechunk((image.chunks[0][0], image.chunks[1][0], channels))
+    image = regular_chunks(image.rechunk({2: -1}))
     level = check_compression_level(level)
     compressors = (
         [zarr.codecs.ZstdCodec(level=ZARR_ZSTD_LEVEL if level is None else level)] if compression is not None else None
