@@ -18,8 +18,8 @@ import dask.array as da
 import numpy as np
 
 from . import io, params
-from ._dask import regular_chunks
 from . import store as _store
+from ._dask import regular_chunks
 from .errors import ParameterError
 from .io import ImageInfo, as_image, default_bands
 from .io.image_info import in_micrometres
