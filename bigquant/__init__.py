@@ -30,6 +30,7 @@ __all__ = [
     "compress",
     "decode",
     "fit",
+    "inspect",
     "open",
     "open_store",
     "read_image",
@@ -47,6 +48,7 @@ _LAZY = {
     "open": ("api", "open_store"),  # bigquant.open(path), like zarr.open
     "open_store": ("api", "open_store"),
     "read_image": ("io", "read_image"),
+    "inspect": ("io", "inspect"),  # an input's ImageInfo from its metadata
     # scikit-learn's estimator machinery is imported only when asked for
     "KMeans": ("estimator", "KMeans"),
 }

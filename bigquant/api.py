@@ -19,67 +19,33 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from . import display, fitting, io, metrics, params
+from . import display, fitting, metrics, params
+from . import sources as _sources
 from . import store as _store
-from ._dask import on_default_scheduler, regular_chunks
+from ._dask import on_default_scheduler
 from ._runtime import release_freed_memory
 from .chunking import parse_memory_limit
 from .decoding import decode_store
 from .errors import ParameterError
 from .fitting import FitResult
-from .io import as_image
 from .kmeans import combine_label_stats
 from .params import DEFAULT_SAMPLE_SIZE, FitOptions
 from .progress import Pass, Progress, Step, or_silent
+from .sources import default_output
 from .store import Palette, Store
 
+__all__ = ["compress", "decode", "default_output", "fit", "load_source", "open_store"]
+
 PathLike = str | os.PathLike
-
-
-def default_output(source: PathLike) -> Path:
-    """``<input stem>.bq.zarr`` beside the input (``scan.tif`` -> ``scan.bq.zarr``)."""
-    p = Path(source)
-    name = p.name
-    for ext in (".ome.tiff", ".ome.tif", ".ome.zarr"):
-        if name.lower().endswith(ext):
-            name = name[: -len(ext)]
-            break
-    else:
-        name = p.stem if p.suffix else p.name
-    return p.with_name(name + ".bq.zarr")
 
 
 def load_source(
     source: Any, *, level: int = 0, memory_limit: Any = None, chunks: tuple[int, int] | None = None
 ) -> tuple[da.Array, str]:
-    """The image a compress or fit reads, as a regularly chunked dask array (rows, cols, C), and its name.
-
-    ``source`` is a path (:func:`bigquant.io.read_image`) or an array (:func:`bigquant.io.as_image`);
-    the name is the path, or ``<ndarray>`` for an array.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        x = io.read_image(source, level=level, memory_limit=memory_limit, chunks=chunks)
-        return regular_chunks(x.rechunk({2: -1})), str(source)
-    x = as_image(source, memory_limit=memory_limit, chunks=chunks)
-    return regular_chunks(x.rechunk({2: -1})), f"<{type(source).__name__}>"
-
-
-def _fixed_codebook(codebook: Any) -> tuple[np.ndarray, str]:
-    """A fixed codebook (K, C) from a palette or store path, or an array; and where it came from."""
-    if isinstance(codebook, (str, os.PathLike)):
-        return _store.read_codebook(codebook)[0], str(codebook)
-    return params.check_codebook(codebook), "<array>"
-
-
-def _check_output(source: Any, output: PathLike | None, overwrite: bool) -> PathLike:
-    if output is None:
-        if not isinstance(source, (str, os.PathLike)):
-            raise ParameterError("an output path is needed when compressing an array")
-        output = default_output(source)
-    _store.check_target(output, overwrite)
-    if isinstance(source, (str, os.PathLike)) and Path(output).resolve() == Path(source).resolve():
-        raise ParameterError(f"output {str(output)!r} is the input itself")
-    return output
+    """The image a compress or fit reads, as a regularly chunked dask array (rows, cols, C), and its
+    name (:func:`bigquant.sources.load` without the description)."""
+    src = _sources.load(source, level=level, memory_limit=memory_limit, chunks=chunks)
+    return src.x, src.name
 
 
 def _fit_image(
@@ -108,7 +74,8 @@ def _write_store(
     *,
     opts: FitOptions,
     k_requested: int,
-    source_name: str,
+    source: _sources.Source,
+    options: dict[str, Any],
     labels_level: int,
     overwrite: bool,
     t0: float,
@@ -148,7 +115,9 @@ def _write_store(
             "data_range": list(data_range),
             "label_counts": [int(v) for v in stats[:k]],
             "seed": int(opts.seed),
-            "source": source_name,
+            "source": source.name,
+            **_sources.source_metadata(source),
+            "options": options,
             **fitting.stamp(opts),
             **fit.extra,
             **described,
@@ -171,6 +140,8 @@ def compress(
     memory_limit: str | int | None = None,
     chunks: tuple[int, int] | None = None,
     level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     init: np.ndarray | None = None,
     codebook: PathLike | np.ndarray | None = None,
@@ -187,7 +158,8 @@ def compress(
     Parameters
     ----------
     source : path or array
-        A PNG, JPEG, TIFF or Zarr path, or an array of shape (rows, cols) or (rows, cols, C)
+        An image path (any TIFF flavour, PNG, JPEG, Zarr or OME-Zarr, recognised by content; see
+        :func:`bigquant.read_image`), or an array of shape (rows, cols) or (rows, cols, C)
         (NumPy or dask).
     output : path, optional
         The store to write. Default: ``<input stem>.bq.zarr`` beside a path input.
@@ -211,7 +183,12 @@ def compress(
     chunks : (int, int), optional
         Explicit chunk shape (rows, cols) instead of one derived from the budget.
     level : int
-        Pyramid level of a pyramidal TIFF (0 = full resolution).
+        Pyramid level of a pyramidal TIFF or OME-Zarr (0 = full resolution).
+    series : int, optional
+        Image of a multi-image file (default: the first that is not a slide's label, macro or
+        thumbnail); see :func:`bigquant.read_image`.
+    axes : str, optional
+        The source's axes (``"CYX"``, ...) when its metadata does not say them.
     sample_size : int
         Pixels sampled for the k-means++ initialisation.
     init : ndarray of shape (K, C), optional
@@ -255,13 +232,17 @@ def compress(
             raise ParameterError("give either a target PSNR or a fixed codebook, not both")
         target_psnr = params.check_target_psnr(target_psnr)
         k_requested = max_k = params.check_k(max_k)
-    fixed = _fixed_codebook(codebook) if codebook is not None else None
+    fixed = _sources.fixed_codebook(codebook) if codebook is not None else None
     if fixed is not None:
         k_requested = fixed[0].shape[0]
     pixel = params.check_pixel_size(pixel_size)
     mem = parse_memory_limit(memory_limit)
-    output = _check_output(source, output, overwrite)
-    x, name = load_source(source, level=level, memory_limit=mem, chunks=chunks)
+    output = _sources.check_output(source, output, overwrite)
+    src = _sources.load(source, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks)
+    x, name = src.x, src.name
+    asked = dict(level=level, series=series, axes=axes, labels_level=labels_level, target_psnr=target_psnr)
+    asked.update(max_k=max_k if target_psnr is not None else None, codebook=fixed[1] if fixed else None)
+    options = _sources.run_options(opts, memory_limit=mem, chunks=chunks, **asked)
     described: dict[str, Any] = {"pixel_size": pixel} if pixel else {}
     if bands is not None:
         described["bands"] = display.check_bands(bands, x.shape[2])
@@ -280,7 +261,8 @@ def compress(
         fit,
         opts=opts,
         k_requested=k_requested,
-        source_name=name,
+        source=src,
+        options=options,
         labels_level=labels_level,
         overwrite=overwrite,
         t0=t0,
@@ -302,6 +284,8 @@ def fit(
     memory_limit: str | int | None = None,
     chunks: tuple[int, int] | None = None,
     level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     overwrite: bool = False,
     progress: Progress | None = None,
@@ -318,8 +302,8 @@ def fit(
         Images with the same number of channels and dtype.
     output : path
         The palette store to write (a Zarr v3 group with ``codebook`` and metadata, no labels).
-    k, seed, max_iter, tol, method, memory_limit, chunks, level, sample_size, overwrite, progress
-        As for :func:`compress`.
+    k, seed, max_iter, tol, method, memory_limit, chunks, level, series, axes, sample_size, overwrite, progress
+        As for :func:`compress` (``level``, ``series`` and ``axes`` apply to every image).
     """
     t0 = time.perf_counter()
     say = or_silent(progress)
@@ -328,8 +312,8 @@ def fit(
         raise ParameterError("fit needs a list of one or more images")
     mem = parse_memory_limit(memory_limit)
     _store.check_target(output, overwrite)
-    loaded = [load_source(s, level=level, memory_limit=mem, chunks=chunks) for s in sources]
-    xs, names = [x for x, _ in loaded], [name for _, name in loaded]
+    loaded = [_sources.load(s, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks) for s in sources]
+    xs, names = [s.x for s in loaded], [s.name for s in loaded]
     c, dtype = xs[0].shape[2], xs[0].dtype
     for x, name in zip(xs, names):
         if x.shape[2] != c or x.dtype != dtype:
@@ -346,11 +330,13 @@ def fit(
     meta = {
         "k_requested": int(opts.k),
         "sources": names,
+        "source_paths": [s.info.path if s.info else None for s in loaded],
         "shapes": [list(map(int, x.shape)) for x in xs],
         **{key: run[key] for key in fitting.RUN_KEYS},
         "inertia_history": run["inertia_history"],
         "mse": mse,
         "psnr": metrics.psnr(mse, peak),
+        "options": _sources.run_options(opts, memory_limit=mem, chunks=chunks, level=level, series=series, axes=axes),
         **fitting.stamp(opts),
         "time_s": round(time.perf_counter() - t0, 3),
     }

@@ -175,11 +175,94 @@ def palette_lines(path: Any, meta: dict) -> list[str]:
 
 def info_lines(info: dict) -> list[str]:
     """What ``bigquant info`` prints about a store (:meth:`bigquant.Store.info`)."""
-    return [
+    where = ""
+    if "source_path" in info:
+        where = f" ({info['source_format']}, series {info['source_series']}, level {info['source_level']})"
+    lines = [
         f"{info['path']}  (bigquant store, format {info['format_version']})",
         *summary_lines(info),
         f"  fixed-width {info['seed_bits']:,} bits = N·⌈log2 K⌉ + bits·K ({format_bytes(info['seed_bits'] / 8)}, "
         f"{100 * info['seed_ratio']:.1f} % of raw): labels at ⌈log2 K⌉ bits each plus the codebook, "
         "without entropy coding",
-        f"  source      {info['source']}  seed {info['seed']}",
+        f"  source      {info.get('source_path', info['source'])}{where}  seed {info['seed']}",
     ]
+    if "bands" in info:
+        lines.append(f"  pixels      size {pixel_size_text(info.get('pixel_size'))}; bands {', '.join(info['bands'])}")
+    return lines
+
+
+def _shape(shape: Any) -> str:
+    return " x ".join(str(int(n)) for n in shape)
+
+
+def pixel_size_text(size: dict | None) -> str:
+    """``"0.499 micrometer"`` (square pixels), ``"0.5 x 0.25 micrometer (y x)"``, or ``"unknown"``."""
+    if not size:
+        return "unknown"
+    y, x, unit = size["y"], size["x"], size["unit"]
+    if math.isclose(y, x, rel_tol=1e-9):
+        return f"{x:.6g} {unit}"
+    return f"{y:.6g} x {x:.6g} {unit} (y x)"
+
+
+def _tile_text(tile: Any, shape: Any, axes: str) -> str:
+    if not tile:
+        return "decoded whole"
+    width = shape[axes.index("X")] if "X" in axes and len(axes) == len(shape) else None
+    if tile[1] == width and tile[0] < shape[axes.index("Y")]:
+        return f"strips of {tile[0]} rows"
+    return f"tiles {_shape(tile)}"
+
+
+def series_lines(info: dict) -> list[str]:
+    """Every series of an input and its levels, the one read marked ``<- read``."""
+    lines = []
+    for s in info["all_series"]:
+        name = f" {s['name']}" if s["name"] else ""
+        role = " (associated image)" if s["associated"] else ""
+        lines.append(f"    series {s['index']}{name}{role}, axes {s['axes']}, {s['dtype']}")
+        for i, lv in enumerate(s["levels"]):
+            read = "  <- read" if (s["index"], i) == (info["series"], info["level"]) else ""
+            tile = _tile_text(lv["tile"], lv["shape"], s["axes"])
+            lines.append(f"      level {i}  {_shape(lv['shape'])}, {tile}{read}")
+    return lines
+
+
+def _seconds(t: float) -> str:
+    return f"{t:.0f} s" if t >= 10 else f"{t:.1f} s"
+
+
+def estimate_lines(est: dict) -> list[str]:
+    """The plan and the estimate of a compress (:meth:`bigquant.planning.Estimate.to_dict`)."""
+    lo, typical, hi = est["passes"]
+    t_lo, t_typ, t_hi = est["time_s"]
+    if lo == hi:
+        passes = f"{lo} passes over the image"
+        when = f"about {_seconds(t_typ)}"
+    else:
+        passes = f"{lo} to {hi} passes over the image (one per Lloyd iteration, plus 2; say {typical})"
+        when = f"about {_seconds(t_typ)} ({_seconds(t_lo)} to {_seconds(t_hi)}; {est['pass_s']:.2g} s a Lloyd pass)"
+    return [
+        f"  plan        {est['path']} path, chunks {_shape(est['chunks'])} ({est['n_chunks']} chunk{'s' if est['n_chunks'] != 1 else ''}), "
+        f"{est['threads']} threads, memory limit {format_bytes(est['memory_limit'])}",
+        f"  estimate    K={est['k']}: {passes}; {when}, peak memory about {format_bytes(est['peak_bytes'])}",
+        f"              (read {est['read_ns']:.1f} ns/pixel/thread, {est['read_basis']}; "
+        "start-up, passes and fit by a cost model: see docs/cli.md#info)",
+    ]
+
+
+def input_lines(info: dict, est: dict | None = None) -> list[str]:
+    """What ``bigquant info INPUT`` prints about an image (:meth:`bigquant.io.ImageInfo.to_dict`)
+    and, if given, the plan and estimate of its compress."""
+    rows, cols, c = info["shape"]
+    lines = [
+        f"{info['path']}  ({info['format_name']}; {info['detail']}; {format_bytes(info['file_bytes'])})",
+        f"  image       {rows} x {cols} x {c} {info['dtype']} ({rows * cols / 1e6:.2f} Mpx): "
+        f"series {info['series']}, level {info['level']}, axes {info['axes']}",
+        f"  storage     {_tile_text(info['tile'], info['shape'][:2], 'YX')}, compression {info['compression']}",
+        f"  pixel size  {pixel_size_text(info['pixel_size'])}",
+        f"  bands       {', '.join(info['bands'])}",
+        "  contents",
+        *series_lines(info),
+    ]
+    return lines + (estimate_lines(est) if est else [])

@@ -15,7 +15,8 @@ NAME = "compress"
 EXAMPLES = """
   bigquant compress scan.tif -k 32                  # -> scan.bq.zarr beside the input
   bigquant compress scan.tif -k 32 -o out/scan.bq.zarr --overwrite
-  bigquant compress slide.tif --level 2 --memory-limit 4GiB
+  bigquant compress slide.svs --level 2 --memory-limit 4GiB   # any TIFF flavour, by content
+  bigquant compress cells.zarr --axes CYX                   # a channels-first array, read as it is
   bigquant compress scan.tif --target-psnr 35 --max-k 256   # smallest K reaching 35 dB
   bigquant compress a.tif --codebook palette.bq.zarr        # a palette from bigquant fit: no fitting
   bigquant compress big.tif --workers 4                     # a local cluster of 4 processes
@@ -32,14 +33,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         epilog=options.epilog(EXAMPLES),
     )
     g = options.groups(c, "input", "fit", "output", "cluster", "diagnostics")
-    g["input"].add_argument("input", nargs="?", help="PNG, JPEG, TIFF or Zarr image")
+    g["input"].add_argument(
+        "input", nargs="?", help="image: any TIFF (SVS, NDPI, OME-TIFF, ...), PNG, JPEG, Zarr or OME-Zarr"
+    )
     g["input"].add_argument(
         "--sample",
         action="store_true",
         help="compress scikit-learn's sample photograph (china.jpg) instead of an input, "
         "to ./china.bq.zarr (replacing an earlier sample store there)",
     )
-    options.add(g["input"], "level")
+    options.add(g["input"], "level", "series", "axes")
     g["input"].add_argument(
         "--chunks",
         type=options.pair,
@@ -131,6 +134,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             memory_limit=args.memory_limit,
             chunks=args.chunks,
             level=args.level,
+            series=args.series,
+            axes=args.axes,
             overwrite=overwrite,
             progress=r,
             codebook=args.codebook,

@@ -29,7 +29,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     g = options.groups(f, "input", "fit", "output", "cluster", "diagnostics")
     g["input"].add_argument("inputs", nargs="+", metavar="IMAGE", help="images with the same channels and dtype")
-    options.add(g["input"], "level", level="pyramid level of pyramidal TIFFs (default 0)")
+    options.add(
+        g["input"],
+        "level",
+        "series",
+        "axes",
+        level="pyramid level of pyramidal TIFFs or OME-Zarr (default 0)",
+        series="image N of multi-image files (default: each file's main image)",
+        axes="the images' axes, e.g. CYX (default: from their metadata)",
+    )
     options.add(
         g["fit"],
         "k",
@@ -65,6 +73,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             method=args.method,
             memory_limit=args.memory_limit,
             level=args.level,
+            series=args.series,
+            axes=args.axes,
             overwrite=args.overwrite,
             progress=r,
         )

@@ -1,4 +1,4 @@
-"""``bigquant info``: summarise a store or a palette."""
+"""``bigquant info``: summarise a store or a palette, or describe any input image and plan its compress."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ from typing import Any, TextIO
 from . import options
 
 NAME = "info"
+
+EXAMPLES = """
+  bigquant info scan.bq.zarr                  # the summary of compress, the bound, the source
+  bigquant info scan.bq.zarr --json | jq .psnr
+  bigquant info palette.bq.zarr               # a palette from bigquant fit
+  bigquant info slide.svs -k 32               # an input: series, levels, pixel size, plan, estimate
+  bigquant info cells.zarr --axes CYX --json  # a channels-first array, for scripts
+"""
 
 
 EXAMPLES = """
@@ -21,27 +29,72 @@ EXAMPLES = """
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     i = sub.add_parser(
         NAME,
-        help="summarise a store",
-        description="Print a store's metadata and accounting (or a palette's).",
-        epilog=options.epilog(EXAMPLES, sizes=False),
+        help="summarise a store, or describe an input image and plan its compress",
+        description="Print a store's metadata and accounting (or a palette's); or, for an input image "
+        "(any format compress reads), its format, series and levels, tiles, pixel size and bands, the "
+        "path and chunks a compress would use, and an estimate of its passes, time and peak memory. "
+        "Reads only metadata and, for the estimate, six of the input's tiles.",
+        epilog=options.epilog(EXAMPLES),
     )
-    g = options.groups(i, "input", "output", "diagnostics")
-    g["input"].add_argument("store", help="bigquant store or palette (.bq.zarr)")
+    g = options.groups(i, "input", "fit", "output", "diagnostics")
+    g["input"].add_argument("path", metavar="PATH", help="a bigquant store or palette (.bq.zarr), or an input image")
+    options.add(g["input"], "level", "series", "axes")
+    g["input"].add_argument(
+        "--chunks",
+        type=options.pair,
+        default=None,
+        metavar="ROWS,COLS",
+        help="chunk shape of the compress to plan, instead of one derived from --memory-limit (inputs only)",
+    )
+    options.add(
+        g["fit"],
+        "k",
+        "method",
+        "max_iter",
+        "memory_limit",
+        k="K of the compress to plan, 1-65536 (default 16; inputs only)",
+        method="path of the compress to plan (default auto; inputs only)",
+        max_iter="most Lloyd iterations of the compress to plan (default 100; inputs only)",
+        memory_limit="memory budget of the compress to plan (default 1GiB; inputs only)",
+    )
     g["output"].add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     options.add(g["diagnostics"], "debug")
     return i
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .. import store
+
+    if store.is_store(args.path):
+        return _store_info(args, out)
+    from .. import io, planning, report
+
+    info = io.inspect(args.path, level=args.level, series=args.series, axes=args.axes)
+    est = planning.estimate(
+        info,
+        k=options.k_value(args.k),
+        method=args.method,
+        memory_limit=args.memory_limit,
+        chunks=args.chunks,
+        max_iter=args.max_iter,
+    )
+    if args.json:
+        print(json.dumps({**info.to_dict(), "estimate": est.to_dict()}), file=out)
+    else:
+        print("\n".join(report.input_lines(info.to_dict(), est.to_dict())), file=out)
+    return 0
+
+
+def _store_info(args: argparse.Namespace, out: TextIO) -> int:
     from .. import report, store
 
-    opened = store.open(args.store)
+    opened = store.open(args.path)
     if isinstance(opened, store.Palette):  # a codebook without labels
         meta = opened.metadata
         if args.json:
-            print(json.dumps({**meta, "path": str(args.store)}, default=str), file=out)
+            print(json.dumps({**meta, "path": str(args.path)}, default=str), file=out)
         else:
-            print("\n".join(report.palette_lines(args.store, meta)), file=out)
+            print("\n".join(report.palette_lines(args.path, meta)), file=out)
         return 0
     info = opened.info()
     if args.json:

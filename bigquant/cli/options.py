@@ -158,7 +158,31 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "method": (("--method",), dict(choices=METHODS, default="auto", help=_METHOD_HELP)),
     "level": (
         ("--level",),
-        dict(type=int, default=0, metavar="N", help="pyramid level of a pyramidal TIFF (default 0, full size)"),
+        dict(
+            type=int,
+            default=0,
+            metavar="N",
+            help="pyramid level of a pyramidal TIFF or OME-Zarr (default 0, full size)",
+        ),
+    ),
+    "series": (
+        ("--series",),
+        dict(
+            type=int,
+            default=None,
+            metavar="N",
+            help="image N of a multi-image file, as `bigquant info INPUT` lists them (default: the first "
+            "that is not a slide's label, macro or thumbnail)",
+        ),
+    ),
+    "axes": (
+        ("--axes",),
+        dict(
+            default=None,
+            metavar="AXES",
+            help="the input array's axes in its order, e.g. CYX for channels first: Y rows, X columns, "
+            "C channels, T and Z of length 1 (default: from the input's metadata)",
+        ),
     ),
     "debug": (
         ("--debug",),

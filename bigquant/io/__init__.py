@@ -1,10 +1,15 @@
 """Image input and output: the only package that knows image file formats.
 
-Readers return lazy dask arrays of shape (rows, cols, C) with one chunk along C:
+An input's format is recognised by its content (:mod:`.sniff`), never by its extension, and is
+described from its metadata alone (:func:`inspect` -> :class:`ImageInfo`: series, levels,
+tiles, pixel size, band meanings). Readers return lazy dask arrays of shape (rows, cols, C)
+with one chunk along C:
 
-* TIFF is read a tile (or strip) at a time (:mod:`.tiff_reader`); the dask graph holds a small
+* TIFF of any flavour (SVS, NDPI, OME-TIFF, ...; :mod:`.tiff_input`, :mod:`.tiff_meta`) is read a tile (or strip) at a time (:mod:`.tiff_reader`); the dask graph holds a small
   picklable reader, never an open file, so it runs on process-based ``dask.distributed`` workers.
-* Zarr (v2 or v3) arrays are read with :func:`dask.array.from_zarr`, path based too (:mod:`.zarr_image`).
+* Zarr (v2 or v3) arrays and OME-Zarr images are read with :func:`dask.array.from_zarr`, path
+  based too (:mod:`.zarr_image`, :mod:`.ome_zarr_input`); channels-first ones are transposed
+  lazily, chunk by chunk.
 * PNG and JPEG cannot be decoded piecewise; they are decoded whole, and only when the decoded
   pixels fit the memory budget (:mod:`.png_jpeg`).
 
@@ -19,14 +24,16 @@ file at the target.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
 
 from ..chunking import parse_memory_limit
 from ..display import bands_of
-from ..errors import InputError, ParameterError
+from ..errors import ParameterError
 from ..params import TIFF_ZLIB_LEVEL
 from ..reconstruction import reconstruct
 from ._checks import (
@@ -38,14 +45,31 @@ from ._checks import (
     check_output_path,
     validate_image,
 )
+from .image_info import (
+    BAND_NAMES,
+    FORMAT_NAMES,
+    ImageInfo,
+    LevelInfo,
+    SeriesInfo,
+    check_single,
+    default_bands,
+    parse_axes,
+)
 from .ome_tiff import OME_TIFF, is_ome_tiff, write_ome_tiff
 from .ome_zarr import OME_ZARR, is_ome_zarr, write_ome_zarr
-from .png_jpeg import read_png_jpeg, write_png_jpeg
-from .tiff_reader import read_tiff
+from .png_jpeg import describe_jpeg, describe_png, read_png_jpeg, write_png_jpeg
+from .sniff import sniff
+from .tiff_input import open_tiff, read_tiff, tiff_reader
 from .tiff_writer import write_tiff
-from .zarr_image import read_zarr, write_zarr
+from .zarr_image import open_zarr, read_zarr, write_zarr
+from .zarr_image import read_region as read_zarr_region
 
 __all__ = [
+    "BAND_NAMES",
+    "FORMAT_NAMES",
+    "ImageInfo",
+    "LevelInfo",
+    "SeriesInfo",
     "OME_TIFF",
     "OME_ZARR",
     "SUPPORTED_DTYPES",
@@ -54,8 +78,13 @@ __all__ = [
     "TIFF_ZLIB_LEVEL",
     "as_image",
     "check_output_path",
+    "default_bands",
+    "inspect",
     "is_ome_tiff",
     "is_ome_zarr",
+    "open_image",
+    "parse_axes",
+    "probe_read",
     "read_image",
     "validate_image",
     "write_image",
@@ -66,10 +95,118 @@ __all__ = [
 PathLike = str | os.PathLike
 
 
+def _check_index(name: str, value: Any, optional: bool) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ParameterError(f"{name} {value!r} is not a non-negative integer")
+    return int(value)
+
+
+def _describe(path: PathLike, level: Any, series: Any, axes: Any) -> tuple[Path, ImageInfo, Any]:
+    """The input's kind by content, its description, and the plan its reader needs."""
+    level = _check_index("level", level, False)
+    series = _check_index("series", series, True)
+    axes = parse_axes(axes)
+    p = Path(path)
+    kind = sniff(p)
+    if kind == "tiff":
+        return p, *open_tiff(p, level, series, axes)
+    if kind == "zarr":
+        return p, *open_zarr(p, level, series, axes)
+    info = describe_png(p) if kind == "png" else describe_jpeg(p)
+    check_single(f"input '{p}'", level, series)
+    if axes is not None and axes != "YXC"[: len(axes)]:
+        raise ParameterError(f"axes {axes!r} do not fit input '{p}': a {info.format_name} image is (rows, cols, C)")
+    return p, info, None
+
+
+def inspect(path: PathLike, *, level: int = 0, series: int | None = None, axes: str | None = None) -> ImageInfo:
+    """Describe an input image from its metadata alone, without reading its pixels.
+
+    Parameters
+    ----------
+    path, level, series, axes
+        As for :func:`read_image`.
+
+    Returns
+    -------
+    ImageInfo
+        The format (recognised by content), every series and level with its shape and tiles
+        (associated images marked), and of the image :func:`read_image` would read: shape
+        (rows, cols, C), dtype, tile, physical pixel size and band meanings.
+
+    Raises
+    ------
+    InputError, ParameterError
+        As :func:`read_image` raises them before reading any pixel.
+    """
+    return _describe(path, level, series, axes)[1]
+
+
+def open_image(
+    path: PathLike,
+    *,
+    level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
+    memory_limit: int | str | None = None,
+    chunks: tuple[int, int] | None = None,
+    threads: int | None = None,
+) -> tuple[da.Array, ImageInfo]:
+    """:func:`read_image`'s array together with :func:`inspect`'s description, from one look
+    at the metadata."""
+    budget = parse_memory_limit(memory_limit)
+    p, info, plan = _describe(path, level, series, axes)
+    if info.container == "tiff":
+        return read_tiff(p, info, plan, budget, chunks, threads), info
+    if info.container == "zarr":
+        return read_zarr(info, plan, budget, chunks, threads), info
+    return read_png_jpeg(p, info.container, budget, chunks, threads), info
+
+
+def probe_read(
+    path: PathLike, *, level: int = 0, series: int | None = None, axes: str | None = None, tiles: int = 6
+) -> float | None:
+    """Nanoseconds per pixel to read and decode the input on one thread, timed on up to ``tiles``
+    of its own tiles (or chunks) spread along its diagonal, at most ``2**23`` pixels in all; one
+    more tile, untimed, opens the file first. None for PNG and JPEG, which are decoded whole.
+
+    The tiles are read without Dask, as one task of :func:`read_image`'s graph reads them.
+    """
+    p, info, plan = _describe(path, level, series, axes)
+    if info.tile is None:
+        return None
+    rows, cols, _ = info.shape
+    tr, tc = min(info.tile[0], rows), min(info.tile[1], cols)
+    n = max(1, min(tiles, (1 << 23) // (tr * tc)))
+    if info.container == "tiff":
+        reader, _ = tiff_reader(p, info, plan, parse_memory_limit(None), None)
+
+        def read(r: slice, c: slice) -> Any:
+            return reader[r, c]
+    else:
+
+        def read(r: slice, c: slice) -> Any:
+            return read_zarr_region(plan, r, c)
+
+    grid = (-(-rows // tr), -(-cols // tc))
+    picks = [(i * (grid[0] - 1) // n, i * (grid[1] - 1) // n) for i in range(n + 1)]
+    spans = [(slice(r * tr, min(rows, (r + 1) * tr)), slice(c * tc, min(cols, (c + 1) * tc))) for r, c in picks]
+    read(*spans[0])
+    t0 = time.perf_counter()
+    for r, c in spans[1:]:
+        read(r, c)
+    pixels = sum((r.stop - r.start) * (c.stop - c.start) for r, c in spans[1:])
+    return 1e9 * (time.perf_counter() - t0) / pixels
+
+
 def read_image(
     path: PathLike,
     *,
     level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
     memory_limit: int | str | None = None,
     chunks: tuple[int, int] | None = None,
     threads: int | None = None,
@@ -79,13 +216,22 @@ def read_image(
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.png``, ``.jpg``/``.jpeg``, ``.tif``/``.tiff`` or ``.zarr`` file (case-insensitive),
-        or any directory that is a zarr array, or a zarr group holding exactly one array (give
-        ``group.zarr/name`` to pick one of several). Of a TIFF, the first series (tifffile's
-        ``series[0]``) is read; axes 'YX', 'YXS', 'SYX' and one channel-like axis ('C', 'S',
-        or up to 4 unnamed pages 'Q'/'I') are accepted, any other axis longer than 1 is not.
+        An image file, recognised by its content whatever its extension: any TIFF (classic or
+        BigTIFF, either byte order; Aperio SVS, Hamamatsu NDPI, Leica SCN, Ventana BIF, Akoya
+        QPTIFF, Philips, OME-TIFF, GeoTIFF, ImageJ, ...), PNG or JPEG; or a Zarr folder (v2 or
+        v3): an array, a group holding exactly one array (give ``group.zarr/name`` to pick one
+        of several), an OME-Zarr image (NGFF 0.4/0.5) or bioformats2raw's series of them.
     level : int, default 0
-        Pyramid level of a pyramidal TIFF; 0 is full resolution. Other formats have level 0 only.
+        Pyramid level (0 is full resolution) of a pyramidal TIFF or an OME-Zarr image.
+    series : int, optional
+        The image of a multi-image file (tifffile's series index, bioformats2raw's numbered
+        group). Default: the first that is not a slide's associated image (label, macro,
+        thumbnail); one of those is read only when asked for by its index.
+    axes : str, optional
+        The source array's axes, one letter each in its order: Y rows, X columns, C (or S)
+        channels, T and Z of length 1 (``"CYX"``, ``"TCZYX"``). Default: from the metadata
+        (tifffile's axes, OME-Zarr axes, Zarr ``dimension_names``), else (rows, cols[, C]). A
+        channels-first array is transposed lazily, chunk by chunk.
     memory_limit : int or str, optional
         Job memory budget (``"2GiB"``, bytes, default ``chunking.DEFAULT_MEMORY_LIMIT``). Sets the
         chunk shape, and PNG/JPEG inputs must decode to at most half of it.
@@ -99,54 +245,26 @@ def read_image(
     Returns
     -------
     dask.array.Array of shape (rows, cols, C)
-        C >= 1 (greyscale is C=1; alpha stays as the last channel), one chunk along C, in native
-        byte order, dtype one of :data:`SUPPORTED_DTYPES`. TIFF graphs hold only picklable,
+        C >= 1 (greyscale is C=1), one chunk along C, in native byte order, dtype one of
+        :data:`SUPPORTED_DTYPES`. What each band means (a fourth band is alpha only when the
+        input says so) and the pixel size: :func:`inspect`. TIFF graphs hold only picklable,
         small objects, so they run on process-based distributed workers.
 
     Raises
     ------
     InputError
-        The path does not exist, is not a readable image of a supported format, is damaged,
-        has an unsupported dtype, no pixels, or more than three dimensions.
+        The path does not exist, is not an image of a known format (by content), is damaged,
+        has an unsupported dtype, no pixels, axes that are not one 2-D image with channels, or
+        only associated images.
     MemoryBudgetError
         A PNG/JPEG, or one TIFF strip that cannot be read piecewise, does not fit the budget.
     ParameterError
-        ``level``, ``chunks`` or ``memory_limit`` is invalid, or ``level`` is past the last level.
+        ``level``, ``series``, ``axes``, ``chunks`` or ``memory_limit`` is invalid, or ``level`` or
+        ``series`` is past the last one.
     """
-    budget = parse_memory_limit(memory_limit)
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or level < 0:
-        raise ParameterError(f"level {level!r} is not a non-negative integer")
-    level = int(level)
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"input '{path}' does not exist")
-    kind = input_kind(p)
-    if kind != "tiff" and level != 0:
-        raise ParameterError(f"level {level} was asked for, but input '{p}' has 1 level (only level 0)")
-    if kind == "tiff":
-        return read_tiff(p, level, budget, chunks, threads)
-    if kind == "zarr":
-        return read_zarr(p, budget, chunks, threads)
-    return read_png_jpeg(p, kind, budget, chunks, threads)
-
-
-def input_kind(p: Path) -> str:
-    """'tiff', 'zarr', 'png' or 'jpeg' from the extension, or 'zarr' for any directory."""
-    if p.is_dir():
-        return "zarr"
-    suffix = p.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        return "tiff"
-    if suffix == ".png":
-        return "png"
-    if suffix in (".jpg", ".jpeg"):
-        return "jpeg"
-    if suffix == ".zarr":
-        raise InputError(f"input '{p}' is a file; a .zarr input must be a directory (a zarr array or group)")
-    raise InputError(
-        f"input '{p}' has extension {p.suffix or '(none)'!r}, which bigquant cannot read; supported: "
-        f"{', '.join(SUPPORTED_INPUT)} or a zarr directory"
-    )
+    return open_image(
+        path, level=level, series=series, axes=axes, memory_limit=memory_limit, chunks=chunks, threads=threads
+    )[0]
 
 
 def write_image(

@@ -16,7 +16,7 @@ from ..errors import InputError, MemoryBudgetError, OutputError, ParameterError
 
 PathLike = str | os.PathLike
 
-#: Input extensions (case-insensitive); any directory that is a zarr array or group is read too.
+#: The usual input extensions; inputs are recognised by content (:mod:`.sniff`), whatever their name.
 SUPPORTED_INPUT = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".zarr")
 #: Output extensions (case-insensitive).
 SUPPORTED_OUTPUT = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zarr")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import dask.array as da
@@ -23,6 +24,7 @@ from .._staging import staged
 from ..chunking import format_bytes, resolve_chunks
 from ..errors import InputError, MemoryBudgetError, ParameterError
 from ._checks import budget_error, check_dtype, check_image_shape
+from .image_info import ImageInfo, LevelInfo, SeriesInfo, pixel_size
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Decoded channels per PNG colour type (IHDR byte 9), before a tRNS chunk adds alpha.
@@ -52,48 +54,122 @@ def read_png_jpeg(p: Path, kind: str, budget: int, chunks: tuple[int, int] | Non
     return da.from_array(arr, chunks=(cr, cc, arr.shape[2]), name=False)
 
 
-def png_header(p: Path) -> tuple[int, int, int, int]:
-    """(rows, cols, decoded channels, itemsize) from the chunks before the first IDAT.
+@dataclass(frozen=True)
+class PngHeader:
+    """What a PNG's chunks before its first IDAT say: size, decoded channels and sample bytes,
+    colour type, whether a tRNS chunk adds alpha, and pHYs pixels per metre (x, y) or None."""
+
+    rows: int
+    cols: int
+    channels: int
+    itemsize: int
+    colour: int
+    transparent: bool
+    per_metre: tuple[int, int] | None
+
+
+def png_header(p: Path) -> PngHeader:
+    """The header of the PNG at ``p``, from the chunks before the first IDAT.
 
     Pillow reports 16-bit RGB(A) PNGs as 8-bit modes, so the header is parsed here to get the
     real sample depth; a tRNS chunk adds an alpha channel on decoding.
     """
     where = f"input '{p}'"
+    ihdr, transparent, phys = None, False, None
     with open(p, "rb") as f:
         if f.read(8) != _PNG_SIGNATURE:
             if p.stat().st_size == 0:
                 raise InputError(f"{where} is empty (0 bytes)")
             raise InputError(f"{where} is not a PNG file (its first bytes are not the PNG signature)")
-        ihdr = None
-        transparent = False
         while True:
             head = f.read(8)
             if len(head) < 8:
                 raise InputError(f"{where} is truncated: it ends before any image data")
             length, ctype = struct.unpack(">I4s", head)
+            if ctype in (b"IDAT", b"IEND"):
+                break
+            data = f.read(length) if ctype in (b"IHDR", b"pHYs") else b""
             if ctype == b"IHDR":
-                data = f.read(13)
                 if len(data) < 13:
                     raise InputError(f"{where} is truncated inside its IHDR header")
                 ihdr = struct.unpack(">IIBB", data[:10])
-                f.seek(length - 13 + 4, os.SEEK_CUR)
-            elif ctype in (b"IDAT", b"IEND"):
-                break
-            else:
-                transparent |= ctype == b"tRNS"
-                f.seek(length + 4, os.SEEK_CUR)
+            elif ctype == b"pHYs" and len(data) == 9 and data[8] == 1:  # unit 1: the metre
+                phys = struct.unpack(">II", data[:8])
+            transparent |= ctype == b"tRNS"
+            f.seek(4 if data else length + 4, os.SEEK_CUR)
     if ihdr is None:
         raise InputError(f"{where} has no IHDR header chunk before its image data")
     cols, rows, depth, colour = ihdr
     if colour not in _PNG_CHANNELS:
         raise InputError(f"{where} has PNG colour type {colour}, which is not valid (0, 2, 3, 4 or 6)")
     channels = _PNG_CHANNELS[colour] + (1 if transparent and colour in (0, 2, 3) else 0)
-    return rows, cols, channels, 2 if depth == 16 else 1
+    return PngHeader(rows, cols, channels, 2 if depth == 16 else 1, colour, transparent, phys)
+
+
+def describe_png(p: Path) -> ImageInfo:
+    """A PNG described from its header: colour type 0 grey, 2 and 3 RGB, 4 grey + alpha, 6 RGBA
+    (a tRNS chunk adds alpha); the pixel size from pHYs when it is in metres."""
+    h = png_header(p)
+    colour = ("grey",) if h.colour in (0, 4) else ("red", "green", "blue")
+    bands = colour + (("alpha",) if h.channels > len(colour) else ())
+    size = (
+        pixel_size(1e6 / h.per_metre[1], 1e6 / h.per_metre[0], "micrometer")
+        if h.per_metre and all(h.per_metre)
+        else None
+    )
+    dtype = np.dtype(np.uint16 if h.itemsize == 2 else np.uint8)
+    return _whole_image(p, "png", (h.rows, h.cols, h.channels), dtype, bands, size)
+
+
+def describe_jpeg(p: Path) -> ImageInfo:
+    """A JPEG described from its header (Pillow opens it lazily): grey or RGB (CMYK and YCbCr are
+    decoded to RGB); the pixel size from the JFIF density when it is per inch or centimetre."""
+    where = f"input '{p}'"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(p) as im:
+                cols, rows = im.size
+                grey = im.mode in ("1", "L")
+                unit, density = im.info.get("jfif_unit"), im.info.get("jfif_density")
+        except Image.DecompressionBombError as exc:
+            raise MemoryBudgetError(
+                f"{where} is too large to decode in memory ({exc}); convert it to a tiled TIFF or Zarr"
+            ) from exc
+        except Exception as exc:
+            raise InputError(f"{where} is not a readable JPEG file: {exc}") from exc
+    per = {1: 25400.0, 2: 10000.0}.get(unit or 0)
+    size = pixel_size(per / density[1], per / density[0], "micrometer") if per and density and all(density) else None
+    bands = ("grey",) if grey else ("red", "green", "blue")
+    return _whole_image(p, "jpeg", (rows, cols, len(bands)), np.dtype(np.uint8), bands, size)
+
+
+def _whole_image(
+    p: Path, fmt: str, shape: tuple[int, int, int], dtype: np.dtype, bands: tuple[str, ...], size: dict | None
+) -> ImageInfo:
+    level = LevelInfo(shape, None)
+    return ImageInfo(
+        path=str(p.absolute()),
+        container=fmt,
+        format=fmt,
+        detail="decoded whole",
+        file_bytes=p.stat().st_size,
+        series=0,
+        level=0,
+        shape=shape,
+        dtype=dtype,
+        tile=None,
+        axes="YXC",
+        bands=bands,
+        pixel_size=size,
+        compression="deflate" if fmt == "png" else "jpeg",
+        all_series=(SeriesInfo(0, "", False, "YXC", dtype.name, (level,)),),
+    )
 
 
 def decode_png(p: Path, budget: int) -> np.ndarray:
-    rows, cols, channels, itemsize = png_header(p)
-    need = rows * cols * channels * itemsize
+    h = png_header(p)
+    need = h.rows * h.cols * h.channels * h.itemsize
     if need > budget // 2:
         raise budget_error(f"input '{p}'", need, budget)
     try:

@@ -1,4 +1,5 @@
-"""TIFF input, read a tile (or strip) at a time.
+"""TIFF pixels, read a tile (or strip) at a time (:mod:`.tiff_input` opens the file, picks the
+series and level and builds the dask array over a :class:`TiffReader`).
 
 One tiled page of interleaved samples is read with tifffile's own tile decoder
 (:class:`TileSource`); any other layout through tifffile's Zarr store; one huge uncompressed
@@ -14,25 +15,14 @@ import contextlib
 import os
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import tifffile
 import zarr
-from dask.base import tokenize
 
-from ..chunking import chunk_budget_bytes, format_bytes, resolve_chunks
-from ..errors import BigquantError, InputError, MemoryBudgetError, ParameterError
-from ._checks import check_dtype, check_image_shape
+from ..errors import InputError
 
-#: An unnamed TIFF axis ('Q' unknown, 'I' page sequence) is taken as channels up to this length:
-#: grey, grey+alpha, RGB, RGBA written as separate pages. Longer ones are more likely stacks.
-_MAX_UNNAMED_CHANNELS = 4
-#: tifffile axis codes that mean "channels" (samples, channel, spectral lambda).
-_CHANNEL_AXES = "SCE"
-_UNNAMED_AXES = "QI"
 #: Open TIFF files each worker thread keeps; enough for a few inputs without leaking handles.
 _TIFF_CACHE_SIZE = 4
 #: Decode TIFF tiles in zarr's thread pool rather than on zarr's single event-loop thread, so
@@ -44,7 +34,14 @@ _TIFF_DECODE_WORKERS = 4 * (os.cpu_count() or 1)
 _tiff_cache = threading.local()
 
 
-def _tiff_source(path: str, series: int, level: int, stamp: tuple[int, int], mode: str) -> Any:
+def open_tiff_file(path: Any, ndpi: bool | None = None) -> tifffile.TiffFile:
+    """tifffile's TiffFile, with NDPI's 64-bit offsets as ``ndpi`` says (decided from the content by
+    :func:`bigquant.io.tiff_input.ndpi_layout`) instead of from a ``.ndpi`` extension; None lets
+    tifffile decide."""
+    return tifffile.TiffFile(path) if ndpi is None else tifffile.TiffFile(path, is_ndpi=ndpi)
+
+
+def _tiff_source(path: str, series: int, level: int, stamp: tuple[int, int], mode: str, ndpi: bool | None) -> Any:
     """This thread's open view of one TIFF level, opened on first use: tifffile's zarr store
     (``mode`` "zarr"), a memmap ("memmap") or a :class:`TileSource` ("tiles").
 
@@ -61,9 +58,10 @@ def _tiff_source(path: str, series: int, level: int, stamp: tuple[int, int], mod
     for old in [k for k in cache if k[:3] == key[:3]]:
         _close_quietly(cache.pop(old)[0])
     if mode == "memmap":
-        handle, source = None, tifffile.memmap(path, series=series, level=level, mode="r")
+        kw = {} if ndpi is None else {"is_ndpi": ndpi}
+        handle, source = None, tifffile.memmap(path, series=series, level=level, mode="r", **kw)
     else:
-        handle = tifffile.TiffFile(path)
+        handle = open_tiff_file(path, ndpi)
         try:
             if mode == "tiles":
                 source = TileSource(handle.series[series].levels[level].pages[0], handle.filehandle)
@@ -79,7 +77,7 @@ def _tiff_source(path: str, series: int, level: int, stamp: tuple[int, int], mod
     return source
 
 
-def _tiles_readable(pages: Sequence[Any], shape: tuple[int, int, int], dtype: np.dtype) -> bool:
+def tiles_readable(pages: Sequence[Any], shape: tuple[int, int, int], dtype: np.dtype) -> bool:
     """True when one tiled page holds the level as (rows, cols, samples) tiles that
     :class:`TileSource` can decode one by one."""
     if len(pages) != 1 or pages[0] is None:
@@ -93,7 +91,9 @@ def _tiles_readable(pages: Sequence[Any], shape: tuple[int, int, int], dtype: np
             and (page.planarconfig == 1 or page.samplesperpixel == 1)
             and (page.imagelength, page.imagewidth, page.samplesperpixel) == tuple(shape)
             and np.dtype(page.dtype).newbyteorder("=") == dtype
-            and not page.is_subsampled
+            # Chroma-subsampled YCbCr tiles decode to fewer samples, but the JPEG codec
+            # upsamples its own (Aperio SVS, most scanners): those decode to full tiles.
+            and (not page.is_subsampled or page.compression == 7)
         )
     except Exception:  # an attribute this page type lacks: let tifffile's zarr store read it
         return False
@@ -144,7 +144,7 @@ def _close_quietly(handle: Any) -> None:
             handle.close()
 
 
-def _file_stamp(path: str) -> tuple[int, int]:
+def file_stamp(path: str) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_mtime_ns, st.st_size
 
@@ -176,6 +176,8 @@ class TiffReader:
         How to read: tile by tile with tifffile's decoder (:class:`TileSource`, one tiled
         page), through tifffile's zarr store (any layout), or with :func:`tifffile.memmap`
         (uncompressed, contiguous data).
+    ndpi : bool or None
+        How to open the file (:func:`open_tiff_file`): NDPI's 64-bit offsets or not, or tifffile's choice.
     """
 
     def __init__(
@@ -190,6 +192,7 @@ class TiffReader:
         dtype: np.dtype,
         stamp: tuple[int, int],
         mode: str = "zarr",
+        ndpi: bool | None = None,
     ) -> None:
         self.path = path
         self.series = series
@@ -201,6 +204,7 @@ class TiffReader:
         self.dtype = np.dtype(dtype)
         self.stamp = stamp
         self.mode = mode
+        self.ndpi = ndpi
         channels = self.source_shape[chan_axis] if chan_axis is not None else 1
         self.shape = (self.source_shape[row_axis], self.source_shape[col_axis], channels)
         self.ndim = 3
@@ -218,14 +222,14 @@ class TiffReader:
         rows, cols, chans = (slice(*k.indices(n)) for k, n in zip(key, self.shape, strict=True))
         where = f"rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} of input '{self.path}'"
         try:
-            stamp = _file_stamp(self.path)
+            stamp = file_stamp(self.path)
         except OSError as exc:
             raise InputError(f"cannot read {where}: {exc}") from exc
         if stamp != self.stamp:
             raise InputError(f"input '{self.path}' changed on disk after it was opened; open it again")
         if self.mode == "tiles":
             try:
-                source = _tiff_source(self.path, self.series, self.level, self.stamp, self.mode)
+                source = _tiff_source(self.path, self.series, self.level, self.stamp, self.mode, self.ndpi)
                 return source.read(rows, cols, self.dtype)[:, :, chans]
             except Exception as exc:
                 raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
@@ -234,7 +238,7 @@ class TiffReader:
         if self.chan_axis is not None:
             sel[self.chan_axis] = chans
         try:
-            source = _tiff_source(self.path, self.series, self.level, self.stamp, self.mode)
+            source = _tiff_source(self.path, self.series, self.level, self.stamp, self.mode, self.ndpi)
             block = np.asarray(source[tuple(sel)])
         except Exception as exc:
             raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
@@ -246,117 +250,3 @@ class TiffReader:
         if self.chan_axis is None:
             block = block[:, :, None][:, :, chans]
         return np.ascontiguousarray(block, dtype=self.dtype)
-
-
-def _tiff_axes(where: str, shape: tuple[int, ...], axes: str) -> tuple[int, int, int | None]:
-    """Positions of rows, cols and channels in a tifffile series, or InputError."""
-    if "Y" not in axes or "X" not in axes:
-        raise InputError(f"{where} has shape {shape} with axes {axes!r}; expected rows 'Y' and columns 'X'")
-    extra = [(i, a) for i, a in enumerate(axes) if a not in "YX" and shape[i] > 1]
-    if len(extra) > 1:
-        raise InputError(
-            f"{where} has shape {shape} with axes {axes!r}: more than 3 dimensions; bigquant "
-            "reads one 2-D image with channels; extract one plane first"
-        )
-    if not extra:
-        return axes.index("Y"), axes.index("X"), None
-    i, a = extra[0]
-    if a in _CHANNEL_AXES or (a in _UNNAMED_AXES and shape[i] <= _MAX_UNNAMED_CHANNELS):
-        return axes.index("Y"), axes.index("X"), i
-    raise InputError(
-        f"{where} has shape {shape} with axes {axes!r}: its {a!r} axis of length {shape[i]} is a "
-        "stack of images, not channels; extract one plane first"
-    )
-
-
-def _tiff_data_end(pages: Sequence[Any]) -> int:
-    """The largest byte offset any strip or tile of ``pages`` extends to."""
-    end = 0
-    for page in pages:
-        if page is None:
-            continue
-        offsets = np.asarray(page.dataoffsets, dtype=np.int64)
-        counts = np.asarray(page.databytecounts, dtype=np.int64)
-        if offsets.size:
-            end = max(end, int((offsets + counts).max()))
-    return end
-
-
-def read_tiff(p: Path, level: int, budget: int, chunks: Sequence[int] | None, threads: int | None) -> da.Array:
-    where = f"input '{p}'"
-    try:
-        tf = tifffile.TiffFile(p)
-    except Exception as exc:
-        empty = " (0 bytes)" if p.stat().st_size == 0 else ""
-        raise InputError(f"{where}{empty} is not a readable TIFF file: {exc}") from exc
-    series_index = 0
-    try:
-        with tf:
-            if not tf.series:
-                raise InputError(f"{where} holds no images")
-            series = tf.series[series_index]
-            levels = series.levels
-            if level >= len(levels):
-                raise ParameterError(
-                    f"level {level} is out of range: {where} has {len(levels)} level(s) (0..{len(levels) - 1})"
-                )
-            lvl = levels[level]
-            shape, axes = tuple(int(n) for n in lvl.shape), str(lvl.axes)
-            row_axis, col_axis, chan_axis = _tiff_axes(where, shape, axes)
-            dtype = check_dtype(lvl.dtype, where)
-            rows, cols = shape[row_axis], shape[col_axis]
-            channels = shape[chan_axis] if chan_axis is not None else 1
-            check_image_shape((rows, cols, channels), where, axes)
-            size = p.stat().st_size
-            end = _tiff_data_end(lvl.pages)
-            if end > size:
-                raise InputError(
-                    f"{where} is truncated: its image data extends to byte {end} but the file has {size} bytes"
-                )
-            store = tf.aszarr(series=series_index, level=level)
-            source_chunks = zarr.open_array(store, mode="r").chunks
-            contiguous = lvl.dataoffset is not None
-            tiles = _tiles_readable(lvl.pages, (rows, cols, channels), dtype)
-    except BigquantError:
-        raise
-    except Exception as exc:
-        raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
-
-    itemsize = dtype.itemsize
-    tile = (source_chunks[row_axis], source_chunks[col_axis])
-    tile_bytes = tile[0] * tile[1] * channels * itemsize
-    mode = "tiles" if tiles else "zarr"
-    if tile_bytes > chunk_budget_bytes(budget, threads):
-        if contiguous:
-            # One huge uncompressed strip (tifffile's default layout): a memmap reads any rows
-            # without decoding the whole strip per chunk.
-            mode, tile = "memmap", None
-        elif tile_bytes > budget // 2:
-            raise MemoryBudgetError(
-                f"{where} stores its pixels in blocks of {tile[0]} x {tile[1]} pixels "
-                f"({format_bytes(tile_bytes)} each), more than half the memory budget "
-                f"{format_bytes(budget)}; rewrite it as a tiled TIFF (e.g. 256 x 256 tiles) or raise "
-                "--memory-limit"
-            )
-    reader = TiffReader(
-        str(p.absolute()),
-        series_index,
-        level,
-        shape,
-        row_axis,
-        col_axis,
-        chan_axis,
-        dtype,
-        _file_stamp(str(p)),
-        mode,
-    )
-    cr, cc = resolve_chunks((rows, cols), itemsize * channels, budget, chunks, tile, threads)
-    return da.from_array(
-        reader,
-        chunks=(cr, cc, channels),
-        lock=False,
-        asarray=True,
-        fancy=False,
-        meta=np.empty((0, 0, 0), dtype=dtype),
-        name=f"read-tiff-{tokenize(reader, cr, cc)}",
-    )

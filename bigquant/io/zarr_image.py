@@ -1,11 +1,14 @@
-"""Zarr images: v2 or v3 arrays read with :func:`dask.array.from_zarr` (path based), and Zarr v3
-outputs written one dask chunk per zarr chunk."""
+"""Zarr images: v2 or v3 arrays and OME-Zarr images read with :func:`dask.array.from_zarr` (path
+based; axes from the metadata, :mod:`.ome_zarr_input`), and Zarr v3 outputs written one dask
+chunk per zarr chunk."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -16,7 +19,19 @@ from .._staging import staged
 from ..chunking import resolve_chunks
 from ..errors import InputError
 from ..params import ZARR_ZSTD_LEVEL, check_compression_level
+from . import ome_zarr_input as oz
 from ._checks import ZARR_MARKERS, check_dtype, check_image_shape
+from .image_info import (
+    ImageInfo,
+    LevelInfo,
+    SeriesInfo,
+    check_single,
+    default_bands,
+    is_associated_name,
+    pick_series,
+    place_axes,
+)
+from .ome_zarr_input import dimension_axes
 
 #: A zarr array whose last axis is longer than this while its first is short looks channels-first.
 _MAX_PLAUSIBLE_CHANNELS = 16
@@ -27,51 +42,180 @@ def is_zarr_dir(p: Path) -> bool:
     return any((p / m).exists() for m in ZARR_MARKERS)
 
 
-def read_zarr(p: Path, budget: int, chunks: Sequence[int] | None, threads: int | None) -> da.Array:
+@dataclass(frozen=True)
+class ZarrPlan:
+    """How :func:`read_zarr` reads the array :func:`open_zarr` chose."""
+
+    root: str
+    component: str | None
+    source_shape: tuple[int, ...]
+    row_axis: int
+    col_axis: int
+    chan_axis: int | None
+
+
+def _folder_bytes(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+def _open_node(p: Path) -> Any:
     where = f"input '{p}'"
     if not p.is_dir():
         raise InputError(f"{where} is a file; a .zarr input must be a directory (a zarr array or group)")
     if not is_zarr_dir(p):
         raise InputError(f"{where} is a directory but not a zarr array or group (no zarr.json, .zarray or .zgroup)")
     try:
-        node = zarr.open(str(p), mode="r")
+        return zarr.open(str(p), mode="r")
     except Exception as exc:
         raise InputError(f"{where} is not a readable zarr array or group: {type(exc).__name__}: {exc}") from exc
-    component = None
-    if isinstance(node, zarr.Group):
-        try:
-            names = sorted(name for name, _ in node.arrays())
-        except Exception as exc:
-            raise InputError(f"cannot list the arrays of zarr group {where}: {exc}") from exc
-        if {"labels", "codebook"} <= set(names):
-            raise InputError(f"{where} is a bigquant store, not an image; use `bigquant decode`")
-        if not names:
-            raise InputError(f"zarr group {where} holds no arrays; give the path of a zarr array")
-        if len(names) > 1:
-            raise InputError(
-                f"zarr group {where} holds several arrays ({', '.join(names)}); give the path of one, "
-                f"e.g. '{p / names[0]}'"
-            )
-        component = names[0]
-        arr = node[component]
-    else:
-        arr = node
+
+
+def _only_array(where: str, p: Path, node: Any) -> str:
+    """The name of the one array of a plain group (not OME-Zarr), or InputError."""
+    try:
+        names = sorted(name for name, _ in node.arrays())
+    except Exception as exc:
+        raise InputError(f"cannot list the arrays of zarr group {where}: {exc}") from exc
+    if {"labels", "codebook"} <= set(names):
+        raise InputError(f"{where} is a bigquant store, not an image; use `bigquant decode`")
+    if not names:
+        raise InputError(f"zarr group {where} holds no arrays; give the path of a zarr array")
+    if len(names) > 1:
+        raise InputError(
+            f"zarr group {where} holds several arrays ({', '.join(names)}); give the path of one, e.g. '{p / names[0]}'"
+        )
+    return names[0]
+
+
+def _plain_axes(where: str, arr: Any, axes: str | None) -> str:
+    """The axes of a plain array: given, from its dimension names, or (rows, cols[, C])."""
     shape = tuple(int(n) for n in arr.shape)
+    names = getattr(arr.metadata, "dimension_names", None) or arr.attrs.get("_ARRAY_DIMENSIONS")
+    found = axes or dimension_axes(names, len(shape))
+    if found:
+        return found
     check_image_shape(shape, where)
-    dtype = check_dtype(arr.dtype, where)
     if len(shape) == 3 and shape[2] > _MAX_PLAUSIBLE_CHANNELS and shape[0] <= 4:
         raise InputError(
-            f"{where} has shape {shape}, which looks channels-first (C, rows, cols); bigquant reads "
-            "zarr as (rows, cols, C): save it with numpy.moveaxis(a, 0, -1)"
+            f"{where} has shape {shape}, which looks channels-first (C, rows, cols); say so with "
+            "--axes CYX (axes='CYX'), or record its dimension_names"
         )
-    channels = shape[2] if len(shape) == 3 else 1
+    return "YXC"[: len(shape)]
+
+
+def _tile(arr: Any, axes: str) -> tuple[int, int]:
     # Align to shards where there are any: a shard is the unit a reader fetches in one request.
-    tile = tuple(getattr(arr, "shards", None) or arr.chunks)[:2]
-    cr, cc = resolve_chunks(shape[:2], dtype.itemsize * channels, budget, chunks, tile, threads)
+    grid = tuple(getattr(arr, "shards", None) or arr.chunks)
+    return int(grid[axes.index("Y")]), int(grid[axes.index("X")])
+
+
+def _image_series(where: str, node: Any, base: str, index: int, name: str, axes: str | None) -> SeriesInfo:
+    """One OME-Zarr image (the multiscales of group ``base``) as a series with its levels."""
+    ms = oz.multiscale(where, dict(node[base].attrs) if base else dict(node.attrs))
+    src_axes = axes or ms.axes
+    levels = []
+    for path in ms.paths:
+        a = node[f"{base}/{path}" if base else path]
+        tile = _tile(a, src_axes) if len(src_axes) == a.ndim else None
+        levels.append(LevelInfo(tuple(int(n) for n in a.shape), tile))
+    return SeriesInfo(index, name, is_associated_name(name), src_axes, str(np.dtype(a.dtype)), tuple(levels))
+
+
+def _describe_group(where: str, p: Path, node: Any, level: int, series: int | None, axes: str | None) -> tuple:
+    """(format, detail, series listing, chosen series, its multiscale or None, array path)."""
+    attrs = dict(node.attrs)
+    groups = oz.series_groups(attrs, [n for n, _ in node.groups()])
+    if groups:  # bioformats2raw: one OME-Zarr image per numbered subgroup
+        names = oz.series_names(p, len(groups))
+        listing = tuple(_image_series(where, node, g, i, names[i], axes) for i, g in enumerate(groups))
+        index = pick_series(where, series, listing)
+        base = groups[index]
+    elif oz.is_multiscale(attrs):
+        check_single(where, 0, series)
+        base, index = "", 0
+        listing = (_image_series(where, node, "", 0, "", axes),)
+    else:
+        check_single(where, level, series)
+        return "zarr", None, None, 0, None, _only_array(where, p, node)
+    ms = oz.multiscale(where, dict(node[base].attrs) if base else attrs)
+    path = oz.level_path(where, ms, level)
+    return "ome-zarr", f"NGFF {ms.version}", listing, index, ms, f"{base}/{path}" if base else path
+
+
+def open_zarr(p: Path, level: int, series: int | None, axes: str | None) -> tuple[ImageInfo, ZarrPlan]:
+    """Describe the array to read of the Zarr folder ``p`` (an array, a group of one array, an
+    OME-Zarr image or bioformats2raw's series of them), from its metadata alone."""
+    where = f"input '{p}'"
+    node = _open_node(p)
+    detail = f"Zarr v{node.metadata.zarr_format}"
+    fmt, ngff, listing, index, ms, component = "zarr", None, None, 0, None, None
+    if isinstance(node, zarr.Group):
+        fmt, ngff, listing, index, ms, component = _describe_group(where, p, node, level, series, axes)
+        arr = node[component]
+    else:
+        check_single(where, level, series)
+        arr = node
+    src_axes = (axes or ms.axes) if ms is not None else _plain_axes(where, arr, axes)
+    shape = tuple(int(n) for n in arr.shape)
+    dtype = check_dtype(arr.dtype, where)
+    row, col, chan = place_axes(where, shape, src_axes)
+    channels = shape[chan] if chan is not None else 1
+    check_image_shape((shape[row], shape[col], channels), where, src_axes)
+    if listing is None:
+        listing = (SeriesInfo(0, "", False, src_axes, dtype.name, (LevelInfo(shape, _tile(arr, src_axes)),)),)
+    info = ImageInfo(
+        path=str(p.absolute()),
+        container="zarr",
+        format=fmt,
+        detail=f"{ngff}, {detail}" if ngff else detail,
+        file_bytes=_folder_bytes(p),
+        series=index,
+        level=level,
+        shape=(shape[row], shape[col], channels),
+        dtype=dtype,
+        tile=_tile(arr, src_axes),
+        axes=src_axes,
+        bands=(oz.multiscale_bands(ms, channels) if ms is not None else None) or default_bands(channels),
+        pixel_size=oz.level_pixel_size(ms, level) if ms is not None else None,
+        compression="+".join(type(c).__name__.removesuffix("Codec").lower() for c in arr.compressors) or "none",
+        all_series=listing,
+    )
+    return info, ZarrPlan(os.path.abspath(p), component, shape, row, col, chan)
+
+
+def read_region(plan: ZarrPlan, rows: slice, cols: slice) -> np.ndarray:
+    """The pixels of ``rows`` x ``cols`` in the source's own axis order (other axes at 0), read
+    straight from zarr: what one task of :func:`read_zarr` decodes."""
+    arr = zarr.open_array(plan.root, path=plan.component or "", mode="r")
+    sel: list[Any] = [0] * len(plan.source_shape)
+    sel[plan.row_axis], sel[plan.col_axis] = rows, cols
+    if plan.chan_axis is not None:
+        sel[plan.chan_axis] = slice(None)
+    return np.asarray(arr[tuple(sel)])
+
+
+def read_zarr(
+    info: ImageInfo, plan: ZarrPlan, budget: int, chunks: Sequence[int] | None, threads: int | None
+) -> da.Array:
+    """The array :func:`open_zarr` described as a dask array (rows, cols, C): chunks are whole
+    multiples of the source's chunks (or shards) along rows and columns and span the channels;
+    other axes (of length 1) are dropped and a channels-first array is transposed lazily, chunk
+    by chunk, so nothing is rewritten."""
+    rows, cols, channels = info.shape
+    cr, cc = resolve_chunks((rows, cols), info.dtype.itemsize * channels, budget, chunks, info.tile, threads)
+    src = [1] * len(plan.source_shape)
+    src[plan.row_axis], src[plan.col_axis] = cr, cc
+    if plan.chan_axis is not None:
+        src[plan.chan_axis] = channels
     # Absolute: the graph may run on workers whose working folder is not ours.
-    x = da.from_zarr(os.path.abspath(p), component=component, chunks=(cr, cc) + shape[2:])
-    if x.dtype != dtype:
-        x = x.astype(dtype)  # big-endian zarr v2 data
+    x = da.from_zarr(plan.root, component=plan.component, chunks=tuple(src))
+    kept = [a for a in (plan.row_axis, plan.col_axis, plan.chan_axis) if a is not None]
+    x = x[tuple(slice(None) if a in kept else 0 for a in range(x.ndim))]
+    order = [sorted(kept).index(a) for a in kept]
+    if order != sorted(order):
+        x = x.transpose(order).map_blocks(np.ascontiguousarray, dtype=x.dtype)
+    if x.dtype != info.dtype:
+        x = x.astype(info.dtype)  # big-endian zarr v2 data
     if x.ndim == 2:
         x = x[:, :, None]
     return x

@@ -23,7 +23,7 @@ from .format import (
     read_metadata,
 )
 from .palette import Palette, read_codebook
-from .reader import Store, lazy_pyramid, open, store_bytes
+from .reader import Store, is_store, lazy_pyramid, open, store_bytes
 from .writer import StoreWriter, check_target, write_palette
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "StoreWriter",
     "check_target",
     "describe_codecs",
+    "is_store",
     "label_chunk_count",
     "labels_codecs",
     "open",

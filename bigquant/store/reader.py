@@ -26,10 +26,12 @@ from .format import (
     CODEBOOK,
     LABELS,
     MAX_CHUNK_PIXELS,
+    MAX_METADATA_BYTES,
     PALETTE,
     PYRAMID_VERSION,
     chunk_keys,
     describe_codecs,
+    is_store_document,
     label_chunk_count,
     level_path,
     level_shape,
@@ -40,6 +42,18 @@ from .format import (
 from .palette import Palette
 
 PathLike = str | os.PathLike
+
+
+def is_store(path: PathLike) -> bool:
+    """True when ``path`` is a folder whose group ``zarr.json`` carries bigquant metadata (a store
+    or a palette, complete or not): what :func:`open` is for, rather than an image reader."""
+    zj = Path(path) / "zarr.json"
+    try:
+        if not zj.is_file() or zj.stat().st_size > MAX_METADATA_BYTES:
+            return False
+        return is_store_document(json.loads(zj.read_text()))
+    except (OSError, ValueError):
+        return False
 
 
 class LabelsReader:
@@ -360,4 +374,4 @@ def open(path: PathLike) -> Store | Palette:  # noqa: A001 - the store's own ope
     return Store(path)
 
 
-__all__ = ["LabelsReader", "Store", "lazy_pyramid", "open", "read_metadata", "store_bytes"]
+__all__ = ["LabelsReader", "Store", "is_store", "lazy_pyramid", "open", "read_metadata", "store_bytes"]

@@ -1,0 +1,133 @@
+"""The image a compress or fit reads, and what its store records about it.
+
+:func:`load` opens a path (:func:`bigquant.io.open_image`: format by content, the series and
+level asked for, the axes) or takes an array, and returns it regularly chunked with its
+description; :func:`source_metadata` turns that description into the store's metadata keys
+(``source_path``, ``source_series``, ``source_level``, ``source_format``, ``source_axes``,
+``pixel_size``, ``bands``), documented in docs/store-format.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from . import io, params
+from . import store as _store
+from ._dask import regular_chunks
+from .errors import ParameterError
+from .io import ImageInfo, as_image, default_bands
+from .io.image_info import in_micrometres
+from .params import FitOptions
+
+PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input ready for a fit: the regularly chunked array (rows, cols, C), its name as the
+    caller gave it (the path, or ``<ndarray>``), and its description (None for an array)."""
+
+    x: da.Array
+    name: str
+    info: ImageInfo | None
+
+
+def default_output(source: PathLike) -> Path:
+    """``<input stem>.bq.zarr`` beside the input (``scan.tif`` -> ``scan.bq.zarr``)."""
+    p = Path(source)
+    name = p.name
+    for ext in (".ome.tiff", ".ome.tif", ".ome.zarr"):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    else:
+        name = p.stem if p.suffix else p.name
+    return p.with_name(name + ".bq.zarr")
+
+
+def regular(x: da.Array) -> da.Array:
+    """``x`` with one chunk along C and a regular grid (:func:`bigquant._dask.regular_chunks`), so
+    store writes align."""
+    return regular_chunks(x.rechunk({2: -1}) if x.numblocks[2] != 1 else x)
+
+
+def load(
+    source: Any,
+    *,
+    level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
+    memory_limit: Any = None,
+    chunks: tuple[int, int] | None = None,
+) -> Source:
+    """The image of ``source``, a path (:func:`bigquant.io.open_image`) or an array
+    (:func:`bigquant.io.as_image`; ``level``, ``series`` and ``axes`` apply to paths only)."""
+    if isinstance(source, (str, os.PathLike)):
+        x, info = io.open_image(source, level=level, series=series, axes=axes, memory_limit=memory_limit, chunks=chunks)
+        return Source(regular(x), str(source), info)
+    x = as_image(source, memory_limit=memory_limit, chunks=chunks)
+    return Source(regular(x), f"<{type(source).__name__}>", None)
+
+
+def source_metadata(src: Source) -> dict[str, Any]:
+    """The store's keys about its source: where it was, which image of it, what its pixels are.
+
+    ``bands`` is always there (an array's bands are those of :func:`default_bands`); the
+    ``source_*`` keys only for a path, ``pixel_size`` only where the input states it.
+    """
+    if src.info is None:
+        return {"bands": list(default_bands(int(src.x.shape[2])))}
+    info = src.info
+    meta: dict[str, Any] = {
+        "source_path": info.path,
+        "source_format": info.format,
+        "source_series": info.series,
+        "source_level": info.level,
+        "source_axes": info.axes,
+        "bands": list(info.bands),
+    }
+    size = in_micrometres(info.pixel_size)  # the store's unit; info INPUT shows the input's own
+    if size is not None:
+        meta["pixel_size"] = size
+    return meta
+
+
+def run_options(opts: FitOptions, *, memory_limit: int, chunks: Any, **asked: Any) -> dict[str, Any]:
+    """The options that shaped a result, as validated (``opts``) or as asked (``asked``: level,
+    series, axes, labels level, ...), for the metadata key ``options``."""
+    return {
+        "k": int(opts.k),
+        "method": opts.method,
+        "memory_limit": int(memory_limit),
+        "chunks": [int(c) for c in chunks] if chunks else None,
+        "seed": int(opts.seed),
+        "max_iter": int(opts.max_iter),
+        "tol": float(opts.tol),
+        "sample_size": int(opts.sample_size),
+        **asked,
+    }
+
+
+def fixed_codebook(codebook: Any) -> tuple[np.ndarray, str]:
+    """A fixed codebook (K, C) from a palette or store path, or an array; and where it came from."""
+    if isinstance(codebook, (str, os.PathLike)):
+        return _store.read_codebook(codebook)[0], str(codebook)
+    return params.check_codebook(codebook), "<array>"
+
+
+def check_output(source: Any, output: PathLike | None, overwrite: bool) -> PathLike:
+    """The store a compress of ``source`` writes (default beside a path input), checked before any work."""
+    if output is None:
+        if not isinstance(source, (str, os.PathLike)):
+            raise ParameterError("an output path is needed when compressing an array")
+        output = default_output(source)
+    _store.check_target(output, overwrite)
+    if isinstance(source, (str, os.PathLike)) and Path(output).resolve() == Path(source).resolve():
+        raise ParameterError(f"output {str(output)!r} is the input itself")
+    return output
