@@ -142,6 +142,15 @@ def summary_lines(info: dict, input_bytes: int | None = None) -> list[str]:
     ]
 
 
+def summary_object(info: dict, input_bytes: int | None = None) -> dict:
+    """What ``compress --json`` prints: the store's :meth:`bigquant.Store.info` (the keys of
+    ``info --json``) plus ``input_bytes``, the input's bytes on disk (None for an array), and
+    ``input_ratio``, the input's bytes over the store's (None where either is unknown)."""
+    store = info.get("store_bytes")
+    ratio = input_bytes / store if input_bytes and store else None
+    return {**info, "input_bytes": input_bytes, "input_ratio": ratio}
+
+
 def auto_k_line(info: dict, target_psnr: float) -> str:
     """The line that says which K ``--target-psnr`` chose and what it reached."""
     return (

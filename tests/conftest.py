@@ -38,6 +38,26 @@ def camera() -> np.ndarray:
     return data.camera()
 
 
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's bundled photograph, 512 x 512 x 3 uint8."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+_RNG = np.random.default_rng(1234)
+
+
+def random_image(shape, dtype) -> np.ndarray:
+    """Random pixels over most of the dtype's range (floats in [0, 1))."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return _RNG.random(shape).astype(dtype)
+    info = np.iinfo(dtype)
+    return _RNG.integers(max(info.min, -30000), min(info.max, 60000), size=shape, endpoint=True).astype(dtype)
+
+
 def known_colours_image(k: int = 6, shape=(120, 170), noise: float = 2.0, seed: int = 0, dtype=np.uint8):
     """An image made of ``k`` well separated colours in random blocks, plus small Gaussian noise.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +22,7 @@ EXAMPLES = """
   bigquant compress a.tif --codebook palette.bq.zarr        # a palette from bigquant fit: no fitting
   bigquant compress big.tif --workers 4                     # a local cluster of 4 processes
   bigquant compress --sample -k 16                          # scikit-learn's china.jpg -> ./china.bq.zarr
+  bigquant compress scan.tif -q --json | jq .psnr            # the summary as JSON, for scripts
 """
 
 
@@ -29,7 +31,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         NAME,
         help="fit a K-colour codebook and write labels + codebook to a store",
         description="Quantize an image to K colours and write a bigquant store (Zarr v3): the labels "
-        "(one index per pixel) and the codebook. Prints a summary on stdout; progress goes to stderr.",
+        "(one index per pixel) and the codebook. Prints a summary on stdout (with --json, one JSON object); "
+        "progress goes to stderr.",
         epilog=options.epilog(EXAMPLES),
     )
     g = options.groups(c, "input", "fit", "output", "cluster", "diagnostics")
@@ -80,6 +83,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="zstd level of the stored labels, 1-22 (default 3); higher is smaller and slower to write",
+    )
+    g["output"].add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as one JSON object on stdout (the keys of info --json of the store, "
+        "plus input_bytes and input_ratio); everything else goes to stderr",
     )
     options.add_run_options(g)
     return c
@@ -144,6 +153,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             labels_level=args.labels_level,
         )
     info = store.info()
+    if args.json:
+        print(f"wrote {store.path}", file=err)
+        print(json.dumps(report.summary_object(info, input_bytes(source)), default=str), file=out)
+        return 0
     print(f"wrote {store.path}", file=out)
     print("\n".join(report.summary_lines(info, input_bytes=input_bytes(source))), file=out)
     if args.target_psnr is not None:
