@@ -10,7 +10,8 @@ import numpy as np
 import zarr
 
 from ..errors import StoreFormatError
-from .format import CODEBOOK, PALETTE, read_metadata
+from .format import CODEBOOK, PALETTE
+from .metadata import check_document, read_metadata
 
 PathLike = str | os.PathLike
 
@@ -19,6 +20,7 @@ def read_codebook(path: PathLike) -> tuple[np.ndarray, dict]:
     """The codebook (K, C) and metadata of a palette or of a full store (``--codebook``)."""
     p = Path(path)
     meta = read_metadata(p)
+    check_document(p / CODEBOOK / "zarr.json", p)
     try:
         cb = np.asarray(zarr.open_array(str(p / CODEBOOK), mode="r")[...])
     except Exception as exc:

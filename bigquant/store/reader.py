@@ -7,7 +7,6 @@ process-based ``dask.distributed`` workers.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -26,19 +25,17 @@ from .format import (
     CODEBOOK,
     LABELS,
     MAX_CHUNK_PIXELS,
-    MAX_METADATA_BYTES,
     PALETTE,
     PYRAMID_VERSION,
     chunk_keys,
     describe_codecs,
-    is_store_document,
     label_chunk_count,
     level_path,
     level_shape,
     mode_2x2,
     pyramid_levels,
-    read_metadata,
 )
+from .metadata import check_document, read_document, read_metadata, store_document
 from .palette import Palette
 
 PathLike = str | os.PathLike
@@ -47,13 +44,7 @@ PathLike = str | os.PathLike
 def is_store(path: PathLike) -> bool:
     """True when ``path`` is a folder whose group ``zarr.json`` carries bigquant metadata (a store
     or a palette, complete or not): what :func:`open` is for, rather than an image reader."""
-    zj = Path(path) / "zarr.json"
-    try:
-        if not zj.is_file() or zj.stat().st_size > MAX_METADATA_BYTES:
-            return False
-        return is_store_document(json.loads(zj.read_text()))
-    except (OSError, ValueError):
-        return False
+    return store_document(path) is not None
 
 
 class LabelsReader:
@@ -97,6 +88,7 @@ class LabelsReader:
 
 
 def _open_array(p: Path, name: str) -> Any:
+    check_document(p / name / "zarr.json", p)
     try:
         return zarr.open_array(str(p / name), mode="r")
     except Exception as exc:  # zarr raises several kinds for damaged metadata
@@ -131,10 +123,10 @@ def _level_paths(p: Path, meta: dict) -> list[str]:
         return [LABELS]
     if not (p / LABELS / "zarr.json").is_file():
         raise StoreFormatError(f"store {str(p)!r} has no '{LABELS}' group")
+    doc = read_document(p / LABELS / "zarr.json", p)
     try:
-        doc = json.loads((p / LABELS / "zarr.json").read_text())
         paths = [d["path"] for d in doc["attributes"]["ome"]["multiscales"][0]["datasets"]]
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+    except (KeyError, IndexError, TypeError) as exc:
         raise StoreFormatError(
             f"store {str(p)!r} is damaged: its labels group has no readable OME multiscales ({type(exc).__name__})"
         ) from exc
