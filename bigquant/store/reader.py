@@ -109,9 +109,10 @@ def _check_level(p: Path, meta: dict, labels: Any, lv: int) -> tuple[int, ...]:
     if labels.dtype not in (np.uint8, np.uint16) or (k > 256 and labels.dtype != np.uint16):
         raise StoreFormatError(f"store {str(p)!r}: {what} dtype {labels.dtype} cannot hold K={k}")
     chunks = tuple(int(n) for n in labels.chunks)
-    if len(chunks) != 2 or math.prod(chunks) > MAX_CHUNK_PIXELS:
+    if len(chunks) != 2 or min(chunks) < 1 or math.prod(chunks) > MAX_CHUNK_PIXELS:
         raise StoreFormatError(
-            f"store {str(p)!r}: {what} chunks {chunks} are absurd (at most {MAX_CHUNK_PIXELS} pixels per chunk)"
+            f"store {str(p)!r}: {what} chunks {chunks} are absurd "
+            f"(at least 1 and at most {MAX_CHUNK_PIXELS} pixels per chunk)"
         )
     return chunks
 
