@@ -27,7 +27,9 @@ import zarr
 
 import bigquant
 from bigquant import _staging
+from bigquant import store as bq_store
 from bigquant.cli import main
+from bigquant.errors import BigquantError, OutputError
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -224,54 +226,89 @@ def _store_ok(p: Path, k: int) -> bool:
     try:
         s = bigquant.open(p)
         return s.k == k and s.labels.compute().max() < k
-    except bigquant.errors.BigquantError:
+    except BigquantError:
         return False
 
 
-@pytest.mark.parametrize("step", _staging.STEPS)
-def test_kill_during_store_replacement_never_loses_a_complete_store(tmp_path, photo, step):
-    """compress --overwrite over a K=2 store with K=3, killed right after ``step``.
+#: A palette store written by a small subprocess (no fit: seconds, not tens of seconds), through
+#: the same StoreWriter commit as compress: check_target, the staging folder, move_into_place.
+WRITE_PALETTE = """
+import sys, numpy as np
+from bigquant.store import write_palette
+k = int(sys.argv[1])
+meta = dict(iterations=1, mse=1.0, psnr=40.0, method="pixels", seed=0, sources=["x.png"])
+write_palette("p.bq.zarr", np.arange(3 * k, dtype=np.uint8).reshape(k, 3), meta, overwrite=True)
+"""
 
-    At every step the old store is at the target or complete under ``.s.bq.zarr.old-...``;
-    the next run (without --overwrite) puts an orphaned old store back instead of deleting it,
-    so it refuses to replace the store, and leaves no hidden entries behind.
+
+def _write_palette(cwd: Path, k: int, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {key: v for key, v in os.environ.items() if key != _staging.KILL_AT_ENV}
+    env.update({_staging.KILL_AT_ENV: kill_at} if kill_at else {})
+    return subprocess.run(
+        [sys.executable, "-c", WRITE_PALETTE, str(k)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("step", _staging.STEPS)
+def test_kill_at_each_step_of_a_store_replacement(tmp_path, step):
+    """A K=2 palette store replaced by a K=3 one, killed right after ``step``.
+
+    At every step a complete store is findable: the old one at the target or under
+    ``.p.bq.zarr.old-...``, or the new one at the target. The next writer's checks
+    (check_target, without overwrite) put an orphaned old store back instead of deleting it,
+    then refuse to replace it; nothing hidden is left.
     """
-    iio.imwrite(tmp_path / "photo.png", photo)
-    assert main(["compress", str(tmp_path / "photo.png"), "-k", "2", "-o", str(tmp_path / "s.bq.zarr"), "-q"]) == 0
-    old = snapshot(tmp_path / "s.bq.zarr")
-    r = _cli(["compress", "photo.png", "-k", "3", "-o", "s.bq.zarr", "--overwrite", "-q"], tmp_path, kill_at=step)
+    assert _write_palette(tmp_path, 2).returncode == 0
+    target = tmp_path / "p.bq.zarr"
+    old = snapshot(target)
+    r = _write_palette(tmp_path, 3, kill_at=step)
     assert r.returncode == -signal.SIGKILL, r.stderr
-    target = tmp_path / "s.bq.zarr"
-    olds = [p for p in tmp_path.iterdir() if p.name.startswith(".s.bq.zarr.old-")]
-    if step in ("staged", "aside"):
-        # the old store is complete, at the target or under its .old name
-        assert [snapshot(p) for p in ([target] if step == "staged" else olds)] == [old]
-        assert target.exists() == (step == "staged")
-    else:  # the new store is in place; the old one is waiting to be deleted
-        assert _store_ok(target, 3)
-    again = _cli(["compress", "photo.png", "-k", "3", "-o", "s.bq.zarr", "-q"], tmp_path)
-    assert again.returncode == 2 and "exists; pass --overwrite" in error_line(again.stderr)
-    assert hidden(tmp_path) == []  # recovered or cleaned, nothing hidden left
+    olds = [p for p in tmp_path.iterdir() if p.name.startswith(".p.bq.zarr.old-")]
+    if step == "aside":
+        assert not target.exists() and [snapshot(p) for p in olds] == [old]
+    else:
+        assert bq_store.open(target).codebook.shape[0] == (2 if step == "staged" else 3)
+    with pytest.raises(OutputError, match="exists; pass --overwrite"):
+        bq_store.check_target(target, overwrite=False)
+    assert hidden(tmp_path) == []
     if step in ("staged", "aside"):
         assert snapshot(target) == old  # the original, recovered
     else:
-        assert _store_ok(target, 3)
+        assert bq_store.open(target).codebook.shape[0] == 3
 
 
-def test_kill_before_a_first_store_is_renamed_keeps_the_finished_store(tmp_path, photo):
-    # No old store: killed between the last write and the rename, the finished .partial store is
-    # the only complete copy; the next run moves it into place instead of deleting it.
+def test_compress_killed_between_the_renames_then_rerun(tmp_path, monkeypatch, capsys, photo):
+    """The reported loss, through the CLI: compress --overwrite killed with the old store moved
+    aside and the new one not yet in place; the rerun (no --overwrite) used to delete both."""
     iio.imwrite(tmp_path / "photo.png", photo)
-    r = _cli(["compress", "photo.png", "-k", "3", "-o", "s.bq.zarr", "-q"], tmp_path, kill_at="staged")
+    monkeypatch.chdir(tmp_path)
+    assert main(["compress", "photo.png", "-k", "2", "-o", "s.bq.zarr", "-q"]) == 0
+    old = snapshot(tmp_path / "s.bq.zarr")
+    r = _cli(["compress", "photo.png", "-k", "3", "-o", "s.bq.zarr", "--overwrite", "-q"], tmp_path, kill_at="aside")
     assert r.returncode == -signal.SIGKILL, r.stderr
-    assert not (tmp_path / "s.bq.zarr").exists() and len(hidden(tmp_path)) == 1
-    assert main(["info", str(tmp_path / "s.bq.zarr")]) == 2  # not there yet: nothing recovers on reading
-    assert main(["compress", str(tmp_path / "photo.png"), "-k", "3", "-o", str(tmp_path / "s.bq.zarr"), "-q"]) == 2
-    assert hidden(tmp_path) == [] and _store_ok(tmp_path / "s.bq.zarr", 3)
+    assert not (tmp_path / "s.bq.zarr").exists()
+    assert main(["compress", "photo.png", "-k", "3", "-o", "s.bq.zarr", "-q"]) == 2
+    assert "exists; pass --overwrite" in error_line(capsys.readouterr().err)
+    assert hidden(tmp_path) == [] and snapshot(tmp_path / "s.bq.zarr") == old
+    assert main(["compress", "photo.png", "-k", "3", "-o", "s.bq.zarr", "-q", "--overwrite"]) == 0
+    assert _store_ok(tmp_path / "s.bq.zarr", 3) and hidden(tmp_path) == []
+
+
+def test_kill_before_a_first_store_is_renamed_keeps_the_finished_store(tmp_path, capsys):
+    # No old store: killed between the last write and the rename, the finished .partial store is
+    # the only complete copy; the next writer moves it into place instead of deleting it.
+    r = _write_palette(tmp_path, 3, kill_at="staged")
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert not (tmp_path / "p.bq.zarr").exists() and len(hidden(tmp_path)) == 1
+    assert main(["info", str(tmp_path / "p.bq.zarr")]) == 2  # reading recovers nothing
+    capsys.readouterr()
+    with pytest.raises(OutputError, match="exists; pass --overwrite"):
+        bq_store.check_target(tmp_path / "p.bq.zarr", overwrite=False)
+    assert hidden(tmp_path) == [] and bq_store.open(tmp_path / "p.bq.zarr").codebook.shape == (3, 3)
 
 
 @pytest.mark.parametrize("step", ["aside", "placed"])
-def test_kill_during_zarr_image_replacement(tmp_path, template, step):
+def test_kill_during_zarr_image_replacement(tmp_path, monkeypatch, capsys, template, step):
     """decode -o r.zarr --overwrite (a folder output, not a store) killed after ``step``: an
     orphaned old image goes back onto a missing target; the next run cleans up."""
     shutil.copytree(template, tmp_path / "s.bq.zarr")
@@ -280,8 +317,9 @@ def test_kill_during_zarr_image_replacement(tmp_path, template, step):
     old = snapshot(tmp_path / "r.zarr")
     r = _cli(["decode", "s.bq.zarr", "-o", "r.zarr", "--overwrite"], tmp_path, kill_at=step)
     assert r.returncode == -signal.SIGKILL, r.stderr
-    again = _cli(["decode", "s.bq.zarr", "-o", "r.zarr"], tmp_path)
-    assert again.returncode == 2 and "exists; pass --overwrite" in error_line(again.stderr)
+    monkeypatch.chdir(tmp_path)
+    assert main(["decode", "s.bq.zarr", "-o", "r.zarr"]) == 2
+    assert "exists; pass --overwrite" in error_line(capsys.readouterr().err)
     assert hidden(tmp_path) == []
     if step == "aside":
         assert snapshot(tmp_path / "r.zarr") == old
@@ -298,7 +336,7 @@ def test_kill_after_a_file_replacement(tmp_path, template):
     (tmp_path / "r.tif").write_bytes(b"the old output")
     r = _cli(["decode", "s.bq.zarr", "-o", "r.tif", "--overwrite"], tmp_path, kill_at="staged")
     assert r.returncode == -signal.SIGKILL and (tmp_path / "r.tif").read_bytes() == b"the old output"
-    assert _cli(["decode", "s.bq.zarr", "-o", "r.tif", "--overwrite"], tmp_path).returncode == 0
+    assert main(["decode", str(tmp_path / "s.bq.zarr"), "-o", str(tmp_path / "r.tif"), "--overwrite"]) == 0
     assert hidden(tmp_path) == [] and (tmp_path / "r.tif").read_bytes()[:2] in (b"II", b"MM")
 
 
