@@ -201,3 +201,35 @@ def test_more_channels_than_a_store_holds_refused_before_anything_is_written(tmp
     assert main(["compress", "edge.zarr", "-k", "2", "-o", "e.bq.zarr", "-q"]) == 0
     assert bigquant.open(tmp_path / "e.bq.zarr").shape == (8, 8, MAX_CHANNELS)
     capsys.readouterr()
+
+
+def _no_codebook_chunk(s: Path) -> None:
+    for p in (s / "codebook").rglob("*"):
+        if p.is_file() and p.name != "zarr.json":
+            p.unlink()
+
+
+PALETTE_CASES = [
+    # the codebook chunk deleted: zarr reads zeros, and compress encoded with an all-black palette
+    ("palette-codebook-data-gone", _no_codebook_chunk, "codebook data is missing"),
+    # a palette codebook stored as uint16 while the metadata says uint8
+    ("palette-codebook-dtype", _array("codebook", data_type="uint16"), "codebook dtype uint16 disagrees"),
+    # a palette missing the keys info prints
+    ("palette-no-mse", _drop("mse"), "its metadata has no 'mse'"),
+    ("palette-sources-not-a-list", _meta(sources="a.png"), "'sources' is 'a.png'"),
+]
+
+
+@pytest.mark.parametrize("case, damage, message", PALETTE_CASES, ids=[c[0] for c in PALETTE_CASES])
+def test_hand_edited_palette_one_line_exit_2(tmp_path, monkeypatch, capsys, china, case, damage, message):
+    monkeypatch.chdir(tmp_path)
+    photo = np.ascontiguousarray(china[100:160, 200:280])
+    iio.imwrite("photo.png", photo)
+    bigquant.fit([photo], "p.bq.zarr", k=3, max_iter=3)
+    damage(tmp_path / "p.bq.zarr")
+    before = snapshot(tmp_path)
+    for argv in (["compress", "photo.png", "--codebook", "p.bq.zarr", "-o", "c.bq.zarr"], ["info", "p.bq.zarr"]):
+        assert main(argv) == 2
+        cap = capsys.readouterr()
+        assert message in error_line(cap.err) and cap.out == ""
+        assert snapshot(tmp_path) == before

@@ -36,7 +36,7 @@ from .format import (
     pyramid_levels,
 )
 from .metadata import check_document, read_document, read_metadata, store_document
-from .palette import Palette
+from .palette import Palette, checked_codebook
 
 PathLike = str | os.PathLike
 
@@ -134,30 +134,6 @@ def _level_paths(p: Path, meta: dict) -> list[str]:
     if not paths or paths != [str(i) for i in range(len(paths))]:
         raise StoreFormatError(f"store {str(p)!r}: labels levels {paths!r} are not 0, 1, 2, ...")
     return [level_path(i) for i in range(len(paths))]
-
-
-def _read_store_codebook(p: Path, meta: dict, codebook: Any) -> np.ndarray:
-    k, c = meta["k"], meta["shape"][2]
-    if tuple(codebook.shape) != (k, c):
-        raise StoreFormatError(
-            f"store {str(p)!r}: codebook shape {tuple(codebook.shape)} disagrees with the metadata (K={k}, C={c})"
-        )
-    if np.dtype(codebook.dtype) != np.dtype(meta["dtype"]):
-        raise StoreFormatError(
-            f"store {str(p)!r}: codebook dtype {codebook.dtype} disagrees with the metadata dtype {meta['dtype']}"
-        )
-    try:
-        missing = codebook.nchunks_initialized < codebook.nchunks
-        cb = np.asarray(codebook[...])
-    except Exception as exc:
-        raise StoreFormatError(
-            f"store {str(p)!r} is damaged: its codebook cannot be read ({type(exc).__name__}: {exc})"
-        ) from exc
-    if missing:  # stores always write the codebook chunk (write_empty_chunks), zeros included
-        raise StoreFormatError(f"store {str(p)!r} is damaged: its codebook data is missing")
-    if cb.dtype.kind == "f" and not np.isfinite(cb).all():
-        raise StoreFormatError(f"store {str(p)!r}: codebook holds NaN or inf")
-    return cb
 
 
 def check_chunks_present(p: Path, meta: dict, levels: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> None:
@@ -269,10 +245,9 @@ class Store:
             if not (p / name / "zarr.json").is_file():
                 raise StoreFormatError(f"store {str(p)!r} has no '{name}' array")
         arrays = [_open_array(p, name) for name in paths]
-        codebook = _open_array(p, CODEBOOK)
         chunks = [_check_level(p, meta, arr, lv) for lv, arr in enumerate(arrays)]
         check_chunks_present(p, meta, [(k, tuple(a.shape), c) for k, a, c in zip(paths, arrays, chunks)])
-        self.codebook: np.ndarray = _read_store_codebook(p, meta, codebook)
+        self.codebook: np.ndarray = checked_codebook(p, meta)
         zj = (p / "zarr.json").stat()
         stamp = (zj.st_ino, zj.st_mtime_ns)
         #: The stored label levels, full resolution first (version 1 stores: one).
