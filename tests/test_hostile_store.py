@@ -233,3 +233,20 @@ def test_hand_edited_palette_one_line_exit_2(tmp_path, monkeypatch, capsys, chin
         cap = capsys.readouterr()
         assert message in error_line(cap.err) and cap.out == ""
         assert snapshot(tmp_path) == before
+
+
+def test_writer_limits_are_the_readers():
+    # One set of constants binds both sides: what the writer accepts, the reader opens.
+    from bigquant.errors import ParameterError
+    from bigquant.store import check_store_limits
+    from bigquant.store.format import MAX_CHANNELS, MAX_CHUNK_PIXELS, MAX_PIXELS
+
+    check_store_limits((1 << 20, 1 << 20, MAX_CHANNELS), 65536, (1 << 15, 1 << 15))  # at the limits
+    for shape, k, chunks, words in [
+        ((1, 1, MAX_CHANNELS + 1), 2, None, "channels"),
+        ((MAX_PIXELS, 2, 3), 2, None, "pixels"),
+        ((8, 8, 3), 65537, None, "K=65537"),
+        ((1 << 20, 1 << 20, 3), 2, (MAX_CHUNK_PIXELS, 2), "a labels chunk"),
+    ]:
+        with pytest.raises(ParameterError, match=words):
+            check_store_limits(shape, k, chunks)
