@@ -151,7 +151,8 @@ def clean_stale_staging(target: PathLike, complete: Callable[[Path], bool] | Non
     it; failing that, a ``.partial`` sibling for which ``complete(path)`` is true (a finished
     store whose run was killed just before its rename). Everything else is removed: with the
     target in place, ``.old`` and ``.trash`` siblings are replaced outputs and ``.partial``
-    ones unfinished or superseded. Returns what was removed.
+    ones unfinished or superseded. An ``.old`` sibling is never removed while the target is
+    missing (its rename back failed). Returns what was removed.
     """
     t = Path(target)
     stale = _stale_siblings(t)
@@ -164,6 +165,8 @@ def clean_stale_staging(target: PathLike, complete: Callable[[Path], bool] | Non
             if not _exists(t) and complete(entry) and _restore(entry, t):
                 stale["partial"].remove(entry)
                 break
+    if not _exists(t):  # nothing could be put back: keep every old output rather than lose one
+        stale["old"] = []
     removed = [entry for kind in KINDS for entry in stale[kind]]
     for entry in removed:
         remove(entry)

@@ -427,3 +427,23 @@ def test_cleanup_promotes_only_a_complete_partial(tmp_path, dead_pid):
     assert _staging.clean_stale_staging(t, complete=lambda p: False) == [part] and not t.exists()
     part.mkdir()
     assert _staging.clean_stale_staging(t, complete=lambda p: p == part) == [] and t.is_dir()
+
+
+def test_cleanup_never_removes_an_old_it_could_not_put_back(tmp_path, monkeypatch, dead_pid):
+    # The rename back fails (simulated: a read-only folder would do it for a user, not for root);
+    # with the target still missing, the old output is the only complete copy and stays.
+    t = tmp_path / "out.zarr"
+    old = _sibling(t, "old", dead_pid)
+    old.mkdir()
+    (old / "x").write_text("the only copy")
+    real_rename = os.rename
+
+    def failing(src, dst, *a, **kw):
+        if Path(src) == old:
+            raise OSError("simulated")
+        return real_rename(src, dst, *a, **kw)
+
+    monkeypatch.setattr(os, "rename", failing)
+    assert _staging.clean_stale_staging(t) == []
+    monkeypatch.undo()
+    assert (old / "x").read_text() == "the only copy" and not t.exists()
