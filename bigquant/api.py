@@ -24,6 +24,7 @@ from . import sources as _sources
 from . import store as _store
 from ._dask import on_default_scheduler
 from ._runtime import release_freed_memory
+from ._staging import check_apart
 from .chunking import parse_memory_limit
 from .decoding import decode_store
 from .errors import ParameterError
@@ -238,8 +239,10 @@ def compress(
     pixel = params.check_pixel_size(pixel_size)
     mem = parse_memory_limit(memory_limit)
     output = _sources.check_output(source, output, overwrite)
+    check_apart([source, codebook], [output])
     src = _sources.load(source, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks)
     x, name = src.x, src.name
+    _store.check_store_limits(x.shape, k_requested, x.chunksize)  # before the fit: the store's limits
     asked = dict(level=level, series=series, axes=axes, labels_level=labels_level, target_psnr=target_psnr)
     asked.update(max_k=max_k if target_psnr is not None else None, codebook=fixed[1] if fixed else None)
     options = _sources.run_options(opts, memory_limit=mem, chunks=chunks, **asked)
@@ -312,9 +315,11 @@ def fit(
         raise ParameterError("fit needs a list of one or more images")
     mem = parse_memory_limit(memory_limit)
     _store.check_target(output, overwrite)
+    check_apart(sources, [output])
     loaded = [_sources.load(s, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks) for s in sources]
     xs, names = [s.x for s in loaded], [s.name for s in loaded]
     c, dtype = xs[0].shape[2], xs[0].dtype
+    _store.check_store_limits((1, 1, c), opts.k)
     for x, name in zip(xs, names):
         if x.shape[2] != c or x.dtype != dtype:
             raise ParameterError(

@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 
 from . import io
+from ._staging import check_apart
 from .chunking import parse_memory_limit
-from .errors import ParameterError
 from .store import Store
 
 PathLike = str | os.PathLike
@@ -34,12 +34,11 @@ def decode_store(
 ) -> Path:
     """Write the reconstruction of ``store`` to ``output`` (see :func:`bigquant.decode`).
 
-    Raises before writing anything if the output is the store itself, exists (without
-    ``overwrite``) or has an unknown extension.
+    Raises before writing anything if the output is, holds or lies inside the store (replacing
+    it could delete the store), exists (without ``overwrite``) or has an unknown extension.
     """
-    if not isinstance(store, Store) and Path(output).resolve() == Path(store).resolve():
-        raise ParameterError(f"output {str(output)!r} is the store itself")
     io.check_output_path(output, overwrite=overwrite)
+    check_apart([store.path if isinstance(store, Store) else store], [output])
     s = store if isinstance(store, Store) else Store(store)
     meta = s.metadata
     if io.is_ome_zarr(output):

@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import Any, TextIO
 
+from .._staging import check_apart
 from . import options
 from ._cluster import scheduler
 from .common import UsageError, renderer
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError("the outputs must be different files")
     for p in outputs:  # refuse an existing output or a bad extension before any work
         io.check_output_path(p, overwrite=args.overwrite, extensions=(".png",))
+    check_apart([args.store, args.original], outputs)
     store = api.open_store(args.store)
     written = []
     if args.output:

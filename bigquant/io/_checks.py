@@ -10,7 +10,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from .._staging import check_output_folder
+from .._staging import check_output_folder, clean_stale_staging
 from ..chunking import choose_chunks, format_bytes, parse_memory_limit
 from ..errors import InputError, MemoryBudgetError, OutputError, ParameterError
 
@@ -135,6 +135,7 @@ def check_output_path(path: PathLike, *, overwrite: bool, extensions: Sequence[s
         The output exists and ``overwrite`` is False, or its folder is missing or not writable.
     """
     p = Path(path)
+    clean_stale_staging(p)  # first: a replaced output a killed run had moved aside goes back
     if p.suffix.lower() not in tuple(e.lower() for e in extensions):
         raise ParameterError(
             f"output '{path}' has extension {p.suffix or '(none)'!r}; supported: {', '.join(extensions)}"

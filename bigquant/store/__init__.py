@@ -1,7 +1,8 @@
-"""The bigquant store: a Zarr v3 group holding ``labels`` and ``codebook`` (format version 1).
+"""The bigquant store: a Zarr v3 group holding ``labels`` and ``codebook`` (format version 2).
 
-The package's three rooms: :mod:`.format` (names, version, limits, codecs, metadata validation),
-:mod:`.writer` (the only code that writes stores) and :mod:`.reader`. :func:`open` is the one
+The package's rooms: :mod:`.format` (names, version, limits, codecs), :mod:`.metadata` (reading
+and validating the metadata documents, the writer's limits), :mod:`.writer` (the only code that
+writes stores), :mod:`.reader` and :mod:`.palette`. :func:`open` is the one
 way to open what is at a path: a :class:`Store`, or a :class:`Palette` for a palette.
 
 The store imports no algorithm and no image format: it writes the labels a given function
@@ -20,8 +21,8 @@ from .format import (
     describe_codecs,
     label_chunk_count,
     labels_codecs,
-    read_metadata,
 )
+from .metadata import check_store_limits, read_metadata
 from .palette import Palette, read_codebook
 from .reader import Store, is_store, lazy_pyramid, open, store_bytes
 from .writer import StoreWriter, check_target, write_palette
@@ -36,6 +37,7 @@ __all__ = [
     "Palette",
     "Store",
     "StoreWriter",
+    "check_store_limits",
     "check_target",
     "describe_codecs",
     "is_store",

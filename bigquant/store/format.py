@@ -1,4 +1,4 @@
-"""The store format, version 2 (version 1 still read): names, limits, codecs, metadata validation.
+"""The store format, version 2 (version 1 still read): names, limits, codecs, the pyramid's rule.
 
 Layout (specified in docs/store-format.md)::
 
@@ -14,14 +14,13 @@ In version 1 ``labels`` was the full-resolution array itself, without levels.
 The metadata (group attribute ``bigquant``) holds at least ``format_version``, ``complete``,
 ``k``, ``shape`` (rows, cols, C), ``dtype``, ``iterations``, ``converged``, ``inertia``, ``mse``,
 ``psnr``, ``seed`` and ``source``. A *palette* (``kind`` ``"palette"``) is the same group with a
-``codebook`` and no labels. A store written by a newer format version is refused.
+``codebook`` and no labels. A store written by a newer format version is refused. The limits
+here bind the writer and the reader alike (:mod:`.metadata` reads and validates the metadata).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,7 @@ from typing import Any
 import numpy as np
 from zarr.codecs import ZstdCodec
 
-from ..errors import StoreFormatError
-from ..params import LABELS_ZSTD_LEVEL, MAX_K, check_labels_level
+from ..params import LABELS_ZSTD_LEVEL, check_labels_level
 
 FORMAT_VERSION = 2
 #: The first version whose ``labels`` is a multiscale group (``labels/0``, ``labels/1``, ...).
@@ -44,7 +42,8 @@ PALETTE = "palette"
 MAX_PIXELS = 1 << 42
 #: Largest labels chunk a store may claim (pixels): reading one chunk allocates all of it.
 MAX_CHUNK_PIXELS = 1 << 30
-#: Largest group ``zarr.json`` read (bytes); the real one is a few KiB (up to ~1 MiB for K=65536).
+#: Largest metadata document read or written (bytes), every ``zarr.json`` of a store: the real
+#: ones are a few KiB (the group's, with its consolidated metadata, up to ~1 MiB for K=65536).
 MAX_METADATA_BYTES = 64 << 20
 #: Most channels a store may claim.
 MAX_CHANNELS = 64
@@ -169,88 +168,6 @@ def describe_codecs(array: Any) -> str:
 def label_chunk_count(shape: tuple[int, ...], chunks: tuple[int, ...]) -> int:
     """Chunks in the grid of a (rows, cols) labels array: the files a store writes."""
     return math.prod(-(-int(n) // int(c)) for n, c in zip(shape, chunks))
-
-
-def is_store_document(doc: Any) -> bool:
-    """True for a parsed group ``zarr.json`` that carries bigquant metadata (complete or not)."""
-    return isinstance(doc, dict) and isinstance((doc.get("attributes") or {}).get(ATTRS), dict)
-
-
-def validate_metadata(p: Path, doc: Any) -> dict:
-    """The validated ``bigquant`` metadata of the parsed group ``zarr.json`` ``doc`` of store ``p``.
-
-    Raises
-    ------
-    StoreFormatError
-        Not a bigquant group, incomplete, a newer or invalid format version, or an absurd shape,
-        K or dtype (guards against allocating from corrupt metadata).
-    """
-    attrs = doc.get("attributes") if isinstance(doc, dict) else None
-    meta = attrs.get(ATTRS) if isinstance(attrs, dict) else None
-    if doc.get("node_type") != "group" or not isinstance(meta, dict):
-        raise StoreFormatError(f"{str(p)!r} is not a bigquant store (no 'bigquant' metadata)")
-    version = meta.get("format_version")
-    if not meta.get("complete") or version is None:
-        raise StoreFormatError(f"store {str(p)!r} is incomplete (its writing was interrupted); run the compress again")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise StoreFormatError(f"store {str(p)!r} has an invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise StoreFormatError(
-            f"store {str(p)!r} has format_version {version}, newer than the "
-            f"{FORMAT_VERSION} this bigquant reads; upgrade bigquant"
-        )
-    if meta.get("kind") == PALETTE:
-        return _check_palette_meta(p, meta)
-    shape, k = meta.get("shape"), meta.get("k")
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 3
-        or not all(isinstance(s, int) and s > 0 for s in shape)
-        or math.prod(shape[:2]) > MAX_PIXELS
-        or shape[2] > MAX_CHANNELS
-    ):
-        raise StoreFormatError(
-            f"store {str(p)!r} claims an invalid or absurd shape {shape!r} "
-            f"(at most {MAX_PIXELS} pixels and {MAX_CHANNELS} channels)"
-        )
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise StoreFormatError(f"store {str(p)!r} claims an invalid K {k!r} (1 to {MAX_K})")
-    dtype = meta.get("dtype")
-    try:
-        ok = isinstance(dtype, str) and np.dtype(dtype).kind in "uif"
-    except TypeError:
-        ok = False
-    if not ok:
-        raise StoreFormatError(f"store {str(p)!r} claims an invalid dtype {dtype!r}")
-    return meta
-
-
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The ``bigquant`` metadata of a store or palette, validated; raises StoreFormatError otherwise."""
-    p = Path(path)
-    if not p.exists():
-        raise StoreFormatError(f"store {str(p)!r} does not exist")
-    zj = p / "zarr.json"
-    if not p.is_dir() or not zj.is_file():
-        raise StoreFormatError(f"{str(p)!r} is not a bigquant store (no Zarr v3 group there)")
-    try:
-        size = zj.stat().st_size
-        if size > MAX_METADATA_BYTES:
-            raise StoreFormatError(
-                f"{str(p)!r} is not a bigquant store: its zarr.json has {size} bytes, "
-                f"more than the {MAX_METADATA_BYTES} a store's metadata can need"
-            )
-        doc = json.loads(zj.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreFormatError(f"{str(p)!r} is not a bigquant store: unreadable zarr.json ({exc})") from exc
-    return validate_metadata(p, doc)
-
-
-def _check_palette_meta(p: Path, meta: dict) -> dict:
-    k, c = meta.get("k"), meta.get("channels")
-    if not isinstance(k, int) or not 1 <= k <= MAX_K or not isinstance(c, int) or not 1 <= c <= MAX_CHANNELS:
-        raise StoreFormatError(f"palette {str(p)!r} claims an invalid K {k!r} or channel count {c!r}")
-    return meta
 
 
 def jsonable(obj: Any) -> Any:

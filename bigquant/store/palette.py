@@ -10,27 +10,58 @@ import numpy as np
 import zarr
 
 from ..errors import StoreFormatError
-from .format import CODEBOOK, PALETTE, read_metadata
+from .format import CODEBOOK, PALETTE
+from .metadata import check_document, read_metadata
 
 PathLike = str | os.PathLike
+
+
+def checked_codebook(p: Path, meta: dict) -> np.ndarray:
+    """The codebook (K, C) of the store or palette at ``p``, whose validated metadata is ``meta``.
+
+    Its shape and dtype must agree with the metadata, its one chunk must be there (writers
+    always write it, zeros included: zarr would read a missing chunk as zeros), and a float
+    codebook must be finite; raises StoreFormatError naming what is wrong.
+    """
+    doc = p / CODEBOOK / "zarr.json"
+    check_document(doc, p)
+    if not doc.is_file():
+        raise StoreFormatError(f"store {str(p)!r} has no '{CODEBOOK}' array")
+    k = meta["k"]
+    c = meta["channels"] if meta.get("kind") == PALETTE else meta["shape"][2]
+    try:
+        codebook = zarr.open_array(str(p / CODEBOOK), mode="r")
+    except Exception as exc:  # zarr raises several kinds for damaged metadata
+        raise StoreFormatError(
+            f"store {str(p)!r} is damaged: its '{CODEBOOK}' array cannot be opened ({type(exc).__name__}: {exc})"
+        ) from exc
+    if tuple(codebook.shape) != (k, c):
+        raise StoreFormatError(
+            f"store {str(p)!r}: codebook shape {tuple(codebook.shape)} disagrees with the metadata (K={k}, C={c})"
+        )
+    if np.dtype(codebook.dtype) != np.dtype(meta["dtype"]):
+        raise StoreFormatError(
+            f"store {str(p)!r}: codebook dtype {codebook.dtype} disagrees with the metadata dtype {meta['dtype']}"
+        )
+    try:
+        missing = codebook.nchunks_initialized < codebook.nchunks
+        cb = np.asarray(codebook[...])
+    except Exception as exc:
+        raise StoreFormatError(
+            f"store {str(p)!r} is damaged: its codebook cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
+    if missing:
+        raise StoreFormatError(f"store {str(p)!r} is damaged: its codebook data is missing")
+    if cb.dtype.kind == "f" and not np.isfinite(cb).all():
+        raise StoreFormatError(f"store {str(p)!r}: codebook holds NaN or inf")
+    return cb
 
 
 def read_codebook(path: PathLike) -> tuple[np.ndarray, dict]:
     """The codebook (K, C) and metadata of a palette or of a full store (``--codebook``)."""
     p = Path(path)
     meta = read_metadata(p)
-    try:
-        cb = np.asarray(zarr.open_array(str(p / CODEBOOK), mode="r")[...])
-    except Exception as exc:
-        raise StoreFormatError(f"{str(p)!r} has no readable 'codebook' array ({exc})") from exc
-    channels = meta.get("channels") if meta.get("kind") == PALETTE else meta["shape"][2]
-    if cb.ndim != 2 or cb.shape != (meta["k"], channels):
-        raise StoreFormatError(
-            f"{str(p)!r}: codebook shape {cb.shape} disagrees with the metadata (K={meta['k']}, C={channels})"
-        )
-    if cb.dtype.kind == "f" and not np.isfinite(cb).all():
-        raise StoreFormatError(f"{str(p)!r}: codebook holds NaN or inf")
-    return cb, meta
+    return checked_codebook(p, meta), meta
 
 
 @dataclass
@@ -55,4 +86,4 @@ class Palette:
         return cls(path=Path(path), codebook=cb, metadata=meta)
 
 
-__all__ = ["Palette", "read_codebook"]
+__all__ = ["Palette", "checked_codebook", "read_codebook"]

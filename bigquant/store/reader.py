@@ -7,7 +7,6 @@ process-based ``dask.distributed`` workers.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -26,20 +25,18 @@ from .format import (
     CODEBOOK,
     LABELS,
     MAX_CHUNK_PIXELS,
-    MAX_METADATA_BYTES,
     PALETTE,
     PYRAMID_VERSION,
     chunk_keys,
     describe_codecs,
-    is_store_document,
     label_chunk_count,
     level_path,
     level_shape,
     mode_2x2,
     pyramid_levels,
-    read_metadata,
 )
-from .palette import Palette
+from .metadata import check_document, read_document, read_metadata, store_document
+from .palette import Palette, checked_codebook
 
 PathLike = str | os.PathLike
 
@@ -47,13 +44,7 @@ PathLike = str | os.PathLike
 def is_store(path: PathLike) -> bool:
     """True when ``path`` is a folder whose group ``zarr.json`` carries bigquant metadata (a store
     or a palette, complete or not): what :func:`open` is for, rather than an image reader."""
-    zj = Path(path) / "zarr.json"
-    try:
-        if not zj.is_file() or zj.stat().st_size > MAX_METADATA_BYTES:
-            return False
-        return is_store_document(json.loads(zj.read_text()))
-    except (OSError, ValueError):
-        return False
+    return store_document(path) is not None
 
 
 class LabelsReader:
@@ -97,6 +88,7 @@ class LabelsReader:
 
 
 def _open_array(p: Path, name: str) -> Any:
+    check_document(p / name / "zarr.json", p)
     try:
         return zarr.open_array(str(p / name), mode="r")
     except Exception as exc:  # zarr raises several kinds for damaged metadata
@@ -117,9 +109,10 @@ def _check_level(p: Path, meta: dict, labels: Any, lv: int) -> tuple[int, ...]:
     if labels.dtype not in (np.uint8, np.uint16) or (k > 256 and labels.dtype != np.uint16):
         raise StoreFormatError(f"store {str(p)!r}: {what} dtype {labels.dtype} cannot hold K={k}")
     chunks = tuple(int(n) for n in labels.chunks)
-    if len(chunks) != 2 or math.prod(chunks) > MAX_CHUNK_PIXELS:
+    if len(chunks) != 2 or min(chunks) < 1 or math.prod(chunks) > MAX_CHUNK_PIXELS:
         raise StoreFormatError(
-            f"store {str(p)!r}: {what} chunks {chunks} are absurd (at most {MAX_CHUNK_PIXELS} pixels per chunk)"
+            f"store {str(p)!r}: {what} chunks {chunks} are absurd "
+            f"(at least 1 and at most {MAX_CHUNK_PIXELS} pixels per chunk)"
         )
     return chunks
 
@@ -131,40 +124,16 @@ def _level_paths(p: Path, meta: dict) -> list[str]:
         return [LABELS]
     if not (p / LABELS / "zarr.json").is_file():
         raise StoreFormatError(f"store {str(p)!r} has no '{LABELS}' group")
+    doc = read_document(p / LABELS / "zarr.json", p)
     try:
-        doc = json.loads((p / LABELS / "zarr.json").read_text())
         paths = [d["path"] for d in doc["attributes"]["ome"]["multiscales"][0]["datasets"]]
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+    except (KeyError, IndexError, TypeError) as exc:
         raise StoreFormatError(
             f"store {str(p)!r} is damaged: its labels group has no readable OME multiscales ({type(exc).__name__})"
         ) from exc
     if not paths or paths != [str(i) for i in range(len(paths))]:
         raise StoreFormatError(f"store {str(p)!r}: labels levels {paths!r} are not 0, 1, 2, ...")
     return [level_path(i) for i in range(len(paths))]
-
-
-def _read_store_codebook(p: Path, meta: dict, codebook: Any) -> np.ndarray:
-    k, c = meta["k"], meta["shape"][2]
-    if tuple(codebook.shape) != (k, c):
-        raise StoreFormatError(
-            f"store {str(p)!r}: codebook shape {tuple(codebook.shape)} disagrees with the metadata (K={k}, C={c})"
-        )
-    if np.dtype(codebook.dtype) != np.dtype(meta["dtype"]):
-        raise StoreFormatError(
-            f"store {str(p)!r}: codebook dtype {codebook.dtype} disagrees with the metadata dtype {meta['dtype']}"
-        )
-    try:
-        missing = codebook.nchunks_initialized < codebook.nchunks
-        cb = np.asarray(codebook[...])
-    except Exception as exc:
-        raise StoreFormatError(
-            f"store {str(p)!r} is damaged: its codebook cannot be read ({type(exc).__name__}: {exc})"
-        ) from exc
-    if missing:  # stores always write the codebook chunk (write_empty_chunks), zeros included
-        raise StoreFormatError(f"store {str(p)!r} is damaged: its codebook data is missing")
-    if cb.dtype.kind == "f" and not np.isfinite(cb).all():
-        raise StoreFormatError(f"store {str(p)!r}: codebook holds NaN or inf")
-    return cb
 
 
 def check_chunks_present(p: Path, meta: dict, levels: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> None:
@@ -276,10 +245,9 @@ class Store:
             if not (p / name / "zarr.json").is_file():
                 raise StoreFormatError(f"store {str(p)!r} has no '{name}' array")
         arrays = [_open_array(p, name) for name in paths]
-        codebook = _open_array(p, CODEBOOK)
         chunks = [_check_level(p, meta, arr, lv) for lv, arr in enumerate(arrays)]
         check_chunks_present(p, meta, [(k, tuple(a.shape), c) for k, a, c in zip(paths, arrays, chunks)])
-        self.codebook: np.ndarray = _read_store_codebook(p, meta, codebook)
+        self.codebook: np.ndarray = checked_codebook(p, meta)
         zj = (p / "zarr.json").stat()
         stamp = (zj.st_ino, zj.st_mtime_ns)
         #: The stored label levels, full resolution first (version 1 stores: one).

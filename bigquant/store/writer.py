@@ -33,9 +33,9 @@ import zarr
 
 from .. import ngff
 from .._dask import compute_settled, tree_reduce
-from .._staging import Staging, check_output_folder
+from .._staging import Staging, check_output_folder, clean_stale_staging
 from ..display import bands_of
-from ..errors import OutputError
+from ..errors import OutputError, ParameterError
 from ..params import labels_dtype
 from .format import (
     ATTRS,
@@ -45,7 +45,6 @@ from .format import (
     LABELS,
     MAX_METADATA_BYTES,
     PALETTE,
-    is_store_document,
     jsonable,
     label_chunk_count,
     labels_codecs,
@@ -55,19 +54,21 @@ from .format import (
     mode_2x2,
     pyramid_levels,
 )
+from .metadata import check_store_limits, store_document
 
 PathLike = str | os.PathLike
 
 
 def _is_store_dir(p: Path) -> bool:
     """True for a folder whose zarr.json carries bigquant metadata (complete or not)."""
-    try:
-        zj = p / "zarr.json"
-        if not p.is_dir() or zj.stat().st_size > MAX_METADATA_BYTES:
-            return False
-        return is_store_document(json.loads(zj.read_text()))
-    except (OSError, ValueError, AttributeError):
-        return False
+    return store_document(p) is not None
+
+
+def is_complete_store(p: Path) -> bool:
+    """True for a folder whose root ``zarr.json`` (written last of all) says ``complete``: a
+    killed run's staging folder that holds a finished store."""
+    doc = store_document(p)
+    return doc is not None and doc["attributes"][ATTRS].get("complete") is True
 
 
 def check_target(path: PathLike, overwrite: bool) -> Path:
@@ -78,6 +79,8 @@ def check_target(path: PathLike, overwrite: bool) -> Path:
     an empty hidden folder, since permission bits say nothing for root or read-only mounts).
     """
     target = Path(path)
+    # First recover what a killed run left: a replaced store it had moved aside goes back.
+    clean_stale_staging(target, is_complete_store)
     if target.exists() or target.is_symlink():
         if not overwrite:
             raise OutputError(f"output {str(target)!r} exists; pass --overwrite to replace it")
@@ -92,7 +95,7 @@ def check_target(path: PathLike, overwrite: bool) -> Path:
 
 def _new_group(target: Path, overwrite: bool) -> Staging:
     """A staging for ``target`` holding an empty, incomplete Zarr v3 group."""
-    staging = Staging(target, overwrite, noun="store", quoted=repr(str(target)))
+    staging = Staging(target, overwrite, noun="store", quoted=repr(str(target)), complete=is_complete_store)
     try:
         zarr.create_group(str(staging.path), zarr_format=3, attributes={ATTRS: {"complete": False}})
     except OSError as exc:
@@ -103,7 +106,8 @@ def _new_group(target: Path, overwrite: bool) -> Staging:
 
 def _write_codebook(group: Any, cb: np.ndarray) -> None:
     # write_empty_chunks: an all-zero codebook is still written, so a missing chunk means damage.
-    group.create_array(
+    # The array create_array returns holds that setting; reopening it by key would drop it.
+    arr = group.create_array(
         CODEBOOK,
         shape=cb.shape,
         dtype=cb.dtype,
@@ -112,7 +116,7 @@ def _write_codebook(group: Any, cb: np.ndarray) -> None:
         dimension_names=["label", "channel"],
         config={"write_empty_chunks": True},
     )
-    group[CODEBOOK][...] = cb
+    arr[...] = cb
 
 
 def _node_documents(root: Path) -> dict[str, dict]:
@@ -129,8 +133,11 @@ def _node_documents(root: Path) -> dict[str, dict]:
 
 def _write_json(path: Path, doc: dict) -> None:
     """Write ``doc`` to ``path`` by a sibling file renamed over it: readers see the old or the new."""
+    text = json.dumps(doc, indent=2, allow_nan=False)
+    if len(text) > MAX_METADATA_BYTES:  # the reader's limit: a store it would refuse is never written
+        raise OutputError(f"metadata {path} would have {len(text)} bytes, more than the {MAX_METADATA_BYTES} allowed")
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -225,6 +232,7 @@ class StoreWriter:
         labels_level: int | None = None,
         screen_side: int | None = None,
     ) -> None:
+        check_store_limits(shape, k, chunks)
         self.target = check_target(target, overwrite)
         self.shape = tuple(int(s) for s in shape)
         self.k = int(k)
@@ -344,6 +352,9 @@ def write_palette(target: PathLike, codebook: np.ndarray, metadata: dict[str, An
     renamed into place.
     """
     cb = np.asarray(codebook)
+    if cb.ndim != 2:
+        raise ParameterError(f"a palette's codebook is (K, C), got shape {cb.shape}")
+    check_store_limits((1, 1, cb.shape[1]), cb.shape[0])
     path = check_target(target, overwrite)
     with _new_group(path, overwrite) as staging:
         group = zarr.open_group(str(staging.path), mode="r+")
