@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -138,6 +139,35 @@ def describe(client: Any, local: bool = False) -> str:
     return f"dask: {where}, {workers}; {dashboard}"
 
 
+def _local_cluster(factory: Any, workers: int) -> Any:
+    """A ``LocalCluster`` of ``workers`` processes, deaf to Ctrl-C.
+
+    Ctrl-C on a terminal sends SIGINT to the whole process group, workers included: each would
+    print a traceback and die mid-task, and its nanny start another. This process stops them
+    itself when it is interrupted. A signal mask is inherited by the threads created under it
+    (distributed's event loop, which starts the workers, and restarts them later) and by the
+    processes they spawn, so SIGINT is blocked in this thread while the cluster starts; a
+    Ctrl-C meanwhile is delivered once it is unblocked.
+    """
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    cluster = None
+    try:
+        cluster = factory(
+            n_workers=workers,
+            threads_per_worker=1,
+            dashboard_address=":0" if has_bokeh() else None,
+            processes=True,
+        )
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a Ctrl-C meanwhile is raised here
+    except BaseException:
+        if cluster is not None:
+            cluster.close()
+        raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return cluster
+
+
 @contextlib.contextmanager
 def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
     """Connect to a cluster (--scheduler / $DASK_SCHEDULER_ADDRESS) or start one (--workers).
@@ -162,12 +192,7 @@ def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
                 f"cannot connect to the Dask scheduler at {address} ({source}): {type(exc).__name__}: {exc}"
             ) from exc
     else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            dashboard_address=":0" if has_bokeh() else None,
-            processes=True,
-        )
+        cluster = _local_cluster(LocalCluster, workers)
         try:
             client = Client(cluster, set_as_default=True)
             # The workers' log records (tifffile's warnings) come to this process's handlers,

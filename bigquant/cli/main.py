@@ -2,15 +2,19 @@
 
 Exit status: 0 success; 2 a problem with the input, arguments, output or scheduler address (one
 line on stderr); 1 a bug or a failure of the Dask cluster (short message; the traceback with
-``--debug``); 130 interrupted.
+``--debug``); 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import traceback
-from typing import TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from .._version import __version__
 from ..errors import BigquantError
@@ -48,6 +52,52 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: The signals that stop a run cleanly, and the exit status of each (128 + the signal's number).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by the first SIGINT or SIGTERM of a run (see :func:`stoppable`)."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def exit_status(exc: KeyboardInterrupt) -> int:
+    """The exit status of an interrupted run: 128 + the signal's number (SIGINT: 130, SIGTERM: 143)."""
+    return 128 + int(getattr(exc, "signum", signal.SIGINT))
+
+
+@contextlib.contextmanager
+def stoppable() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread, once.
+
+    The exception unwinds the run as Ctrl-C does (a partial output is removed, the cluster
+    closed); a second signal, which a hurried user or a supervisor sends while that cleanup
+    runs, is ignored, so that it cannot cut the cleanup short and leave a half-written folder
+    behind. SIGKILL still ends the process at once. A no-op off the main thread, where Python
+    cannot install handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def _from_cluster(exc: BaseException) -> bool:
     """True for dask.distributed's own failures (a worker died too often, a lost connection)."""
     return type(exc).__module__.split(".")[0] == "distributed"
@@ -66,9 +116,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             traceback.print_exc(file=err)
         print(f"bigquant: error: {one_line(exc)}", file=err)
         return 2
-    except KeyboardInterrupt:
-        print("bigquant: interrupted", file=err)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc, err)
     except Exception as exc:  # a bug (or the cluster failing): short message, traceback with --debug
         if args.debug:
             traceback.print_exc(file=err)
@@ -80,8 +129,27 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 1
 
 
+def _interrupted(exc: KeyboardInterrupt, err: TextIO) -> int:
+    status = exit_status(exc)
+    name = signal.Signals(status - 128).name
+    with contextlib.suppress(OSError, ValueError):
+        print(f"bigquant: interrupted ({name})", file=err, flush=True)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    SIGINT and SIGTERM end the run cleanly with status 130 and 143 (:func:`stoppable`).
+    """
+    try:
+        with stoppable():
+            return _main(argv)
+    except KeyboardInterrupt as exc:  # outside a subcommand: while parsing, or warnings' teardown
+        return _interrupted(exc, sys.stderr)
+
+
+def _main(argv: list[str] | None) -> int:
     out, err = sys.stdout, sys.stderr
     parser = build_parser()
     try:

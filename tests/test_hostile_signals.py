@@ -1,0 +1,186 @@
+"""Signals, a lost cluster and closed streams: real ``bigquant`` processes, real signals.
+
+Whatever stops a run (Ctrl-C once or twice, SIGTERM, the scheduler dying mid-write), it ends
+with one line on stderr and the documented status, no traceback, no hidden ``.partial-``
+folder, and an existing output untouched. A closed or full stdout is met as a Unix tool meets
+it: a closed pipe ends the run quietly, a full disk says so in one line with status 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pty
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+import bigquant
+from bigquant.cli import main
+
+#: Where the child processes import bigquant from: this checkout, installed or not.
+ENV = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join(filter(None, [str(Path(bigquant.__file__).parents[1]), os.environ.get("PYTHONPATH")])),
+)
+ENV.pop("DASK_SCHEDULER_ADDRESS", None)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, china):
+    d = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(3)
+    # float32 with noise: the pixel path, many Lloyd iterations over 144 chunks (a fit to interrupt).
+    f = (china[:384, :384].astype(np.float32) / 255 + rng.normal(0, 0.02, (384, 384, 3))).astype(np.float32)
+    tifffile.imwrite(d / "float.tif", f, tile=(32, 32), photometric="rgb")
+    # uint8 noise in 32 x 32 tiles: 256 label chunks, so the writing lasts long enough to hit.
+    tifffile.imwrite(
+        d / "noise.tif", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), tile=(32, 32), photometric="rgb"
+    )
+    return d
+
+
+def _tree_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        h.update(str(p.relative_to(path)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _hidden(folder: Path, name: str) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}."))
+
+
+class Job:
+    """``bigquant ARGS`` in its own session, stderr on a pseudo-terminal (progress lines as it goes)."""
+
+    def __init__(self, argv: list[str], cwd: Path):
+        master, slave = pty.openpty()
+        self.text = ""
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bigquant.cli", *argv],
+            cwd=cwd,
+            env=ENV,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self._thread = threading.Thread(target=self._read, args=(master,), daemon=True)
+        self._thread.start()
+
+    def _read(self, fd: int) -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                with self._cond:
+                    self.text += data.decode(errors="replace")
+                    self._cond.notify_all()
+        finally:
+            os.close(fd)
+
+    def wait_for(self, needle: str, timeout: float = 150) -> None:
+        end = time.monotonic() + timeout
+        with self._cond:
+            while needle not in self.text:
+                left = end - time.monotonic()
+                assert left > 0 and self.proc.poll() is None, f"never saw {needle!r}:\n{self.text}"
+                self._cond.wait(min(left, 0.2))
+
+    def wait_for_chunks(self, folder: Path, name: str, timeout: float = 150) -> None:
+        """Until the hidden partial store holds its first label chunks."""
+        end = time.monotonic() + timeout
+        while not any((p / "labels" / "0" / "c").exists() for p in folder.glob(f".{name}.partial-*")):
+            assert time.monotonic() < end and self.proc.poll() is None, f"never wrote:\n{self.text}"
+            time.sleep(0.005)
+
+    def signal(self, signum: int, times: int, group: bool) -> None:
+        """Send ``signum`` ``times``, 50 ms apart; ``group``: to the whole process group, as a
+        terminal's Ctrl-C does (the workers of --workers get it too)."""
+        for i in range(times):
+            if i:
+                time.sleep(0.05)
+            if group:
+                os.killpg(self.proc.pid, signum)
+            else:
+                self.proc.send_signal(signum)
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._thread.join(5)
+        return rc, self.text
+
+
+def _lines(text: str) -> list[str]:
+    """The lines a person would see: progress redraws (``\\r``) collapsed to their last state."""
+    return [line.rsplit("\r", 1)[-1].strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+
+
+FIT = ["-k", "8", "--method", "pixels", "--chunks", "32,32", "--max-iter", "300", "--tol", "0", "--seed", "1"]
+WRITE = ["-k", "32", "--method", "pixels", "--max-iter", "1", "--chunks", "32,32", "--seed", "1"]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("signum", "times", "when", "workers", "existing"),
+    [
+        (signal.SIGINT, 1, "fit", False, False),  # Ctrl-C during Lloyd's iterations
+        (signal.SIGINT, 2, "write", False, True),  # two quick Ctrl-Cs while labels are written: old kept
+        (signal.SIGTERM, 1, "write", False, False),  # a supervisor's stop while writing
+        (signal.SIGTERM, 2, "fit", False, True),  # SIGTERM twice during the fit, over an old store
+        (signal.SIGINT, 1, "fit", True, False),  # Ctrl-C reaches the workers of --workers too
+        (signal.SIGINT, 2, "write", True, True),  # twice, while the workers write chunks
+        (signal.SIGTERM, 1, "write", True, False),  # SIGTERM to bigquant alone while workers write
+    ],
+)
+def test_signal_stops_cleanly(inputs, tmp_path, signum, times, when, workers, existing):
+    target = tmp_path / "out.bq.zarr"
+    src = inputs / ("float.tif" if when == "fit" else "noise.tif")
+    args = ["compress", str(src), "-o", str(target), *(FIT if when == "fit" else WRITE)]
+    if workers:
+        args += ["--workers", "2"]
+    before = None
+    if existing:
+        assert main(["compress", str(inputs / "noise.tif"), "-o", str(target), "-k", "3", "--max-iter", "1", "-q"]) == 0
+        before = _tree_digest(target)
+        args.append("--overwrite")
+    job = Job(args, tmp_path)
+    if when == "fit":
+        job.wait_for("Lloyd 3/")
+    else:
+        job.wait_for_chunks(tmp_path, target.name)
+    seen = len(job.text)
+    job.signal(signum, times, group=workers and signum == signal.SIGINT)
+    rc, text = job.finish()
+    after = _lines(text[seen:])
+    assert rc == 128 + signum, text
+    assert "Traceback" not in text and "Error" not in text, text
+    name = signal.Signals(signum).name
+    assert after[-1] == f"bigquant: interrupted ({name})", text
+    assert [a for a in after if a.startswith("bigquant")] == [after[-1]], text  # nothing else said
+    assert _hidden(tmp_path, target.name) == []  # no .partial- (nor .old-) folder left
+    if existing:
+        assert _tree_digest(target) == before
+    else:
+        assert not target.exists()
