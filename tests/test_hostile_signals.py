@@ -184,3 +184,88 @@ def test_signal_stops_cleanly(inputs, tmp_path, signum, times, when, workers, ex
         assert _tree_digest(target) == before
     else:
         assert not target.exists()
+
+
+# --- a closed or full stdout ------------------------------------------------------------------------
+
+
+def _run_with_stdout(argv: list[str], cwd: Path, stdout: str) -> subprocess.CompletedProcess:
+    """``bigquant ARGV`` with stdout closed (``>&-``), on /dev/full, or a pipe nobody reads."""
+    cmd = [sys.executable, "-m", "bigquant.cli", *argv]
+    if stdout == "closed":
+        return subprocess.run(
+            ["sh", "-c", 'exec "$0" "$@" >&-', *cmd], cwd=cwd, env=ENV, stderr=subprocess.PIPE, timeout=120
+        )
+    if stdout == "full":
+        with open("/dev/full", "w") as full:
+            return subprocess.run(cmd, cwd=cwd, env=ENV, stdout=full, stderr=subprocess.PIPE, timeout=120)
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before anything is written, as `| head -c 0` would leave it
+    try:
+        return subprocess.run(cmd, cwd=cwd, env=ENV, stdout=w, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(w)
+
+
+@pytest.fixture(scope="module")
+def small_store(inputs, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("store") / "small.bq.zarr"
+    assert main(["compress", str(inputs / "noise.tif"), "-o", str(path), "-k", "4", "--max-iter", "2", "-q"]) == 0
+    return path
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize(
+    ("command", "stdout", "status", "message"),
+    [
+        ("compress", "closed", 2, "Bad file descriptor"),  # `>&-`: the store is written, the summary cannot be
+        ("compress", "full", 2, "No space left on device"),  # /dev/full: said in one line, the store kept
+        ("compress", "pipe", 141, None),  # `| head`: quiet, as a tool killed by SIGPIPE; the store kept
+        ("info", "pipe", 141, None),  # `info --json STORE | head -c 100`
+        ("info", "full", 2, "No space left on device"),
+        ("help", "full", 2, "No space left on device"),  # argparse's own printing, for --help
+        ("help", "pipe", 141, None),
+        ("version", "closed", 2, "Bad file descriptor"),
+    ],
+)
+def test_stdout_that_cannot_be_written(inputs, small_store, tmp_path, command, stdout, status, message):
+    target = tmp_path / "out.bq.zarr"
+    argv = {
+        "compress": ["compress", str(inputs / "noise.tif"), "-o", str(target), "-k", "4", "--max-iter", "2", "-q"],
+        "info": ["info", "--json", str(small_store)],
+        "help": ["compress", "--help"],
+        "version": ["--version"],
+    }[command]
+    done = _run_with_stdout(argv, tmp_path, stdout)
+    err = done.stderr.decode(errors="replace")
+    assert done.returncode == status, err
+    if message is None:
+        assert err == ""
+    else:
+        assert err.splitlines() == [f"bigquant: error: cannot write to standard output: {message}"]
+    if command == "compress":  # the work was done before the summary: honest to keep it
+        assert _hidden(tmp_path, target.name) == []
+        assert bigquant.open(target).labels.shape == (512, 512)
+
+
+# --- argparse's errors: one line each, no usage block --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compress", "x.tif", "--seed", "-1"],  # a value refused by the option's type
+        ["compress", "x.tif", "--workers", "0"],
+        ["compress", "x.tif", "--chunks", "0,0"],
+        ["decode", "x.bq.zarr", "-o", "y.tif", "--compression", "jpeg"],  # not one of the choices
+        ["compress", "x.tif", "--bogus"],  # an unknown option
+        ["compress", "x.tif", "-k"],  # an option missing its value
+        ["bogus"],  # an unknown command
+    ],
+)
+def test_usage_errors_are_one_line(argv, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bigquant") and ": error: " in lines[0], captured.err

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import os
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from .._version import __version__
 from ..errors import BigquantError
 from . import compress, decode, fit, info, preview
-from .common import UsageError, one_line
+from .common import Stdout, StdoutError, UsageError, one_line
 from .warn import captured
 
 EXAMPLES = """
@@ -107,7 +109,11 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run the subcommand; every error becomes one line on ``err`` and an exit status."""
     handlers = {command.NAME: command.run for command in COMMANDS}
     try:
-        return handlers[args.command](args, out, err)
+        status = handlers[args.command](args, out, err)
+        out.flush()
+        return status
+    except StdoutError as exc:
+        return _stdout_failed(exc, err)
     except UsageError as exc:
         print(f"bigquant {args.command}: error: {one_line(exc)}", file=err)
         return 2
@@ -129,12 +135,50 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 1
 
 
+#: The exit status when stdout is a pipe whose reader has gone (``| head``): that of a process
+#: killed by SIGPIPE, as the shell reports for the classic tools.
+CLOSED_PIPE_STATUS = 128 + signal.SIGPIPE
+
+
+def _stdout_failed(exc: StdoutError, err: TextIO) -> int:
+    """A closed pipe ends the run quietly; any other failure to write stdout is one line, status 2.
+    Either way the outputs already written are complete and kept."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        # What is still buffered would fail again when the process flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    if exc.errno == errno.EPIPE:
+        return CLOSED_PIPE_STATUS
+    with contextlib.suppress(OSError, ValueError):
+        print(f"bigquant: error: cannot write to standard output: {exc}", file=err, flush=True)
+    return 2
+
+
 def _interrupted(exc: KeyboardInterrupt, err: TextIO) -> int:
     status = exit_status(exc)
     name = signal.Signals(status - 128).name
     with contextlib.suppress(OSError, ValueError):
         print(f"bigquant: interrupted ({name})", file=err, flush=True)
     return status
+
+
+def guard_standard_streams() -> None:
+    """Put /dev/null on standard descriptors closed when the process started (``>&-``).
+
+    Otherwise the next file opened (a chunk of the store, a worker's pipe) would get the number
+    and receive what is printed to that stream. stdout stays refused: Python left
+    ``sys.stdout`` None, and :class:`~bigquant.cli.common.Stdout` says so when the summary is
+    printed, after the work is done. A closed stderr becomes a silent one.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            if os.open(os.devnull, os.O_RDWR) != fd:  # the lowest free number: this one
+                return
+            if fd == 2:
+                sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - the process's stderr
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,18 +194,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    out, err = sys.stdout, sys.stderr
+    out, err = cast(TextIO, Stdout(sys.stdout)), sys.stderr
     parser = build_parser()
+    stdout, sys.stdout = sys.stdout, out  # argparse prints --help there and ignores its OSErrors
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:  # said by the subcommand's parser, so that the error names the subcommand
             where = args.subparsers.get(args.command) if args.command else None
             (where or parser).error(f"unrecognized arguments: {' '.join(extra)}")
-    except SystemExit as exc:
+        if args.command is None:
+            parser.print_help(err)
+            return 2
+    except SystemExit as exc:  # --help or --version (printed on stdout), or a usage error
+        try:
+            out.flush()
+        except StdoutError as failed:
+            return _stdout_failed(failed, err)
         return int(exc.code or 0)
-    if args.command is None:
-        parser.print_help(err)
-        return 2
+    except StdoutError as exc:
+        return _stdout_failed(exc, err)
+    finally:
+        sys.stdout = stdout
     with captured(err) as hub:  # warnings: once each, prefixed, above the progress line
         args.hub = hub
         return _run(args, out, err)
