@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import socket
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -140,32 +139,39 @@ def describe(client: Any, local: bool = False) -> str:
 
 
 def _local_cluster(factory: Any, workers: int) -> Any:
-    """A ``LocalCluster`` of ``workers`` processes, deaf to Ctrl-C.
+    """A ``LocalCluster`` of ``workers`` single-threaded processes."""
+    return factory(
+        n_workers=workers,
+        threads_per_worker=1,
+        # A free port: the default, 8787, is often another cluster's (a warning, every run).
+        dashboard_address=":0",
+        processes=True,
+        # distributed's own warnings (a worker slow to stop, tasks cancelled by an interrupt)
+        # say nothing a user can act on; errors still reach the command as exceptions.
+        silence_logs=logging.ERROR,
+    )
+
+
+def deaf_to_ctrl_c(client: Any) -> None:
+    """Have the workers of a cluster started here ignore SIGINT, now and when restarted.
 
     Ctrl-C on a terminal sends SIGINT to the whole process group, workers included: each would
     print a traceback and die mid-task, and its nanny start another. This process stops them
-    itself when it is interrupted. A signal mask is inherited by the threads created under it
-    (distributed's event loop, which starts the workers, and restarts them later) and by the
-    processes they spawn, so SIGINT is blocked in this thread while the cluster starts; a
-    Ctrl-C meanwhile is delivered once it is unblocked.
+    itself once it is interrupted. (A signal mask or a handler does not survive the way
+    multiprocessing starts the workers; a worker plugin runs in each, on its main thread.)
     """
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    cluster = None
-    try:
-        cluster = factory(
-            n_workers=workers,
-            threads_per_worker=1,
-            dashboard_address=":0" if has_bokeh() else None,
-            processes=True,
-        )
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a Ctrl-C meanwhile is raised here
-    except BaseException:
-        if cluster is not None:
-            cluster.close()
-        raise
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    return cluster
+    from distributed import WorkerPlugin
+
+    class DeafToCtrlC(WorkerPlugin):  # nested: pickled by value
+        name = "bigquant-deaf-to-ctrl-c"
+
+        def setup(self, worker: Any) -> None:
+            import signal
+
+            with contextlib.suppress(ValueError):  # not on the main thread: nothing to do
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    client.register_plugin(DeafToCtrlC())
 
 
 @contextlib.contextmanager
@@ -198,6 +204,7 @@ def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
             # The workers' log records (tifffile's warnings) come to this process's handlers,
             # which print each once (bigquant.cli.warn), instead of to the workers' stderr.
             client.forward_logging(level=logging.WARNING)
+            deaf_to_ctrl_c(client)
         except BaseException:
             cluster.close()
             raise
@@ -206,6 +213,14 @@ def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
             print(describe(client, local=cluster is not None), file=err, flush=True)
         yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        # Closing, distributed warns of what closing does (a worker slow to stop is killed,
+        # its cancelled tasks): nothing to act on, the run has ended either way.
+        quiet = logging.getLogger("distributed")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            quiet.setLevel(level)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import logging
 import os
 import signal
 import sys
@@ -58,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+#: Loggers silenced once a run is stopped: a cluster's complaints about the work being cancelled
+#: (tasks cancelled, connections closed under it) say nothing a user can act on.
+NOISY_WHEN_STOPPED = ("distributed", "asyncio", "tornado")
+
+
 class Interrupted(KeyboardInterrupt):
     """Raised in the main thread by the first SIGINT or SIGTERM of a run (see :func:`stoppable`)."""
 
@@ -85,11 +91,15 @@ def stoppable() -> Iterator[None]:
         yield
         return
     fired: list[int] = []
+    loggers = [logging.getLogger(name) for name in NOISY_WHEN_STOPPED]
+    levels = [logger.level for logger in loggers]
 
     def handler(signum: int, frame: Any) -> None:
         if fired:
             return
         fired.append(signum)
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL + 1)
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
@@ -98,6 +108,8 @@ def stoppable() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _from_cluster(exc: BaseException) -> bool:
