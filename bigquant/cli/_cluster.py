@@ -138,7 +138,7 @@ def describe(client: Any, local: bool = False) -> str:
     return f"dask: {where}, {workers}; {dashboard}"
 
 
-def _local_cluster(factory: Any, workers: int) -> Any:
+def _local_cluster(factory: Any, workers: Any) -> Any:
     """A ``LocalCluster`` of ``workers`` single-threaded processes."""
     return factory(
         n_workers=workers,
