@@ -103,7 +103,8 @@ def _new_group(target: Path, overwrite: bool) -> Staging:
 
 def _write_codebook(group: Any, cb: np.ndarray) -> None:
     # write_empty_chunks: an all-zero codebook is still written, so a missing chunk means damage.
-    group.create_array(
+    # The array as created: opened again, it would forget the config.
+    arr = group.create_array(
         CODEBOOK,
         shape=cb.shape,
         dtype=cb.dtype,
@@ -112,7 +113,7 @@ def _write_codebook(group: Any, cb: np.ndarray) -> None:
         dimension_names=["label", "channel"],
         config={"write_empty_chunks": True},
     )
-    group[CODEBOOK][...] = cb
+    arr[...] = cb
 
 
 def _node_documents(root: Path) -> dict[str, dict]:
