@@ -271,3 +271,33 @@ def test_usage_errors_are_one_line(argv, capsys):
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("bigquant") and ": error: " in lines[0], captured.err
+
+
+# --- the scheduler dies while the workers write -------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_scheduler_killed_while_writing(inputs, tmp_path):
+    from conftest import dask_cluster
+
+    target = tmp_path / "out.bq.zarr"
+    with dask_cluster(tmp_path / "cluster", n_workers=2) as cluster:
+        job = Job(
+            ["compress", str(inputs / "noise.tif"), "-o", str(target), *WRITE, "--scheduler", cluster.address], tmp_path
+        )
+        job.wait_for_chunks(tmp_path, target.name)
+        name, sched, _ = cluster.procs[0]
+        assert name == "scheduler"
+        os.killpg(sched.pid, signal.SIGKILL)
+        seen = len(job.text)
+        rc, text = job.finish(timeout=180)
+        time.sleep(3)  # the workers, on their own now, finish the tasks they hold
+    after = _lines(text[seen:])
+    said = "\n".join(after[-20:])
+    assert rc == 1, said  # docs/cli.md: the Dask cluster failed
+    assert "Traceback" not in text, said
+    said_lines = [a for a in after if not a.startswith(("pass ", "Lloyd", "writing labels"))]
+    assert len(said_lines) == 1 and said_lines[0].startswith("bigquant: the Dask cluster failed: "), said
+    assert len(said_lines[0]) < 400, said
+    assert not target.exists()
+    assert _hidden(tmp_path, target.name) == []

@@ -139,11 +139,12 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except Exception as exc:  # a bug (or the cluster failing): short message, traceback with --debug
         if args.debug:
             traceback.print_exc(file=err)
-        what = "the Dask cluster failed" if _from_cluster(exc) else "internal error"
-        print(
-            f"bigquant: {what}: {one_line(f'{type(exc).__name__}: {exc}')} (run with --debug for the traceback)",
-            file=err,
-        )
+        cluster = _from_cluster(exc)
+        what = "the Dask cluster failed" if cluster else "internal error"
+        text = one_line(f"{type(exc).__name__}: {exc}")
+        if cluster:  # distributed lists every lost future's key after its reason
+            text = text.split(" Futures: [")[0]
+        print(f"bigquant: {what}: {text} (run with --debug for the traceback)", file=err)
         return 1
 
 
