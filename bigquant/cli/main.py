@@ -2,7 +2,8 @@
 
 Exit status: 0 success; 2 a problem with the input, arguments, output or scheduler address (one
 line on stderr); 1 a bug or a failure of the Dask cluster (short message; the traceback with
-``--debug``); 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM.
+``--debug``); 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM; 141 stdout a pipe whose reader
+has gone (said nowhere, as a tool killed by SIGPIPE would).
 """
 
 from __future__ import annotations
