@@ -71,13 +71,50 @@ def compute_settled(*collections: Any) -> tuple:
         from distributed import wait
 
         futures = client.compute(list(collections))
-        wait(futures)  # every future finished or erred: no task of this graph still runs
-        return tuple(client.gather(futures))
+        try:
+            wait(futures)  # every future finished or erred: no task of this graph still runs
+            return tuple(client.gather(futures))
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or the cluster failed
+            settle(client, futures)
+            raise
     if sched is dask.threaded.get:
         with ThreadPoolExecutor(max_workers=worker_threads(), thread_name_prefix="bigquant-dask") as pool:
             # leaving the block drains the pool
             return dask.compute(*collections, scheduler=dask.threaded.get, pool=pool)
     return dask.compute(*collections)
+
+
+#: Seconds :func:`settle` waits for tasks that are still running on the workers.
+SETTLE_TIMEOUT_S = 60.0
+
+
+def settle(client: Any, futures: list, timeout: float = SETTLE_TIMEOUT_S) -> None:
+    """Cancel ``futures`` and wait until no worker still runs a task of theirs.
+
+    Cancelling stops the tasks not yet started; those running go on to the end (a thread cannot
+    be stopped), and would write into a folder the caller is about to remove. So the workers are
+    asked, every 0.1 s and for at most ``timeout`` seconds, whether they still run a task of one
+    of the futures' layers. Nothing can be asked of a cluster whose scheduler is gone.
+    """
+    import time
+
+    names = {key[0] if isinstance(key, tuple) else key for key in (f.key for f in futures)}
+
+    def running(names: set, dask_worker: Any = None) -> int:  # nested: pickled by value, run on each worker
+        state = dask_worker.state
+        tasks = [*state.executing, *state.long_running]
+        return sum((ts.key[0] if isinstance(ts.key, tuple) else ts.key) in names for ts in tasks)
+
+    end = time.monotonic() + timeout
+    try:
+        client.cancel(futures)
+        while client.status == "running" and time.monotonic() < end:
+            counts = client.run(running, names, on_error="return").values()
+            if not any(n for n in counts if isinstance(n, int)):  # a worker that cannot tell: gone
+                return
+            time.sleep(0.1)
+    except Exception:  # the cluster is failing too: nothing more to ask it
+        return
 
 
 def tree_reduce(parts: Sequence[Any], combine: Callable[[list], Any], split_every: int = 8) -> Delayed:

@@ -7,10 +7,11 @@ fast; each subcommand imports the library when it runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
-from .main import build_parser, main
+from .main import build_parser, guard_standard_streams, main
 
 __all__ = ["build_parser", "entry", "main"]
 
@@ -27,9 +28,11 @@ def entry() -> None:  # pragma: no cover - the console script; tests call main()
     _runtime.lean_dask_import()
     _runtime.WARM_UP_WITHOUT_BLAS = True
     _runtime.map_large_arrays()
+    guard_standard_streams()
     status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):  # main has reported a stream that fails
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
     os._exit(status)
 
 

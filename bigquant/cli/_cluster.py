@@ -138,6 +138,42 @@ def describe(client: Any, local: bool = False) -> str:
     return f"dask: {where}, {workers}; {dashboard}"
 
 
+def _local_cluster(factory: Any, workers: Any) -> Any:
+    """A ``LocalCluster`` of ``workers`` single-threaded processes."""
+    return factory(
+        n_workers=workers,
+        threads_per_worker=1,
+        # A free port: the default, 8787, is often another cluster's (a warning, every run).
+        dashboard_address=":0",
+        processes=True,
+        # distributed's own warnings (a worker slow to stop, tasks cancelled by an interrupt)
+        # say nothing a user can act on; errors still reach the command as exceptions.
+        silence_logs=logging.ERROR,
+    )
+
+
+def deaf_to_ctrl_c(client: Any) -> None:
+    """Have the workers of a cluster started here ignore SIGINT, now and when restarted.
+
+    Ctrl-C on a terminal sends SIGINT to the whole process group, workers included: each would
+    print a traceback and die mid-task, and its nanny start another. This process stops them
+    itself once it is interrupted. (A signal mask or a handler does not survive the way
+    multiprocessing starts the workers; a worker plugin runs in each, on its main thread.)
+    """
+    from distributed import WorkerPlugin
+
+    class DeafToCtrlC(WorkerPlugin):  # nested: pickled by value
+        name = "bigquant-deaf-to-ctrl-c"
+
+        def setup(self, worker: Any) -> None:
+            import signal
+
+            with contextlib.suppress(ValueError):  # not on the main thread: nothing to do
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    client.register_plugin(DeafToCtrlC())
+
+
 @contextlib.contextmanager
 def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
     """Connect to a cluster (--scheduler / $DASK_SCHEDULER_ADDRESS) or start one (--workers).
@@ -162,17 +198,13 @@ def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
                 f"cannot connect to the Dask scheduler at {address} ({source}): {type(exc).__name__}: {exc}"
             ) from exc
     else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            dashboard_address=":0" if has_bokeh() else None,
-            processes=True,
-        )
+        cluster = _local_cluster(LocalCluster, workers)
         try:
             client = Client(cluster, set_as_default=True)
             # The workers' log records (tifffile's warnings) come to this process's handlers,
             # which print each once (bigquant.cli.warn), instead of to the workers' stderr.
             client.forward_logging(level=logging.WARNING)
+            deaf_to_ctrl_c(client)
         except BaseException:
             cluster.close()
             raise
@@ -181,6 +213,14 @@ def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
             print(describe(client, local=cluster is not None), file=err, flush=True)
         yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        # Closing, distributed warns of what closing does (a worker slow to stop is killed,
+        # its cancelled tasks): nothing to act on, the run has ended either way.
+        quiet = logging.getLogger("distributed")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            quiet.setLevel(level)

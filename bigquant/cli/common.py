@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any, TextIO
 
 #: Longest error message printed (a cluster's exception can quote a whole task graph).
@@ -42,3 +44,40 @@ def compile_notice(r: Any) -> None:
 
     if not _runtime.kernels_cached():
         r(Step("compiling bigquant's kernels: first run only, about 5-10 s; later runs load them from numba's cache"))
+
+
+class StdoutError(Exception):
+    """Standard output cannot be written (a closed pipe, a full disk, a closed descriptor)."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(exc.strerror or str(exc))
+        self.errno = exc.errno
+
+
+class Stdout:
+    """A text stream whose write and flush failures raise :class:`StdoutError`, so that they are
+    told from the OSErrors of inputs and outputs; None (a descriptor closed when the process
+    started) behaves as one that refuses every write (EBADF)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+
+    def _call(self, name: str, *args: Any) -> Any:
+        if self.stream is None:
+            raise StdoutError(OSError(errno.EBADF, os.strerror(errno.EBADF)))
+        try:
+            return getattr(self.stream, name)(*args)
+        except OSError as exc:
+            raise StdoutError(exc) from None
+
+    def write(self, text: str) -> int:
+        return int(self._call("write", text))
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def isatty(self) -> bool:
+        try:
+            return bool(self.stream is not None and self.stream.isatty())
+        except (OSError, ValueError):
+            return False

@@ -50,7 +50,8 @@ EXIT_STATUSES = """exit status:
   1    a bug, or the Dask cluster failed (one line; the traceback with --debug)
   2    a problem you can fix: bad input, option, output or scheduler (one line on stderr;
        nothing is written or deleted)
-  130  interrupted (Ctrl-C); an existing output stays as it was"""
+  130  interrupted (Ctrl-C, SIGINT); 143 terminated (SIGTERM): an existing output stays as
+       it was, nothing half-written is left"""
 
 #: The sizes --memory-limit takes.
 SIZES = "sizes: 2GiB, 1.5GiB, 500MB, 64MB (the least), 2e9 (bytes); KiB/MiB/GiB are powers of 1024, kB/MB/GB of 1000"

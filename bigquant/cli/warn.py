@@ -69,6 +69,8 @@ class _LogHandler(logging.Handler):
             text = record.getMessage()
         except Exception:  # a record whose arguments do not format
             text = str(record.msg)
+        if not text.strip():  # distributed logs a lost connection's empty exception text
+            return
         self.hub.say(f"bigquant: warning ({_package(record.name)}): {one_line(text)}")
 
 

@@ -1,0 +1,303 @@
+"""Signals, a lost cluster and closed streams: real ``bigquant`` processes, real signals.
+
+Whatever stops a run (Ctrl-C once or twice, SIGTERM, the scheduler dying mid-write), it ends
+with one line on stderr and the documented status, no traceback, no hidden ``.partial-``
+folder, and an existing output untouched. A closed or full stdout is met as a Unix tool meets
+it: a closed pipe ends the run quietly, a full disk says so in one line with status 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pty
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+import bigquant
+from bigquant.cli import main
+
+#: Where the child processes import bigquant from: this checkout, installed or not.
+ENV = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join(filter(None, [str(Path(bigquant.__file__).parents[1]), os.environ.get("PYTHONPATH")])),
+)
+ENV.pop("DASK_SCHEDULER_ADDRESS", None)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, china):
+    d = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(3)
+    # float32 with noise: the pixel path, many Lloyd iterations over 144 chunks (a fit to interrupt).
+    f = (china[:384, :384].astype(np.float32) / 255 + rng.normal(0, 0.02, (384, 384, 3))).astype(np.float32)
+    tifffile.imwrite(d / "float.tif", f, tile=(32, 32), photometric="rgb")
+    # uint8 noise in 32 x 32 tiles: 256 label chunks, so the writing lasts long enough to hit.
+    tifffile.imwrite(
+        d / "noise.tif", rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), tile=(32, 32), photometric="rgb"
+    )
+    return d
+
+
+def _tree_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        h.update(str(p.relative_to(path)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _hidden(folder: Path, name: str) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}."))
+
+
+class Job:
+    """``bigquant ARGS`` in its own session, stderr on a pseudo-terminal (progress lines as it goes)."""
+
+    def __init__(self, argv: list[str], cwd: Path):
+        master, slave = pty.openpty()
+        self.text = ""
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bigquant.cli", *argv],
+            cwd=cwd,
+            env=ENV,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self._thread = threading.Thread(target=self._read, args=(master,), daemon=True)
+        self._thread.start()
+
+    def _read(self, fd: int) -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                with self._cond:
+                    self.text += data.decode(errors="replace")
+                    self._cond.notify_all()
+        finally:
+            os.close(fd)
+
+    def wait_for(self, needle: str, timeout: float = 150) -> None:
+        end = time.monotonic() + timeout
+        with self._cond:
+            while needle not in self.text:
+                left = end - time.monotonic()
+                assert left > 0 and self.proc.poll() is None, f"never saw {needle!r}:\n{self.text}"
+                self._cond.wait(min(left, 0.2))
+
+    def wait_for_chunks(self, folder: Path, name: str, timeout: float = 150) -> None:
+        """Until the hidden partial store holds its first label chunks."""
+        end = time.monotonic() + timeout
+        while not any((p / "labels" / "0" / "c").exists() for p in folder.glob(f".{name}.partial-*")):
+            assert time.monotonic() < end and self.proc.poll() is None, f"never wrote:\n{self.text}"
+            time.sleep(0.005)
+
+    def signal(self, signum: int, times: int, group: bool) -> None:
+        """Send ``signum`` ``times``, 50 ms apart; ``group``: to the whole process group, as a
+        terminal's Ctrl-C does (the workers of --workers get it too)."""
+        for i in range(times):
+            if i:
+                time.sleep(0.05)
+            if group:
+                os.killpg(self.proc.pid, signum)
+            else:
+                self.proc.send_signal(signum)
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._thread.join(5)
+        return rc, self.text
+
+
+def _lines(text: str) -> list[str]:
+    """The lines a person would see: progress redraws (``\\r``) collapsed to their last state."""
+    text = text.replace("\x1b[K", "").replace("\r\n", "\n")
+    return [line.rsplit("\r", 1)[-1].strip() for line in text.split("\n") if line.strip()]
+
+
+FIT = ["-k", "8", "--method", "pixels", "--chunks", "32,32", "--max-iter", "300", "--tol", "0", "--seed", "1"]
+WRITE = ["-k", "32", "--method", "pixels", "--max-iter", "1", "--chunks", "32,32", "--seed", "1"]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("signum", "times", "when", "workers", "existing"),
+    [
+        (signal.SIGINT, 1, "fit", False, False),  # Ctrl-C during Lloyd's iterations
+        (signal.SIGINT, 2, "write", False, True),  # two quick Ctrl-Cs while labels are written: old kept
+        (signal.SIGTERM, 1, "write", False, False),  # a supervisor's stop while writing
+        (signal.SIGTERM, 2, "fit", False, True),  # SIGTERM twice during the fit, over an old store
+        (signal.SIGINT, 1, "fit", True, False),  # Ctrl-C reaches the workers of --workers too
+        (signal.SIGINT, 2, "write", True, True),  # twice, while the workers write chunks
+        (signal.SIGTERM, 1, "write", True, False),  # SIGTERM to bigquant alone while workers write
+    ],
+)
+def test_signal_stops_cleanly(inputs, tmp_path, signum, times, when, workers, existing):
+    target = tmp_path / "out.bq.zarr"
+    src = inputs / ("float.tif" if when == "fit" else "noise.tif")
+    args = ["compress", str(src), "-o", str(target), *(FIT if when == "fit" else WRITE)]
+    if workers:
+        args += ["--workers", "2"]
+    before = None
+    if existing:
+        assert main(["compress", str(inputs / "noise.tif"), "-o", str(target), "-k", "3", "--max-iter", "1", "-q"]) == 0
+        before = _tree_digest(target)
+        args.append("--overwrite")
+    job = Job(args, tmp_path)
+    if when == "fit":
+        job.wait_for("Lloyd 3/")
+    else:
+        job.wait_for_chunks(tmp_path, target.name)
+    seen = len(job.text)
+    job.signal(signum, times, group=workers and signum == signal.SIGINT)
+    rc, text = job.finish()
+    after = _lines(text[seen:])
+    said = "\n".join(after[-20:])
+    assert rc == 128 + signum, said
+    assert "Traceback" not in text and "Error" not in text, said
+    # One line, nothing else said: progress lines end with the run, before it.
+    assert after[-1] == f"bigquant: interrupted ({signal.Signals(signum).name})", said
+    assert [a for a in after if not a.startswith(("pass ", "Lloyd", "writing labels"))] == after[-1:], said
+    assert _hidden(tmp_path, target.name) == []  # no .partial- (nor .old-) folder left
+    if existing:
+        assert _tree_digest(target) == before
+    else:
+        assert not target.exists()
+
+
+# --- a closed or full stdout ------------------------------------------------------------------------
+
+
+def _run_with_stdout(argv: list[str], cwd: Path, stdout: str) -> subprocess.CompletedProcess:
+    """``bigquant ARGV`` with stdout closed (``>&-``), on /dev/full, or a pipe nobody reads."""
+    cmd = [sys.executable, "-m", "bigquant.cli", *argv]
+    if stdout == "closed":
+        return subprocess.run(
+            ["sh", "-c", 'exec "$0" "$@" >&-', *cmd], cwd=cwd, env=ENV, stderr=subprocess.PIPE, timeout=120
+        )
+    if stdout == "full":
+        with open("/dev/full", "w") as full:
+            return subprocess.run(cmd, cwd=cwd, env=ENV, stdout=full, stderr=subprocess.PIPE, timeout=120)
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before anything is written, as `| head -c 0` would leave it
+    try:
+        return subprocess.run(cmd, cwd=cwd, env=ENV, stdout=w, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(w)
+
+
+@pytest.fixture(scope="module")
+def small_store(inputs, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("store") / "small.bq.zarr"
+    assert main(["compress", str(inputs / "noise.tif"), "-o", str(path), "-k", "4", "--max-iter", "2", "-q"]) == 0
+    return path
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize(
+    ("command", "stdout", "status", "message"),
+    [
+        ("compress", "closed", 2, "Bad file descriptor"),  # `>&-`: the store is written, the summary cannot be
+        ("compress", "full", 2, "No space left on device"),  # /dev/full: said in one line, the store kept
+        ("compress", "pipe", 141, None),  # `| head`: quiet, as a tool killed by SIGPIPE; the store kept
+        ("info", "pipe", 141, None),  # `info --json STORE | head -c 100`
+        ("info", "full", 2, "No space left on device"),
+        ("help", "full", 2, "No space left on device"),  # argparse's own printing, for --help
+        ("help", "pipe", 141, None),
+        ("version", "closed", 2, "Bad file descriptor"),
+    ],
+)
+def test_stdout_that_cannot_be_written(inputs, small_store, tmp_path, command, stdout, status, message):
+    target = tmp_path / "out.bq.zarr"
+    argv = {
+        "compress": ["compress", str(inputs / "noise.tif"), "-o", str(target), "-k", "4", "--max-iter", "2", "-q"],
+        "info": ["info", "--json", str(small_store)],
+        "help": ["compress", "--help"],
+        "version": ["--version"],
+    }[command]
+    done = _run_with_stdout(argv, tmp_path, stdout)
+    err = done.stderr.decode(errors="replace")
+    assert done.returncode == status, err
+    if message is None:
+        assert err == ""
+    else:
+        assert err.splitlines() == [f"bigquant: error: cannot write to standard output: {message}"]
+    if command == "compress":  # the work was done before the summary: honest to keep it
+        assert _hidden(tmp_path, target.name) == []
+        assert bigquant.open(target).labels.shape == (512, 512)
+
+
+# --- argparse's errors: one line each, no usage block --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compress", "x.tif", "--seed", "-1"],  # a value refused by the option's type
+        ["compress", "x.tif", "--workers", "0"],
+        ["compress", "x.tif", "--chunks", "0,0"],
+        ["decode", "x.bq.zarr", "-o", "y.tif", "--compression", "jpeg"],  # not one of the choices
+        ["compress", "x.tif", "--bogus"],  # an unknown option
+        ["compress", "x.tif", "-k"],  # an option missing its value
+        ["bogus"],  # an unknown command
+    ],
+)
+def test_usage_errors_are_one_line(argv, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bigquant") and ": error: " in lines[0], captured.err
+
+
+# --- the scheduler dies while the workers write -------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_scheduler_killed_while_writing(inputs, tmp_path):
+    from conftest import dask_cluster
+
+    target = tmp_path / "out.bq.zarr"
+    with dask_cluster(tmp_path / "cluster", n_workers=2) as cluster:
+        job = Job(
+            ["compress", str(inputs / "noise.tif"), "-o", str(target), *WRITE, "--scheduler", cluster.address], tmp_path
+        )
+        job.wait_for_chunks(tmp_path, target.name)
+        name, sched, _ = cluster.procs[0]
+        assert name == "scheduler"
+        os.killpg(sched.pid, signal.SIGKILL)
+        seen = len(job.text)
+        rc, text = job.finish(timeout=180)
+        time.sleep(3)  # the workers, on their own now, finish the tasks they hold
+    after = _lines(text[seen:])
+    said = "\n".join(after[-20:])
+    assert rc == 1, said  # docs/cli.md: the Dask cluster failed
+    assert "Traceback" not in text, said
+    said_lines = [a for a in after if not a.startswith(("pass ", "Lloyd", "writing labels"))]
+    assert len(said_lines) == 1 and said_lines[0].startswith("bigquant: the Dask cluster failed: "), said
+    assert len(said_lines[0]) < 400, said
+    assert not target.exists()
+    assert _hidden(tmp_path, target.name) == []
