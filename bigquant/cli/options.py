@@ -240,6 +240,16 @@ def add(parser: Any, *names: str, **help_texts: str) -> None:
         parser.add_argument(*flags, **kwargs)
 
 
+def check_run_options(args: argparse.Namespace) -> None:
+    """Check --memory-limit and --workers before anything starts (a cluster, the kernels'
+    compilation): ParameterError, one line, exit 2."""
+    from ..chunking import check_workers, parse_memory_limit
+
+    budget = parse_memory_limit(getattr(args, "memory_limit", None))
+    if getattr(args, "workers", None) is not None:
+        check_workers(args.workers, budget)
+
+
 def add_run_options(g: dict[str, Any], **help_texts: str) -> None:
     """The options of every command that computes, into its groups (:func:`groups`): --overwrite
     (output), --memory-limit, --scheduler and --workers (memory and cluster), -q and --debug
