@@ -57,7 +57,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         type=options.pair,
         default=None,
         metavar="ROWS,COLS",
-        help="chunk shape in pixels instead of one derived from --memory-limit",
+        help="chunk shape in pixels instead of one derived from --memory-limit (at most 4096 chunks)",
     )
     options.add(g["fit"], "k", "seed", "max_iter", "tol", "method")
     c.set_defaults(k=None)  # so that a -k given with --codebook is seen (and refused)
@@ -65,7 +65,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--codebook",
         default=None,
         metavar="STORE",
-        help="encode with the codebook of this palette (from bigquant fit) or store: no fitting, one pass",
+        help="encode with the codebook of this palette (from bigquant fit) or store: no fitting, one pass; "
+        "K is its size (not with -k)",
     )
     g["fit"].add_argument(
         "--target-psnr",
