@@ -102,7 +102,7 @@ def _make(name: str, d: Path, photo: np.ndarray, template: Path, china: np.ndarr
         (d / name).write_bytes(_eoi_inside_scan(_jpeg_bytes(grey), keep_tail=True))
     elif name == "garbage_chunk.zarr":
         zarr.create_array(str(d / name), data=photo, chunks=(32, 32, 3))
-        (d / name / "c" / "1" / "0" / "0").write_bytes(b"this is not zstd data" * 3)
+        (d / name / "c" / "1" / "2" / "0").write_bytes(b"this is not zstd data" * 3)  # info reads it too
     elif name == "fill_12mpx.zarr":  # 3000 x 4000 RGB, no chunk written: metadata only
         zarr.create_array(str(d / name), shape=(3000, 4000, 3), dtype="uint8", chunks=(1000, 1000, 3))
     elif name == "chunk_1x1.zarr":  # 10^10 chunks of one pixel, none written
@@ -113,6 +113,10 @@ def _make(name: str, d: Path, photo: np.ndarray, template: Path, china: np.ndarr
         (d / name).write_bytes(_png(2**31 - 1, 1))
     elif name == "new\nline.png":
         (d / name).write_text("not an image\n")
+    elif name == "zero_rows.png":
+        (d / name).write_bytes(_png(0, 10))
+    elif name == "zero_size.tif":
+        _tiff_claiming(d / name, photo, 0)
     elif name == "good.bq.zarr":
         shutil.copytree(template, d / name)
     else:
@@ -225,6 +229,12 @@ CASES = [
     ),
     # a PNG claiming 2^31 - 1 rows (the most PNG allows) of one pixel: 6 GiB to decode whole
     ("png-2e31-rows", ["tall.png"], _compress("tall.png"), "convert it to a tiled TIFF or Zarr"),
+    # zero-size images from their headers: a PNG IHDR of 10 x 0 (libpng warned, then failed: two
+    # lines), a TIFF of 0 x 0
+    ("png-zero-rows", ["zero_rows.png"], _compress("zero_rows.png"), "IHDR header says 10 x 0 pixels"),
+    ("tiff-zero-size", ["zero_size.tif"], _compress("zero_size.tif"), "cannot read input 'zero_size.tif'"),
+    # info INPUT times a few chunks of a Zarr input: a garbage one among them (was exit 1)
+    ("info-garbage-chunk", ["garbage_chunk.zarr"], ["info", "garbage_chunk.zarr"], "Zstd decompression error"),
     # a Zarr array stored in 10^10 chunks of one pixel: a file to open per pixel, every pass
     ("zarr-chunk-shape-1", ["chunk_1x1.zarr"], _compress("chunk_1x1.zarr"), "is stored in 10,000,000,000 chunks"),
 ]

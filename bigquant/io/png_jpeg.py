@@ -104,6 +104,8 @@ def png_header(p: Path) -> PngHeader:
     if ihdr is None:
         raise InputError(f"{where} has no IHDR header chunk before its image data")
     cols, rows, depth, colour = ihdr
+    if rows == 0 or cols == 0:  # libpng would warn, then fail: one line instead
+        raise InputError(f"{where} is damaged: its IHDR header says {cols} x {rows} pixels; it holds no pixels")
     if colour not in _PNG_CHANNELS:
         raise InputError(f"{where} has PNG colour type {colour}, which is not valid (0, 2, 3, 4 or 6)")
     channels = _PNG_CHANNELS[colour] + (1 if transparent and colour in (0, 2, 3) else 0)

@@ -187,12 +187,15 @@ def open_zarr(p: Path, level: int, series: int | None, axes: str | None) -> tupl
 def read_region(plan: ZarrPlan, rows: slice, cols: slice) -> np.ndarray:
     """The pixels of ``rows`` x ``cols`` in the source's own axis order (other axes at 0), read
     straight from zarr: what one task of :func:`read_zarr` decodes."""
-    arr = zarr.open_array(plan.root, path=plan.component or "", mode="r")
     sel: list[Any] = [0] * len(plan.source_shape)
     sel[plan.row_axis], sel[plan.col_axis] = rows, cols
     if plan.chan_axis is not None:
         sel[plan.chan_axis] = slice(None)
-    return np.asarray(arr[tuple(sel)])
+    try:
+        return np.asarray(zarr.open_array(plan.root, path=plan.component or "", mode="r")[tuple(sel)])
+    except Exception as exc:  # a chunk zarr cannot decode: a damaged input, not a bug
+        where = f"rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} of input {show_path(plan.root)}"
+        raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
 
 
 def read_zarr(
