@@ -214,7 +214,7 @@ def read_zarr(
     # Absolute: the graph may run on workers whose working folder is not ours. Each read is
     # checked against the chunk files' stamps taken here, before the first pass.
     source = zarr_source(plan.root, plan.component, f"input {show_path(info.path)}")
-    x = da.from_array(source, chunks=tuple(src), asarray=False, inline_array=True)
+    x = da.from_array(source, chunks=tuple(src), asarray=False)  # the reader is stored once in the graph
     kept = [a for a in (plan.row_axis, plan.col_axis, plan.chan_axis) if a is not None]
     x = x[tuple(slice(None) if a in kept else 0 for a in range(x.ndim))]
     order = [sorted(kept).index(a) for a in kept]
