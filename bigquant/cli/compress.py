@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import show_path
+from ..errors import OutputError, show_path
 from . import options
 from ._cluster import scheduler
 from .common import UsageError, compile_notice, renderer
@@ -125,8 +125,6 @@ def disk_errors(what: str) -> Iterator[None]:
     except OSError as exc:
         if exc.errno not in DISK_ERRNOS:
             raise
-        from ..errors import OutputError
-
         raise OutputError(f"cannot write {what}: {exc.strerror}; nothing was written") from exc
 
 
