@@ -103,17 +103,23 @@ class ZarrReader:
                 return stamp
         return -1, -1
 
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+    def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         key = key + (slice(None),) * (self.ndim - len(key))
-        sel = tuple(slice(*k.indices(n)) for k, n in zip(key, self.shape, strict=True))
+        # Dask passes slices, and integers where the graph took one index of an axis (the axes
+        # of length 1 beside rows, cols and channels): read those as 1-long slices, then drop them.
+        sel = tuple(
+            slice(*k.indices(n)) if isinstance(k, slice) else slice(int(k) % n, int(k) % n + 1)
+            for k, n in zip(key, self.shape, strict=True)
+        )
         region = ", ".join(f"{s.start}:{s.stop}" for s in sel)
         try:
             block = np.asarray(zarr.open_array(self.root, path=self.component, mode="r")[sel])
         except Exception as exc:  # a chunk zarr cannot decode: a damaged input, not a bug
             raise InputError(f"cannot read [{region}] of {self.where}: {type(exc).__name__}: {exc}") from exc
         self.check_unchanged(sel)
-        return block
+        dropped = tuple(i for i, k in enumerate(key) if not isinstance(k, slice))
+        return block.squeeze(axis=dropped) if dropped else block
 
     def check_unchanged(self, sel: tuple[slice, ...]) -> None:
         """Raise InputError if a stored chunk under ``sel``, or the metadata, is not as it was
