@@ -30,9 +30,18 @@ MIN_SIDE = 256
 MAX_SIDE = 8192
 
 
+#: Most chunks one pass over an image may have: each is a few tasks (read, label, statistics,
+#: their reduction) that the scheduler tracks, so their number costs time on every pass, and
+#: memory (:data:`CHUNK_OVERHEAD_BYTES`) while the graph lives.
+MAX_CHUNKS = 4096
+#: Memory the graph and the scheduler take for one chunk of a pass (its tasks, keys and results).
+CHUNK_OVERHEAD_BYTES = 8 * 1024
+
 #: The least memory budget: 64 MB (a round decimal figure, so that ``64MB`` is accepted; every
 #: chunk shape stays at least MIN_SIDE on a side within it).
 MIN_MEMORY_LIMIT = 64_000_000
+#: The largest: 1 PiB. Beyond any machine, and budgets derived from it stay exact integers.
+MAX_MEMORY_LIMIT = 2**50
 
 
 def parse_memory_limit(value: str | int | float | None) -> int:
@@ -41,14 +50,20 @@ def parse_memory_limit(value: str | int | float | None) -> int:
     Raises
     ------
     ParameterError
-        If the value cannot be parsed or is below :data:`MIN_MEMORY_LIMIT` (64 MB).
+        If the value cannot be parsed (``nan``, ``inf``, ``1e400``), is below
+        :data:`MIN_MEMORY_LIMIT` (64 MB) or above :data:`MAX_MEMORY_LIMIT` (1 PiB).
     """
     if value is None:
         value = DEFAULT_MEMORY_LIMIT
     try:
+        # int() of inf (``1e400`` parses to it) raises OverflowError, of nan ValueError
         n = int(parse_bytes(value)) if isinstance(value, str) else int(value)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ParameterError(f"memory limit {value!r} is not a size such as '2GiB' or '500MB'") from exc
+    if n > MAX_MEMORY_LIMIT:
+        raise ParameterError(
+            f"memory limit {value!r} ({n:,} bytes) is above the largest, 1PiB ({MAX_MEMORY_LIMIT:,} bytes)"
+        )
     if n < MIN_MEMORY_LIMIT:
         raise ParameterError(
             f"memory limit {value!r} ({n:,} bytes) is below the minimum of 64MB ({MIN_MEMORY_LIMIT:,} bytes)"
@@ -69,6 +84,36 @@ def format_bytes(n: float) -> str:
 def default_threads() -> int:
     """The number of threads Dask's local scheduler uses here."""
     return max(1, os.cpu_count() or 1)
+
+
+#: Memory a worker process of ``--workers`` takes before it holds any data (Python, NumPy, Dask,
+#: distributed, zarr and numba loaded), out of the job's budget.
+WORKER_PROCESS_BYTES = 128 * 2**20
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container may narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return default_threads()
+
+
+def check_workers(workers: int, memory_limit: int) -> int:
+    """``workers`` if that many worker processes fit both the cores here and the memory budget
+    (:data:`WORKER_PROCESS_BYTES` each), else ParameterError saying how many would."""
+    cores = available_cores()
+    by_memory = max(1, memory_limit // WORKER_PROCESS_BYTES)
+    most = min(cores, by_memory)
+    if workers > most:
+        why = (
+            f"{cores} core{'s' if cores != 1 else ''} here"
+            if cores <= by_memory
+            else f"the memory budget {format_bytes(memory_limit)} holds {by_memory} worker processes of "
+            f"{format_bytes(WORKER_PROCESS_BYTES)}"
+        )
+        raise ParameterError(f"--workers {workers} is more than this machine runs well ({why}); use at most {most}")
+    return workers
 
 
 def chunk_budget_bytes(memory_limit: int, threads: int | None = None) -> int:
@@ -153,10 +198,17 @@ def resolve_chunks(
     Raises
     ------
     ParameterError
-        ``chunks`` is not a pair of positive integers.
+        ``chunks`` is not a pair of positive integers, or the chunks (given or chosen) are more
+        than :func:`max_chunks` allows: a pass over them would spend more time and memory on
+        scheduling than on pixels (``--chunks 1,1`` on a 12-megapixel image is 12 million tasks).
     """
     if chunks is None:
-        return choose_chunks(shape, bytes_per_pixel, budget, tile=tile, threads=threads)
+        cr, cc = choose_chunks(shape, bytes_per_pixel, budget, tile=tile, threads=threads)
+        if chunk_count(shape, (cr, cc)) > max_chunks(budget):
+            raise ParameterError(
+                _too_many(shape, (cr, cc), budget) + "; " + _enough(shape, bytes_per_pixel, budget, tile, threads)
+            )
+        return cr, cc
     try:
         cr, cc = (int(c) for c in chunks)
         ok = len(tuple(chunks)) == 2 and cr > 0 and cc > 0
@@ -164,4 +216,54 @@ def resolve_chunks(
         ok = False
     if not ok:
         raise ParameterError(f"chunks {chunks!r} is not a (rows, cols) pair of positive integers")
+    if chunk_count(shape, (cr, cc)) > max_chunks(budget):
+        side = _least_side(shape, max_chunks(budget))
+        raise ParameterError(
+            f"chunks {cr},{cc}: " + _too_many(shape, (cr, cc), budget) + f"; use chunks of at least {side},{side} "
+            "(or leave them out: they then follow from the memory budget)"
+        )
     return cr, cc
+
+
+def chunk_count(shape: Sequence[int], chunks: Sequence[int]) -> int:
+    """The number of (rows, cols) ``chunks`` that cover an image of ``shape`` (rows, cols)."""
+    return _ceil_div(int(shape[0]), int(chunks[0])) * _ceil_div(int(shape[1]), int(chunks[1]))
+
+
+def max_chunks(memory_limit: int) -> int:
+    """The most chunks a pass over an image may have within ``memory_limit``: :data:`MAX_CHUNKS`,
+    or fewer where their scheduling (:data:`CHUNK_OVERHEAD_BYTES` each) would take more than
+    half the budget."""
+    return max(1, min(MAX_CHUNKS, memory_limit // 2 // CHUNK_OVERHEAD_BYTES))
+
+
+def _too_many(shape: Sequence[int], chunks: Sequence[int], memory_limit: int) -> str:
+    n, most = chunk_count(shape, chunks), max_chunks(memory_limit)
+    within = f" within the memory budget {format_bytes(memory_limit)}" if most < MAX_CHUNKS else ""
+    return (
+        f"the {shape[0]} x {shape[1]} image would be cut into {n:,} chunks of {chunks[0]} x {chunks[1]} "
+        f"pixels, more than the {most:,} a pass may have{within} (each chunk costs time and memory on "
+        "every pass)"
+    )
+
+
+def _least_side(shape: Sequence[int], limit: int) -> int:
+    """The least square chunk side that cuts ``shape`` into at most ``limit`` chunks."""
+    side = max(1, math.isqrt(int(shape[0]) * int(shape[1]) // limit))
+    while chunk_count(shape, (side, side)) > limit:
+        side += max(1, side // 64)
+    return side
+
+
+def _enough(
+    shape: Sequence[int], bytes_per_pixel: int, budget: int, tile: tuple[int, int] | None, threads: int | None
+) -> str:
+    """What to do about an image whose chunks, chosen within ``budget``, are too many: the least
+    power-of-two budget above it whose chunks are few enough, if there is one."""
+    b = 1 << budget.bit_length()  # the least power of two above the budget
+    while b <= MAX_MEMORY_LIMIT:
+        rc = choose_chunks((int(shape[0]), int(shape[1])), bytes_per_pixel, b, tile=tile, threads=threads)
+        if chunk_count(shape, rc) <= max_chunks(b):
+            return "raise --memory-limit to " + format_bytes(b).replace(" ", "").replace(".0", "")
+        b *= 2
+    return f"no memory budget makes chunks of at most {MAX_SIDE} x {MAX_SIDE} pixels few enough for it"

@@ -43,3 +43,13 @@ class BigquantWarning(UserWarning):
 
 class KReducedWarning(BigquantWarning):
     """Fewer distinct colours than K were found; K was reduced to that number."""
+
+
+def show_path(path: object) -> str:
+    """``path`` quoted for a message: ``'scan.tif'``, with control characters escaped as Python
+    writes them (``'a\\nb.tif'``), so that a newline or tab in a name stays visible on the one
+    error line instead of breaking it or reading as a space."""
+    text = str(path)
+    if text.isprintable():
+        return f"'{text}'"
+    return "'" + text.encode("unicode_escape").decode("ascii").replace("'", "\\'") + "'"

@@ -147,12 +147,31 @@ def check_labels_level(level: object) -> int:
     return int(level)  # type: ignore[call-overload]
 
 
-def check_compression_level(level: object) -> int | None:
-    """An image output's compression level: None (the codec's default) or an int."""
+#: The levels each compression of an image output takes (tifffile's names, upper case; ZSTD for
+#: Zarr outputs too). The codecs would clamp a level outside them without a word, or fail. Compressions
+#: not listed (JPEG 2000, JPEG XL, LERC) take what their codec takes.
+COMPRESSION_LEVELS = {
+    **{name: range(0, 13) for name in DEFLATE_NAMES},  # libdeflate's levels, as tifffile writes Deflate
+    "ZSTD": ZSTD_LEVELS,
+    "LZMA": range(0, 10),
+    "WEBP": range(0, 101),
+    "JPEG": range(1, 101),
+}
+
+
+def check_compression_level(level: object, compression: str | None = None) -> int | None:
+    """An image output's compression level: None (the codec's default) or an int, within
+    :data:`COMPRESSION_LEVELS` of ``compression`` (a tifffile name, any case) where it is listed."""
     if level is None:
         return None
     if not _is_whole(level):
         raise ParameterError(f"compression level {level!r} is not an integer")
+    allowed = COMPRESSION_LEVELS.get(str(compression).upper())
+    if allowed is not None and int(level) not in allowed:  # type: ignore[call-overload]
+        raise ParameterError(
+            f"{str(compression).lower()} compression level must be a whole number from {allowed.start} to "
+            f"{allowed.stop - 1}, got {level!r}"
+        )
     return int(level)  # type: ignore[call-overload]
 
 

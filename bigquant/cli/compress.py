@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..errors import OutputError, show_path
 from . import options
 from ._cluster import scheduler
 from .common import UsageError, compile_notice, renderer
 
 NAME = "compress"
+#: -k when it is not given.
+DEFAULT_K = "16"
+#: errno values of a write that the user can fix: a full disk or quota, a file-size limit, a
+#: read-only filesystem.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 EXAMPLES = """
   bigquant compress scan.tif -k 32                  # -> scan.bq.zarr beside the input
@@ -51,14 +60,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         type=options.pair,
         default=None,
         metavar="ROWS,COLS",
-        help="chunk shape in pixels instead of one derived from --memory-limit",
+        help="chunk shape in pixels instead of one derived from --memory-limit (at most 4096 chunks)",
     )
     options.add(g["fit"], "k", "seed", "max_iter", "tol", "method")
+    c.set_defaults(k=None)  # so that a -k given with --codebook is seen (and refused)
     g["fit"].add_argument(
         "--codebook",
         default=None,
         metavar="STORE",
-        help="encode with the codebook of this palette (from bigquant fit) or store: no fitting, one pass",
+        help="encode with the codebook of this palette (from bigquant fit) or store: no fitting, one pass; "
+        "K is its size (not with -k)",
     )
     g["fit"].add_argument(
         "--target-psnr",
@@ -114,6 +125,18 @@ def input_bytes(path: Any) -> int | None:
     return None
 
 
+@contextlib.contextmanager
+def disk_errors(what: str) -> Iterator[None]:
+    """A full disk (or quota, file-size limit, read-only filesystem) met while writing becomes an
+    OutputError, one line and exit 2, instead of a bug's exit 1; the store is not written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise OutputError(f"cannot write {what}: {exc.strerror}; nothing was written") from exc
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, report
     from .tasks import watching  # with the library: --help stays light
@@ -129,13 +152,20 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     overwrite = args.overwrite or (args.sample and args.output is None)
     if args.codebook and args.target_psnr is not None:
         raise UsageError("give --codebook or --target-psnr, not both")
+    if args.codebook and args.k is not None:
+        raise UsageError("give -k or --codebook, not both: the codebook's colours are K")
+    options.check_run_options(args)
     r = renderer(args, err)
-    with scheduler(args, err) as client, watching(r, client):
+    with (
+        scheduler(args, err) as client,
+        watching(r, client),
+        disk_errors(f"the store {show_path(output)}" if output else f"the store of input {show_path(source)}"),
+    ):
         compile_notice(r)
         store = api.compress(
             source,
             output,
-            k=options.k_value(args.k),
+            k=options.k_value(DEFAULT_K if args.k is None else args.k),
             seed=args.seed,
             max_iter=args.max_iter,
             tol=args.tol,

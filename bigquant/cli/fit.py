@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
+from ..errors import show_path
 from . import options
 from ._cluster import scheduler
 from .common import compile_notice, renderer
+from .compress import disk_errors
 
 NAME = "fit"
 
@@ -60,8 +62,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, report
     from .tasks import watching  # with the library: --help stays light
 
+    options.check_run_options(args)
     r = renderer(args, err)
-    with scheduler(args, err) as client, watching(r, client):
+    with scheduler(args, err) as client, watching(r, client), disk_errors(f"the palette {show_path(args.output)}"):
         compile_notice(r)
         pal = api.fit(
             args.inputs,

@@ -214,7 +214,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             default=None,
             metavar="N",
             help="start a local dask.distributed cluster of N single-threaded worker processes for this run "
-            "(not with --scheduler)",
+            "(not with --scheduler; at most the cores here, and one per 128 MiB of --memory-limit)",
         ),
     ),
     "quiet": (
@@ -239,6 +239,16 @@ def add(parser: Any, *names: str, **help_texts: str) -> None:
         if name in help_texts:
             kwargs = {**kwargs, "help": help_texts[name]}
         parser.add_argument(*flags, **kwargs)
+
+
+def check_run_options(args: argparse.Namespace) -> None:
+    """Check --memory-limit and --workers before anything starts (a cluster, the kernels'
+    compilation): ParameterError, one line, exit 2."""
+    from ..chunking import check_workers, parse_memory_limit
+
+    budget = parse_memory_limit(getattr(args, "memory_limit", None))
+    if getattr(args, "workers", None) is not None:
+        check_workers(args.workers, budget)
 
 
 def add_run_options(g: dict[str, Any], **help_texts: str) -> None:

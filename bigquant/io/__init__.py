@@ -33,7 +33,7 @@ import numpy as np
 
 from ..chunking import parse_memory_limit
 from ..display import bands_of
-from ..errors import ParameterError
+from ..errors import ParameterError, show_path
 from ..params import TIFF_ZLIB_LEVEL
 from ..reconstruction import reconstruct
 from ._checks import (
@@ -115,9 +115,11 @@ def _describe(path: PathLike, level: Any, series: Any, axes: Any) -> tuple[Path,
     if kind == "zarr":
         return p, *open_zarr(p, level, series, axes)
     info = describe_png(p) if kind == "png" else describe_jpeg(p)
-    check_single(f"input '{p}'", level, series)
+    check_single(f"input {show_path(p)}", level, series)
     if axes is not None and axes != "YXC"[: len(axes)]:
-        raise ParameterError(f"axes {axes!r} do not fit input '{p}': a {info.format_name} image is (rows, cols, C)")
+        raise ParameterError(
+            f"axes {axes!r} do not fit input {show_path(p)}: a {info.format_name} image is (rows, cols, C)"
+        )
     return p, info, None
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._staging import check_output_folder, clean_stale_staging
 from ..chunking import choose_chunks, format_bytes, parse_memory_limit
-from ..errors import InputError, MemoryBudgetError, OutputError, ParameterError
+from ..errors import InputError, MemoryBudgetError, OutputError, ParameterError, show_path
 
 PathLike = str | os.PathLike
 
@@ -138,10 +138,10 @@ def check_output_path(path: PathLike, *, overwrite: bool, extensions: Sequence[s
     clean_stale_staging(p)  # first: a replaced output a killed run had moved aside goes back
     if p.suffix.lower() not in tuple(e.lower() for e in extensions):
         raise ParameterError(
-            f"output '{path}' has extension {p.suffix or '(none)'!r}; supported: {', '.join(extensions)}"
+            f"output {show_path(path)} has extension {p.suffix or '(none)'!r}; supported: {', '.join(extensions)}"
         )
     if (p.exists() or p.is_symlink()) and not overwrite:
-        raise OutputError(f"output '{path}' exists; pass --overwrite to replace it")
+        raise OutputError(f"output {show_path(path)} exists; pass --overwrite to replace it")
     if (
         p.is_dir()
         and not p.is_symlink()
@@ -149,7 +149,7 @@ def check_output_path(path: PathLike, *, overwrite: bool, extensions: Sequence[s
     ):
         # --overwrite replaces an image (a file, or a zarr folder), never an unrelated folder.
         raise OutputError(
-            f"output '{path}' is a folder that is not a zarr image; --overwrite will not "
+            f"output {show_path(path)} is a folder that is not a zarr image; --overwrite will not "
             "replace it: remove it or choose another output"
         )
     check_output_folder(p)

@@ -3,7 +3,10 @@
 Neither format can be decoded piecewise. PNGs go through imagecodecs (libpng), which keeps
 16-bit RGB(A) as uint16 (Pillow and imageio downcast it to 8 bits), expands palettes to RGB(A)
 and raises on truncated data. JPEGs go through Pillow, which raises on a truncated file where
-libjpeg-turbo through imagecodecs would fill it with grey.
+libjpeg-turbo through imagecodecs would fill it with grey. Neither says anything when a scan ends
+early at a marker (an EOI inside the entropy-coded data): libjpeg-turbo only warns and fills the
+rest with grey. So every JPEG is also decoded once at 1/8 scale by simplejpeg, whose strict mode
+turns those warnings into errors (the scaled decode still walks all the entropy-coded data).
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from pathlib import Path
 import dask.array as da
 import imagecodecs
 import numpy as np
+import simplejpeg
 from PIL import Image
 
 from .._runtime import start_kernel_warm_up
 from .._staging import staged
 from ..chunking import format_bytes, resolve_chunks
-from ..errors import InputError, MemoryBudgetError, ParameterError
+from ..errors import InputError, MemoryBudgetError, ParameterError, show_path
 from ._checks import budget_error, check_dtype, check_image_shape
 from .image_info import ImageInfo, LevelInfo, SeriesInfo, pixel_size
 
@@ -47,8 +51,8 @@ def read_png_jpeg(p: Path, kind: str, budget: int, chunks: tuple[int, int] | Non
         warm_up.join()
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    check_image_shape(arr.shape, f"input '{p}'")
-    check_dtype(arr.dtype, f"input '{p}'")
+    check_image_shape(arr.shape, f"input {show_path(p)}")
+    check_dtype(arr.dtype, f"input {show_path(p)}")
     cr, cc = resolve_chunks(arr.shape[:2], arr.itemsize * arr.shape[2], budget, chunks, None, threads)
     # name=False: a random graph name instead of hashing every decoded byte
     return da.from_array(arr, chunks=(cr, cc, arr.shape[2]), name=False)
@@ -74,7 +78,7 @@ def png_header(p: Path) -> PngHeader:
     Pillow reports 16-bit RGB(A) PNGs as 8-bit modes, so the header is parsed here to get the
     real sample depth; a tRNS chunk adds an alpha channel on decoding.
     """
-    where = f"input '{p}'"
+    where = f"input {show_path(p)}"
     ihdr, transparent, phys = None, False, None
     with open(p, "rb") as f:
         if f.read(8) != _PNG_SIGNATURE:
@@ -100,6 +104,8 @@ def png_header(p: Path) -> PngHeader:
     if ihdr is None:
         raise InputError(f"{where} has no IHDR header chunk before its image data")
     cols, rows, depth, colour = ihdr
+    if rows == 0 or cols == 0:  # libpng would warn, then fail: one line instead
+        raise InputError(f"{where} is damaged: its IHDR header says {cols} x {rows} pixels; it holds no pixels")
     if colour not in _PNG_CHANNELS:
         raise InputError(f"{where} has PNG colour type {colour}, which is not valid (0, 2, 3, 4 or 6)")
     channels = _PNG_CHANNELS[colour] + (1 if transparent and colour in (0, 2, 3) else 0)
@@ -124,7 +130,7 @@ def describe_png(p: Path) -> ImageInfo:
 def describe_jpeg(p: Path) -> ImageInfo:
     """A JPEG described from its header (Pillow opens it lazily): grey or RGB (CMYK and YCbCr are
     decoded to RGB); the pixel size from the JFIF density when it is per inch or centimetre."""
-    where = f"input '{p}'"
+    where = f"input {show_path(p)}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -171,15 +177,15 @@ def decode_png(p: Path, budget: int) -> np.ndarray:
     h = png_header(p)
     need = h.rows * h.cols * h.channels * h.itemsize
     if need > budget // 2:
-        raise budget_error(f"input '{p}'", need, budget)
+        raise budget_error(f"input {show_path(p)}", need, budget)
     try:
         return imagecodecs.png_decode(p.read_bytes())
     except Exception as exc:
-        raise InputError(f"cannot decode input '{p}': {exc}") from exc
+        raise InputError(f"cannot decode input {show_path(p)}: {exc}") from exc
 
 
 def decode_jpeg(p: Path, budget: int) -> np.ndarray:
-    where = f"input '{p}'"
+    where = f"input {show_path(p)}"
     if p.stat().st_size == 0:
         raise InputError(f"{where} is empty (0 bytes)")
     with warnings.catch_warnings():
@@ -206,9 +212,36 @@ def decode_jpeg(p: Path, budget: int) -> np.ndarray:
                 # CMYK and YCbCr JPEGs become RGB; 'L' stays one channel.
                 if im.mode not in ("L", "RGB"):
                     im = im.convert("L" if channels == 1 else "RGB")
-                return np.asarray(im)
+                pixels = np.asarray(im)
             except Exception as exc:
                 raise InputError(f"cannot decode {where}: {exc}") from exc
+    check_jpeg_scan(p.read_bytes(), where)
+    return pixels
+
+
+#: libjpeg-turbo warnings that lose no pixels (stray bytes between markers, a bad ICC profile).
+_HARMLESS_JPEG_WARNINGS = ("extraneous bytes", "ICC profile")
+
+
+def check_jpeg_scan(data: bytes, where: str) -> None:
+    """Raise InputError if libjpeg-turbo, decoding ``data`` at 1/8 scale, finds entropy-coded data
+    that ends early or is corrupt (what it would otherwise fill with grey, with a warning only).
+
+    A JPEG that simplejpeg cannot decode at all (a flavour it lacks, which Pillow has just
+    decoded) is left alone: only a failure that its lenient mode gets past is a damaged file.
+    """
+    try:
+        simplejpeg.decode_jpeg(data, min_height=1, min_width=1, strict=True)
+        return
+    except ValueError as exc:
+        reason = str(exc)
+    if any(h in reason for h in _HARMLESS_JPEG_WARNINGS):
+        return
+    try:
+        simplejpeg.decode_jpeg(data, min_height=1, min_width=1, strict=False)
+    except ValueError:
+        return
+    raise InputError(f"{where} is damaged: {reason} (libjpeg-turbo would fill the rest of the image with grey)")
 
 
 def compute_small(image: da.Array, p: Path, budget: int, *, jpeg: bool) -> np.ndarray:
@@ -217,17 +250,17 @@ def compute_small(image: da.Array, p: Path, budget: int, *, jpeg: bool) -> np.nd
     fmt = "JPEG" if jpeg else "PNG"
     if jpeg and not (dtype == np.uint8 and channels in (1, 3)):
         raise ParameterError(
-            f"output '{p}': JPEG holds uint8 images with 1 or 3 channels, not {dtype} with {channels}; "
+            f"output {show_path(p)}: JPEG holds uint8 images with 1 or 3 channels, not {dtype} with {channels}; "
             "write .tif or .zarr instead"
         )
     if not jpeg and not (dtype in (np.uint8, np.uint16) and 1 <= channels <= 4):
         raise ParameterError(
-            f"output '{p}': PNG holds uint8 or uint16 images with 1 to 4 channels, not {dtype} with "
+            f"output {show_path(p)}: PNG holds uint8 or uint16 images with 1 to 4 channels, not {dtype} with "
             f"{channels}; write .tif or .zarr instead"
         )
     if image.nbytes > budget // 2:
         raise MemoryBudgetError(
-            f"output '{p}' needs {format_bytes(image.nbytes)} in memory to write as {fmt}, more than the "
+            f"output {show_path(p)} needs {format_bytes(image.nbytes)} in memory to write as {fmt}, more than the "
             f"memory budget {format_bytes(budget)} allows; write .tif or .zarr instead (or raise "
             "--memory-limit)"
         )

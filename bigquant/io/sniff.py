@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, show_path
 from ._checks import ZARR_MARKERS
 
 #: First bytes of each format bigquant reads, and the kind they announce.
@@ -34,7 +34,7 @@ def sniff(p: Path) -> str:
         ``p`` does not exist, is empty, is a folder without Zarr metadata, or is a file whose
         first bytes are none of the known signatures (the message names the extension too).
     """
-    where = f"input '{p}'"
+    where = f"input {show_path(p)}"
     if not p.exists():
         raise InputError(f"{where} does not exist")
     if p.is_dir():

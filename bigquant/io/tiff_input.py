@@ -7,9 +7,11 @@ a :class:`~.tiff_reader.TiffReader`, in chunks that are whole multiples of the t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import zarr
 from dask.base import tokenize
 
 from ..chunking import chunk_budget_bytes, format_bytes, resolve_chunks
-from ..errors import BigquantError, InputError, MemoryBudgetError, ParameterError
+from ..errors import BigquantError, InputError, MemoryBudgetError, ParameterError, show_path
 from . import tiff_meta
 from ._checks import check_dtype, check_image_shape
 from .image_info import ImageInfo, LevelInfo, SeriesInfo, pick_series, place_axes, scaled
@@ -124,13 +126,57 @@ def _list_series(tf: Any, flags: list[bool]) -> tuple[SeriesInfo, ...]:
     return tuple(out)
 
 
+@contextlib.contextmanager
+def _held_warnings() -> Iterator[None]:
+    """Hold tifffile's warnings while a TIFF is described: logged once it is accepted, dropped if
+    it is refused (its one error line then says what is wrong, after no riddles from tifffile)."""
+    held: list[logging.LogRecord] = []
+    logger = logging.getLogger("tifffile")
+
+    def hold(record: logging.LogRecord) -> bool:
+        held.append(record)
+        return False
+
+    logger.addFilter(hold)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hold)
+    for record in held:  # not reached when the input was refused
+        logger.handle(record)
+
+
+def _check_chunk_counts(where: str, tf: Any, pages: Any) -> None:
+    """InputError if a page lists fewer or more strips or tiles than its size needs: a header
+    claiming 10^6 x 10^6 pixels over the strips of a small image (tifffile only warns)."""
+    if tf.is_ndpi:  # NDPI's one JPEG strip holds the whole level by design
+        return
+    for page in pages:
+        chunked = getattr(page, "chunked", None)
+        offsets = getattr(page, "dataoffsets", None)
+        if chunked is None or offsets is None:  # a TiffFrame: its keyframe is checked
+            continue
+        need, have = math.prod(int(n) for n in chunked), len(offsets)
+        if need != have:
+            kind = "tiles" if page.is_tiled else "strips"
+            rows, cols = int(page.imagelength), int(page.imagewidth)
+            raise InputError(
+                f"{where} is damaged: its header claims {rows} x {cols} pixels in {need:,} {kind}, but lists {have:,}"
+            )
+
+
 def open_tiff(p: Path, level: int, series: int | None, axes: str | None) -> tuple[ImageInfo, TiffPlan]:
     """Describe the level of the series to read of the TIFF at ``p``, from its IFDs alone.
 
     ``series`` None picks the first series that is not an associated image; ``axes`` (checked
     by :func:`~.image_info.parse_axes`) replaces the axes tifffile gives the series.
     """
-    where = f"input '{p}'"
+    with _held_warnings():
+        return _open_tiff(p, level, series, axes)
+
+
+def _open_tiff(p: Path, level: int, series: int | None, axes: str | None) -> tuple[ImageInfo, TiffPlan]:
+    where = f"input {show_path(p)}"
     try:
         ndpi = ndpi_layout(p)
         tf = open_tiff_file(p, ndpi)
@@ -154,7 +200,7 @@ def open_tiff(p: Path, level: int, series: int | None, axes: str | None) -> tupl
 def _describe(
     p: Path, tf: Any, fmt: str, detail: str, listing: tuple[SeriesInfo, ...], index: int, level: int, axes: str | None
 ) -> tuple[ImageInfo, TiffPlan]:
-    where = f"input '{p}'"
+    where = f"input {show_path(p)}"
     levels = tf.series[index].levels
     if level >= len(levels):
         what = f"series {index} of {where}" if len(listing) > 1 else where
@@ -166,6 +212,7 @@ def _describe(
     rows, cols = shape[row_axis], shape[col_axis]
     channels = shape[chan_axis] if chan_axis is not None else 1
     check_image_shape((rows, cols, channels), where, src_axes)
+    _check_chunk_counts(where, tf, lvl.pages)
     size = p.stat().st_size
     end = _data_end(lvl.pages)
     if end > size:
@@ -207,7 +254,7 @@ def _describe(
 def tiff_reader(p: Path, info: ImageInfo, plan: TiffPlan, budget: int, threads: int | None) -> tuple[TiffReader, Any]:
     """The picklable reader of the level :func:`open_tiff` described, and the tile (rows, cols) its
     chunks must be multiples of (None for a memmap, which reads any rows)."""
-    where = f"input '{p}'"
+    where = f"input {show_path(p)}"
     channels, dtype = info.shape[2], info.dtype
     tile: tuple[int, int] | None = plan.tile
     tile_bytes = plan.tile[0] * plan.tile[1] * channels * dtype.itemsize

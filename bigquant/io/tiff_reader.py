@@ -21,7 +21,7 @@ import numpy as np
 import tifffile
 import zarr
 
-from ..errors import InputError
+from ..errors import InputError, show_path
 
 #: Open TIFF files each worker thread keeps; enough for a few inputs without leaking handles.
 _TIFF_CACHE_SIZE = 4
@@ -220,13 +220,13 @@ class TiffReader:
             key = (key,)
         key = key + (slice(None),) * (3 - len(key))
         rows, cols, chans = (slice(*k.indices(n)) for k, n in zip(key, self.shape, strict=True))
-        where = f"rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} of input '{self.path}'"
+        where = f"rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} of input {show_path(self.path)}"
         try:
             stamp = file_stamp(self.path)
         except OSError as exc:
             raise InputError(f"cannot read {where}: {exc}") from exc
         if stamp != self.stamp:
-            raise InputError(f"input '{self.path}' changed on disk after it was opened; open it again")
+            raise InputError(f"input {show_path(self.path)} changed on disk after it was opened; open it again")
         if self.mode == "tiles":
             try:
                 source = _tiff_source(self.path, self.series, self.level, self.stamp, self.mode, self.ndpi)

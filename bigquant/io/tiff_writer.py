@@ -57,7 +57,7 @@ def tiff_options(
                 f"compression 'jpeg' needs uint8 pixels with 1 or 3 channels, not {image.dtype} with "
                 f"{channels}; use 'zlib'"
             )
-    level = check_compression_level(level)
+    level = check_compression_level(level, compression)
     options: dict[str, Any] = {
         "dtype": image.dtype,
         "tile": (th, tw),

@@ -17,7 +17,7 @@ import zarr
 from .._dask import compute_settled, regular_chunks
 from .._staging import staged
 from ..chunking import resolve_chunks
-from ..errors import InputError
+from ..errors import InputError, show_path
 from ..params import ZARR_ZSTD_LEVEL, check_compression_level
 from . import ome_zarr_input as oz
 from ._checks import ZARR_MARKERS, check_dtype, check_image_shape
@@ -32,6 +32,7 @@ from .image_info import (
     place_axes,
 )
 from .ome_zarr_input import dimension_axes
+from .zarr_reader import zarr_source
 
 #: A zarr array whose last axis is longer than this while its first is short looks channels-first.
 _MAX_PLAUSIBLE_CHANNELS = 16
@@ -59,7 +60,7 @@ def _folder_bytes(p: Path) -> int:
 
 
 def _open_node(p: Path) -> Any:
-    where = f"input '{p}'"
+    where = f"input {show_path(p)}"
     if not p.is_dir():
         raise InputError(f"{where} is a file; a .zarr input must be a directory (a zarr array or group)")
     if not is_zarr_dir(p):
@@ -82,7 +83,7 @@ def _only_array(where: str, p: Path, node: Any) -> str:
         raise InputError(f"zarr group {where} holds no arrays; give the path of a zarr array")
     if len(names) > 1:
         raise InputError(
-            f"zarr group {where} holds several arrays ({', '.join(names)}); give the path of one, e.g. '{p / names[0]}'"
+            f"zarr group {where} holds several arrays ({', '.join(names)}); give the path of one, e.g. {show_path(p / names[0])}"
         )
     return names[0]
 
@@ -145,7 +146,7 @@ def _describe_group(where: str, p: Path, node: Any, level: int, series: int | No
 def open_zarr(p: Path, level: int, series: int | None, axes: str | None) -> tuple[ImageInfo, ZarrPlan]:
     """Describe the array to read of the Zarr folder ``p`` (an array, a group of one array, an
     OME-Zarr image or bioformats2raw's series of them), from its metadata alone."""
-    where = f"input '{p}'"
+    where = f"input {show_path(p)}"
     node = _open_node(p)
     detail = f"Zarr v{node.metadata.zarr_format}"
     fmt, ngff, listing, index, ms, component = "zarr", None, None, 0, None, None
@@ -186,12 +187,15 @@ def open_zarr(p: Path, level: int, series: int | None, axes: str | None) -> tupl
 def read_region(plan: ZarrPlan, rows: slice, cols: slice) -> np.ndarray:
     """The pixels of ``rows`` x ``cols`` in the source's own axis order (other axes at 0), read
     straight from zarr: what one task of :func:`read_zarr` decodes."""
-    arr = zarr.open_array(plan.root, path=plan.component or "", mode="r")
     sel: list[Any] = [0] * len(plan.source_shape)
     sel[plan.row_axis], sel[plan.col_axis] = rows, cols
     if plan.chan_axis is not None:
         sel[plan.chan_axis] = slice(None)
-    return np.asarray(arr[tuple(sel)])
+    try:
+        return np.asarray(zarr.open_array(plan.root, path=plan.component or "", mode="r")[tuple(sel)])
+    except Exception as exc:  # a chunk zarr cannot decode: a damaged input, not a bug
+        where = f"rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} of input {show_path(plan.root)}"
+        raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
 
 
 def read_zarr(
@@ -207,8 +211,10 @@ def read_zarr(
     src[plan.row_axis], src[plan.col_axis] = cr, cc
     if plan.chan_axis is not None:
         src[plan.chan_axis] = channels
-    # Absolute: the graph may run on workers whose working folder is not ours.
-    x = da.from_zarr(plan.root, component=plan.component, chunks=tuple(src))
+    # Absolute: the graph may run on workers whose working folder is not ours. Each read is
+    # checked against the chunk files' stamps taken here, before the first pass.
+    source = zarr_source(plan.root, plan.component, f"input {show_path(info.path)}")
+    x = da.from_array(source, chunks=tuple(src), asarray=False)  # the reader is stored once in the graph
     kept = [a for a in (plan.row_axis, plan.col_axis, plan.chan_axis) if a is not None]
     x = x[tuple(slice(None) if a in kept else 0 for a in range(x.ndim))]
     order = [sorted(kept).index(a) for a in kept]
@@ -226,7 +232,7 @@ def _write_array(image: da.Array, target: Path, compression: str | None, level: 
 
     # One dask chunk per zarr chunk, so parallel writes never touch the same zarr chunk.
     image = regular_chunks(image.rechunk({2: -1}))
-    level = check_compression_level(level)
+    level = check_compression_level(level, "zstd" if compression is not None else None)
     compressors = (
         [zarr.codecs.ZstdCodec(level=ZARR_ZSTD_LEVEL if level is None else level)] if compression is not None else None
     )
