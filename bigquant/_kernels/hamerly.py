@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import kdtree as kt
 from .common import JIT, pair_sq_dist
 
 
@@ -93,7 +94,7 @@ def two_nearest(row, centroids):  # pragma: no cover - compiled
 
 @njit(**JIT)
 def hamerly_step(
-    x, w, centroids, shift, half_sep, order, ring, assign, upper, lower, first
+    x, w, centroids, shift, half_sep, order, ring, assign, upper, lower, first, tree=None
 ):  # pragma: no cover - compiled
     """One weighted Lloyd assignment with Hamerly's bounds: exact, but skips most of the work.
 
@@ -128,11 +129,14 @@ def hamerly_step(
         Row ``a`` of ``order`` lists the centroids by their distance from centroid ``a``
         (itself first), row ``a`` of ``ring`` those distances. With fewer than K columns (for
         a K whose K x K tables would be too big) a point that must be searched is compared with
-        every centroid.
+        every centroid, or searched in ``tree``.
     assign : ndarray of shape (n,), uint8 or int32; upper, lower : ndarray of shape (n,)
         IN/OUT: the per-point state, updated in place (initialised when ``first``). The bounds may be
         float32: every bound is stored scaled outwards by 2**-20 (upper up, lower down, a
         negative lower bound as 0), which float32's rounding cannot undo, so they stay bounds.
+    tree : tuple, optional
+        :func:`.kdtree.build` of ``centroids`` (with ``order`` of one column): a point that must
+        be searched is searched in it, with the same result as a search of every centroid.
 
     Returns
     -------
@@ -148,6 +152,8 @@ def hamerly_step(
     max1, max2, arg1 = (0.0, 0.0, -1) if first else two_largest(shift)
     row = np.empty(c, dtype=np.float64)
     ringed = order.shape[1] == k
+    stack = np.empty(kt.STACK, dtype=np.int64)
+    bounds = np.empty(kt.STACK, dtype=np.float64)
     for i in range(n):
         a = -1
         if not first:
@@ -174,7 +180,9 @@ def hamerly_step(
             d1 = dsq
             d2 = np.inf
             reach = np.inf
-            for r in range(1, k):
+            if tree is not None:
+                b1, d1, d2 = kt.two_nearest(row, tree, stack, bounds)
+            for r in range(1, k if tree is None else 0):
                 if ringed:
                     if ring[a, r] - da > reach:
                         break
@@ -196,7 +204,10 @@ def hamerly_step(
         else:
             for ch in range(c):
                 row[ch] = np.float64(x[i, ch])
-            b1, d1, d2 = two_nearest(row, centroids)
+            if tree is None:
+                b1, d1, d2 = two_nearest(row, centroids)
+            else:
+                b1, d1, d2 = kt.two_nearest(row, tree, stack, bounds)
         upper[i] = np.sqrt(d1) * UP
         lower[i] = np.sqrt(d2) * DOWN
         if b1 == a:
