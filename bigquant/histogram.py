@@ -293,9 +293,7 @@ def label_table(colours: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, 
     with pool:
         list(
             pool.map(
-                lambda ab: kl.nearest_sq_dist(
-                    x[ab[0] : ab[1]], cb, sq_err[ab[0] : ab[1]], labels[ab[0] : ab[1]], tree
-                ),
+                lambda ab: kl.nearest_sq_dist(x[ab[0] : ab[1]], cb, sq_err[ab[0] : ab[1]], labels[ab[0] : ab[1]], tree),
                 slices,
             )
         )

@@ -92,6 +92,39 @@ def two_nearest(row, centroids):  # pragma: no cover - compiled
     return b1, d1, d2
 
 
+@njit(inline="always", **JIT)
+def search_from(row, a, dsq, centroids, order, ring, ringed):  # pragma: no cover - compiled
+    """:func:`two_nearest` of ``row`` (C,), whose centroid ``a`` is at squared distance ``dsq``:
+    the others nearest to ``a`` first while they can still be among the two nearest
+    (``ringed``), else every other one in index order."""
+    k, c = centroids.shape
+    da = np.sqrt(dsq)
+    b1 = a
+    d1 = dsq
+    d2 = np.inf
+    reach = np.inf
+    for r in range(1, k):
+        if ringed:
+            if ring[a, r] - da > reach:
+                break
+            j = order[a, r]
+        else:  # every other centroid, in index order
+            j = r - 1 if r - 1 < a else r
+        d = 0.0
+        for ch in range(c):
+            diff = row[ch] - centroids[j, ch]
+            d += diff * diff
+        if d < d1 or (d == d1 and j < b1):
+            d2 = d1
+            d1 = d
+            b1 = j
+            reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
+        elif d < d2:
+            d2 = d
+            reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
+    return b1, d1, d2
+
+
 @njit(**JIT)
 def hamerly_step(
     x, w, centroids, shift, half_sep, order, ring, assign, upper, lower, first, tree=None
@@ -174,33 +207,10 @@ def hamerly_step(
             if dsq <= z * z and z > 0.0:
                 upper[i] = np.sqrt(dsq) * UP
                 continue
-            # the others, nearest to ``a`` first, while they can still be among the two nearest
-            da = np.sqrt(dsq)
-            b1 = a
-            d1 = dsq
-            d2 = np.inf
-            reach = np.inf
-            if tree is not None:
+            if tree is None:
+                b1, d1, d2 = search_from(row, a, dsq, centroids, order, ring, ringed)
+            else:
                 b1, d1, d2 = kt.two_nearest(row, tree, stack, bounds)
-            for r in range(1, k if tree is None else 0):
-                if ringed:
-                    if ring[a, r] - da > reach:
-                        break
-                    j = order[a, r]
-                else:  # every other centroid, in index order
-                    j = r - 1 if r - 1 < a else r
-                d = 0.0
-                for ch in range(c):
-                    diff = row[ch] - centroids[j, ch]
-                    d += diff * diff
-                if d < d1 or (d == d1 and j < b1):
-                    d2 = d1
-                    d1 = d
-                    b1 = j
-                    reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
-                elif d < d2:
-                    d2 = d
-                    reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
         else:
             for ch in range(c):
                 row[ch] = np.float64(x[i, ch])
