@@ -28,10 +28,12 @@ from .params import INERTIA_PATIENCE, labels_dtype
 from .progress import Iteration, Pass, Progress
 
 #: From this K on, with at most TREE_MAX_CHANNELS channels, the nearest centroid is searched in
-#: a k-d tree of the centroids (same answers, ties included) instead of among all K: on real
-#: colours a search of the tree costs about what a full search of TREE_MIN_K // 2 centroids does
-#: (benchmarks/bench_large_k.py --crossover), and building it per chunk is negligible from here.
-TREE_MIN_K = 256
+#: a k-d tree of the centroids (same answers, ties included) instead of among all K. A search of
+#: the tree costs about what a full search of 64 centroids does (a photograph's colours against
+#: codebooks of them: the tree 0.7x as fast at K = 32, 1.1x at 64, 1.5x at 96, 1.7x at 128,
+#: `benchmarks/bench_large_k.py --crossover`); from 96 on it wins by more than the noise of
+#: that measurement, and then grows about as log K where the full search grows as K.
+TREE_MIN_K = 96
 #: A k-d tree prunes little in more dimensions than this: a full search is then as fast.
 TREE_MAX_CHANNELS = 4
 

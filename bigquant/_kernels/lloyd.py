@@ -24,6 +24,9 @@ def lloyd_partials(x, w, centroids, tree=None):  # pragma: no cover - compiled
     w : ndarray of shape (n,) or (0,), float64
         Weight of each row (pixel counts of distinct colours); empty means all ones.
     centroids : ndarray of shape (K, C), float64
+    tree : tuple, optional
+        :func:`.kdtree.build` of ``centroids``: the nearest centroid is searched in it (the
+        same one as without it, ties included).
 
     Returns
     -------
@@ -70,6 +73,8 @@ def assign_labels(x, centroids, labels, tree=None):  # pragma: no cover - compil
     x : ndarray of shape (n, C), any real dtype
     centroids : ndarray of shape (K, C), float64
     labels : ndarray of shape (n,), uint8 or uint16 (OUT)
+    tree : tuple, optional
+        As for :func:`lloyd_partials`.
 
     Returns
     -------
@@ -109,7 +114,8 @@ def nearest_sq_dist(x, centroids, out, labels, tree=None):  # pragma: no cover -
     """``out[i]`` = squared distance of row ``x[i]`` (n, C) to its nearest centroid (K, C);
     that centroid's index goes to ``labels[i]`` unless ``labels`` is empty.
 
-    ``out`` (n,) float64 and ``labels`` (n,) or (0,) are OUT; ``x`` and ``centroids`` IN.
+    ``out`` (n,) float64 and ``labels`` (n,) or (0,) are OUT; ``x`` and ``centroids`` IN;
+    ``tree`` as for :func:`lloyd_partials`.
     """
     n, c = x.shape
     cn = sq_norms(centroids)
