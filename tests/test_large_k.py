@@ -31,12 +31,15 @@ def astro_colours():
 def _cases(colours):
     rng = np.random.default_rng(0)
     grid = rng.integers(0, 6, size=(4000, 3)).astype(np.uint8)
+    lattice = np.stack(np.meshgrid(*[np.arange(0, 16, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
     return [
         # real colours against a codebook of other real colours: integer distances, many ties
         ("real", colours[::7], colours[rng.choice(len(colours), 3000, replace=False)].astype(float)),
-        # a coarse grid: nearly every pixel ties between several centroids, and twins (equal
-        # centroids) must go to the lowest index
-        ("ties", grid, rng.integers(0, 6, size=(700, 3)).astype(float)),
+        # twins: equal centroids, of which the lowest index must win
+        ("twins", grid, rng.integers(0, 6, size=(700, 3)).astype(float)),
+        # a lattice of centroids at even coordinates, in shuffled order, and points at odd ones:
+        # nearly every point ties between 2 to 8 centroids in different parts of the tree
+        ("ties", rng.integers(0, 16, size=(4000, 3)).astype(np.uint8), rng.permutation(lattice).astype(float)),
         # float data and centroids: near-ties decided by rounding, which must be the full search's
         ("float", rng.random((4000, 3)) * 255, rng.random((2000, 3)) * 255),
         # one, two and four channels (the tree's dimension)
@@ -46,7 +49,7 @@ def _cases(colours):
     ]
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range(7))
 def test_tree_search_equals_full_search(case, astro_colours, monkeypatch):
     name, x, cb = _cases(astro_colours[0])[case]
     assert kmeans.use_tree(len(cb), cb.shape[1]), name
