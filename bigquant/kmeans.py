@@ -32,9 +32,10 @@ from .progress import Iteration, Pass, Progress
 #: the tree costs about what a full search of 64 centroids does (a photograph's colours against
 #: codebooks of them: the tree 0.7x as fast at K = 32, 1.1x at 64, 1.5x at 96, 1.7x at 128,
 #: `benchmarks/bench_large_k.py --crossover`); from 96 on it wins by more than the noise of
-#: that measurement, and then grows about as log K where the full search grows as K.
+#: that measurement, and the gap widens with K.
 TREE_MIN_K = 96
-#: A k-d tree prunes little in more dimensions than this: a full search is then as fast.
+#: k-d trees prune less as dimensions grow; the tree is measured up to 4 channels (colour with
+#: alpha), so more channels keep the full search.
 TREE_MAX_CHANNELS = 4
 
 #: ``step(centroids, shift, first) -> (K + 1, C + 2)`` partial sums of one Lloyd step.
