@@ -34,8 +34,8 @@ from .progress import Iteration, Pass, Progress
 #: `benchmarks/bench_large_k.py --crossover`); from 96 on it wins by more than the noise of
 #: that measurement, and the gap widens with K.
 TREE_MIN_K = 96
-#: k-d trees prune less as dimensions grow; the tree is measured up to 4 channels (colour with
-#: alpha), so more channels keep the full search.
+#: k-d trees prune less as dimensions grow; the tree is tested up to 4 channels (colour with
+#: alpha) and timed on 3; more channels keep the full search.
 TREE_MAX_CHANNELS = 4
 
 #: ``step(centroids, shift, first) -> (K + 1, C + 2)`` partial sums of one Lloyd step.
