@@ -192,7 +192,7 @@ def start_kernel_warm_up() -> threading.Thread:
 
 
 #: The kernel modules whose compiled code numba caches on disk (``bigquant/_kernels``).
-KERNEL_MODULES = ("common", "hamerly", "histogram", "lloyd", "seeding")
+KERNEL_MODULES = ("common", "hamerly", "histogram", "kdtree", "lloyd", "seeding")
 
 
 def kernels_cached() -> bool:

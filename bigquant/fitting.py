@@ -30,7 +30,7 @@ from .errors import BigquantWarning, InputError, KReducedWarning, ParameterError
 from .hamerly import lloyd_in_memory
 from .params import FitOptions
 from .progress import Pass, Progress, Step, or_silent
-from .seeding import distinct_rows, init_centroids, sample_pixels
+from .seeding import KPP_PRUNED_MIN_K, distinct_rows, init_centroids, sample_pixels
 
 #: The label function of the last pass: ``fn(block, *args) -> (labels, stats (K + 3,))``.
 LabelFn = Callable[..., tuple[np.ndarray, np.ndarray]]
@@ -164,7 +164,16 @@ def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, progress:
     colours, counts = data.colours, data.counts
     assert colours is not None and counts is not None
     sample = histogram.sample_from_histogram(colours, counts, min(opts.sample_size, int(counts.sum())), opts.seed)
-    start = initial(init, sample, k, colours.shape[1], opts.seed)
+    exact = init is None and k >= len(colours)
+    if exact:  # every colour its own centroid: the optimum, which one step confirms
+        start = colours.astype(np.float64)
+    elif init is None and k >= KPP_PRUNED_MIN_K:
+        # too many centres for the pixel sample (and duplicates in it): k-means++ on the
+        # histogram itself, every distinct colour weighted by its pixels
+        or_silent(progress)(Step(f"seeding: k-means++ of {k:,} centres on {len(colours):,} colours"))
+        start = init_centroids(colours, k, opts.seed, counts)
+    else:
+        start = initial(init, sample, k, colours.shape[1], opts.seed)
     tol_abs = params.tol_abs(opts.tol, kmeans.data_scale(colours, counts))
     res = histogram.fit(
         colours,
@@ -174,7 +183,7 @@ def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, progress:
         tol_abs=tol_abs,
         sample=sample.astype(float),
         inertia_rtol=opts.inertia_rtol,
-        coarse=init is None,
+        coarse=init is None and not exact,
         progress=progress,
     )
     codebook = metrics.round_codebook(res.centroids, data.dtype)

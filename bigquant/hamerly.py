@@ -8,15 +8,17 @@ bins) and by the pixel path's warm start on its pixel sample. The loop itself is
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from ._dask import worker_threads
-from .kmeans import Callback, LloydResult, lloyd_loop
+from .kmeans import Callback, LloydResult, lloyd_loop, use_tree
 from .progress import Progress
 
 #: Up to this K a searched point looks only at its centroid's near neighbours, from K x K tables
-#: of the centroids' distances (8 MiB each at 1024); beyond it, at every centroid.
+#: of the centroids' distances (8 MiB each at 1024); beyond it, it is searched in a k-d tree of
+#: the centroids (built each step), and the half-separations come from that tree too.
 RING_MAX_K = 1024
 #: Points per slice of the in-memory Lloyd iterations (fixed, so results don't depend on threads).
 HAMERLY_SLICE = 1 << 15
@@ -29,18 +31,22 @@ def sliced(n: int) -> tuple[list[tuple[int, int]], ThreadPoolExecutor]:
     return slices, ThreadPoolExecutor(max_workers=max(1, min(worker_threads(), len(slices))))
 
 
-def _neighbours(cen: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(order, ring, half_sep) of :func:`bigquant._kernels.hamerly.hamerly_step` for centroids (K, C)."""
+def _neighbours(cen: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+    """(order, ring, half_sep, tree) of :func:`bigquant._kernels.hamerly.hamerly_step` for
+    centroids (K, C)."""
     from ._kernels import hamerly as kha
+    from ._kernels import kdtree as kt
 
     if k <= RING_MAX_K:
         sqd = kha.centroid_sq_distances(cen)
         order = np.argsort(sqd, axis=1)  # each centroid's neighbours, itself first, nearest next
         ring = kha.rings(sqd, order)
         half_sep = 0.5 * ring[:, 1] if k > 1 else np.full(1, np.inf)
-        return order, ring, half_sep
-    # K x K tables would outgrow the memory budget: search every centroid
-    return np.zeros((k, 1), dtype=np.int64), np.zeros((k, 1)), kha.half_separations(cen)
+        return order, ring, half_sep, None
+    # K x K tables would outgrow the memory budget; a tree gives the same answers in O(K log K)
+    tree = kt.build(cen) if use_tree(k, cen.shape[1]) else None
+    half_sep = kt.half_separations(tree, k) if tree is not None else kha.half_separations(cen)
+    return np.zeros((k, 1), dtype=np.int64), np.zeros((k, 1)), half_sep, tree
 
 
 def lloyd_in_memory(
@@ -96,7 +102,7 @@ def lloyd_in_memory(
 
         def step(centroids: np.ndarray, shift: np.ndarray, first: bool) -> np.ndarray:
             cen = np.ascontiguousarray(centroids)
-            order, ring, half_sep = _neighbours(cen, k)
+            order, ring, half_sep, tree = _neighbours(cen, k)
             parts = pool.map(
                 lambda ab: kha.hamerly_step(
                     x[ab[0] : ab[1]],
@@ -110,6 +116,7 @@ def lloyd_in_memory(
                     upper[ab[0] : ab[1]],
                     lower[ab[0] : ab[1]],
                     first,
+                    tree,
                 ),
                 slices,
             )

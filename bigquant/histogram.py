@@ -25,7 +25,7 @@ import dask.array as da
 import numpy as np
 
 from .hamerly import lloyd_in_memory, sliced
-from .kmeans import Callback, LloydResult
+from .kmeans import Callback, LloydResult, centroid_tree
 from .kmeans import label_block as nearest_labels
 from .params import COARSE_TOL_FACTOR, labels_dtype
 from .progress import Progress
@@ -288,11 +288,12 @@ def label_table(colours: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, 
     sq_err = np.empty(n, dtype=np.float64)
     cb = np.ascontiguousarray(codebook, dtype=np.float64)
     x = np.ascontiguousarray(colours)
+    tree = centroid_tree(cb)
     slices, pool = sliced(n)
     with pool:
         list(
             pool.map(
-                lambda ab: kl.nearest_sq_dist(x[ab[0] : ab[1]], cb, sq_err[ab[0] : ab[1]], labels[ab[0] : ab[1]]),
+                lambda ab: kl.nearest_sq_dist(x[ab[0] : ab[1]], cb, sq_err[ab[0] : ab[1]], labels[ab[0] : ab[1]], tree),
                 slices,
             )
         )

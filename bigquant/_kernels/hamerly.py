@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import kdtree as kt
 from .common import JIT, pair_sq_dist
 
 
@@ -91,9 +92,42 @@ def two_nearest(row, centroids):  # pragma: no cover - compiled
     return b1, d1, d2
 
 
+@njit(inline="always", **JIT)
+def search_from(row, a, dsq, centroids, order, ring, ringed):  # pragma: no cover - compiled
+    """:func:`two_nearest` of ``row`` (C,), whose centroid ``a`` is at squared distance ``dsq``:
+    the others nearest to ``a`` first while they can still be among the two nearest
+    (``ringed``), else every other one in index order."""
+    k, c = centroids.shape
+    da = np.sqrt(dsq)
+    b1 = a
+    d1 = dsq
+    d2 = np.inf
+    reach = np.inf
+    for r in range(1, k):
+        if ringed:
+            if ring[a, r] - da > reach:
+                break
+            j = order[a, r]
+        else:  # every other centroid, in index order
+            j = r - 1 if r - 1 < a else r
+        d = 0.0
+        for ch in range(c):
+            diff = row[ch] - centroids[j, ch]
+            d += diff * diff
+        if d < d1 or (d == d1 and j < b1):
+            d2 = d1
+            d1 = d
+            b1 = j
+            reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
+        elif d < d2:
+            d2 = d
+            reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
+    return b1, d1, d2
+
+
 @njit(**JIT)
 def hamerly_step(
-    x, w, centroids, shift, half_sep, order, ring, assign, upper, lower, first
+    x, w, centroids, shift, half_sep, order, ring, assign, upper, lower, first, tree=None
 ):  # pragma: no cover - compiled
     """One weighted Lloyd assignment with Hamerly's bounds: exact, but skips most of the work.
 
@@ -128,11 +162,14 @@ def hamerly_step(
         Row ``a`` of ``order`` lists the centroids by their distance from centroid ``a``
         (itself first), row ``a`` of ``ring`` those distances. With fewer than K columns (for
         a K whose K x K tables would be too big) a point that must be searched is compared with
-        every centroid.
+        every centroid, or searched in ``tree``.
     assign : ndarray of shape (n,), uint8 or int32; upper, lower : ndarray of shape (n,)
         IN/OUT: the per-point state, updated in place (initialised when ``first``). The bounds may be
         float32: every bound is stored scaled outwards by 2**-20 (upper up, lower down, a
         negative lower bound as 0), which float32's rounding cannot undo, so they stay bounds.
+    tree : tuple, optional
+        :func:`.kdtree.build` of ``centroids`` (with ``order`` of one column): a point that must
+        be searched is searched in it, with the same result as a search of every centroid.
 
     Returns
     -------
@@ -148,6 +185,8 @@ def hamerly_step(
     max1, max2, arg1 = (0.0, 0.0, -1) if first else two_largest(shift)
     row = np.empty(c, dtype=np.float64)
     ringed = order.shape[1] == k
+    stack = np.empty(kt.STACK, dtype=np.int64)
+    bounds = np.empty(kt.STACK, dtype=np.float64)
     for i in range(n):
         a = -1
         if not first:
@@ -168,35 +207,17 @@ def hamerly_step(
             if dsq <= z * z and z > 0.0:
                 upper[i] = np.sqrt(dsq) * UP
                 continue
-            # the others, nearest to ``a`` first, while they can still be among the two nearest
-            da = np.sqrt(dsq)
-            b1 = a
-            d1 = dsq
-            d2 = np.inf
-            reach = np.inf
-            for r in range(1, k):
-                if ringed:
-                    if ring[a, r] - da > reach:
-                        break
-                    j = order[a, r]
-                else:  # every other centroid, in index order
-                    j = r - 1 if r - 1 < a else r
-                d = 0.0
-                for ch in range(c):
-                    diff = row[ch] - centroids[j, ch]
-                    d += diff * diff
-                if d < d1 or (d == d1 and j < b1):
-                    d2 = d1
-                    d1 = d
-                    b1 = j
-                    reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
-                elif d < d2:
-                    d2 = d
-                    reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
+            if tree is None:
+                b1, d1, d2 = search_from(row, a, dsq, centroids, order, ring, ringed)
+            else:
+                b1, d1, d2 = kt.two_nearest(row, tree, stack, bounds)
         else:
             for ch in range(c):
                 row[ch] = np.float64(x[i, ch])
-            b1, d1, d2 = two_nearest(row, centroids)
+            if tree is None:
+                b1, d1, d2 = two_nearest(row, centroids)
+            else:
+                b1, d1, d2 = kt.two_nearest(row, tree, stack, bounds)
         upper[i] = np.sqrt(d1) * UP
         lower[i] = np.sqrt(d2) * DOWN
         if b1 == a:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .common import JIT, nearest, sq_norms
+from .common import JIT, sq_norms
+from .kdtree import find, searcher
 
 
 @njit(**JIT)
-def lloyd_partials(x, w, centroids):  # pragma: no cover - compiled
+def lloyd_partials(x, w, centroids, tree=None):  # pragma: no cover - compiled
     """Assign and accumulate one block.
 
     Parameters
@@ -23,6 +24,9 @@ def lloyd_partials(x, w, centroids):  # pragma: no cover - compiled
     w : ndarray of shape (n,) or (0,), float64
         Weight of each row (pixel counts of distinct colours); empty means all ones.
     centroids : ndarray of shape (K, C), float64
+    tree : tuple, optional
+        :func:`.kdtree.build` of ``centroids``: the nearest centroid is searched in it (the
+        same one as without it, ties included).
 
     Returns
     -------
@@ -35,6 +39,7 @@ def lloyd_partials(x, w, centroids):  # pragma: no cover - compiled
     k = centroids.shape[0]
     out = np.zeros((k + 1, c + 2), dtype=np.float64)
     cn = sq_norms(centroids)
+    srch = searcher(tree, cn)
     weighted = w.shape[0] > 0
     row = np.empty(c, dtype=np.float64)
     for i in range(n):
@@ -47,7 +52,7 @@ def lloyd_partials(x, w, centroids):  # pragma: no cover - compiled
         if not finite:
             out[k, 0] += 1.0
             continue
-        best = nearest(row, centroids, cn)
+        best = find(row, centroids, cn, tree, srch)
         wi = w[i] if weighted else 1.0
         err = 0.0
         for ch in range(c):
@@ -60,7 +65,7 @@ def lloyd_partials(x, w, centroids):  # pragma: no cover - compiled
 
 
 @njit(**JIT)
-def assign_labels(x, centroids, labels):  # pragma: no cover - compiled
+def assign_labels(x, centroids, labels, tree=None):  # pragma: no cover - compiled
     """Write the index of the nearest centroid of every row of ``x`` into ``labels``.
 
     Parameters
@@ -68,6 +73,8 @@ def assign_labels(x, centroids, labels):  # pragma: no cover - compiled
     x : ndarray of shape (n, C), any real dtype
     centroids : ndarray of shape (K, C), float64
     labels : ndarray of shape (n,), uint8 or uint16 (OUT)
+    tree : tuple, optional
+        As for :func:`lloyd_partials`.
 
     Returns
     -------
@@ -81,6 +88,7 @@ def assign_labels(x, centroids, labels):  # pragma: no cover - compiled
     stats[k + 1] = np.inf
     stats[k + 2] = -np.inf
     cn = sq_norms(centroids)
+    srch = searcher(tree, cn)
     row = np.empty(c, dtype=np.float64)
     for i in range(n):
         for ch in range(c):
@@ -90,7 +98,7 @@ def assign_labels(x, centroids, labels):  # pragma: no cover - compiled
                 stats[k + 1] = v
             if v > stats[k + 2]:
                 stats[k + 2] = v
-        best = nearest(row, centroids, cn)
+        best = find(row, centroids, cn, tree, srch)
         labels[i] = best
         err = 0.0
         for ch in range(c):
@@ -102,20 +110,22 @@ def assign_labels(x, centroids, labels):  # pragma: no cover - compiled
 
 
 @njit(**JIT)
-def nearest_sq_dist(x, centroids, out, labels):  # pragma: no cover - compiled
+def nearest_sq_dist(x, centroids, out, labels, tree=None):  # pragma: no cover - compiled
     """``out[i]`` = squared distance of row ``x[i]`` (n, C) to its nearest centroid (K, C);
     that centroid's index goes to ``labels[i]`` unless ``labels`` is empty.
 
-    ``out`` (n,) float64 and ``labels`` (n,) or (0,) are OUT; ``x`` and ``centroids`` IN.
+    ``out`` (n,) float64 and ``labels`` (n,) or (0,) are OUT; ``x`` and ``centroids`` IN;
+    ``tree`` as for :func:`lloyd_partials`.
     """
     n, c = x.shape
     cn = sq_norms(centroids)
+    srch = searcher(tree, cn)
     row = np.empty(c, dtype=np.float64)
     with_labels = labels.shape[0] > 0
     for i in range(n):
         for ch in range(c):
             row[ch] = np.float64(x[i, ch])
-        j = nearest(row, centroids, cn)
+        j = find(row, centroids, cn, tree, srch)
         s = 0.0
         for ch in range(c):
             d = row[ch] - centroids[j, ch]
