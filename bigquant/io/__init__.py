@@ -31,6 +31,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from .._objstore import location
 from ..chunking import parse_memory_limit
 from ..display import bands_of
 from ..errors import ParameterError
@@ -58,6 +59,8 @@ from .image_info import (
 from .ome_tiff import OME_TIFF, is_ome_tiff, write_ome_tiff
 from .ome_zarr import OME_ZARR, is_ome_zarr, write_ome_zarr
 from .png_jpeg import describe_jpeg, describe_png, read_png_jpeg, write_png_jpeg
+from .remote import open_remote
+from .remote_tiff import RemoteTiffPlan, read_remote_tiff
 from .sniff import sniff
 from .tiff_input import open_tiff, read_tiff, tiff_reader
 from .tiff_writer import write_tiff
@@ -103,11 +106,17 @@ def _check_index(name: str, value: Any, optional: bool) -> int | None:
     return int(value)
 
 
-def _describe(path: PathLike, level: Any, series: Any, axes: Any) -> tuple[Path, ImageInfo, Any]:
-    """The input's kind by content, its description, and the plan its reader needs."""
+def _describe(
+    path: PathLike, level: Any, series: Any, axes: Any, storage_options: dict | None = None
+) -> tuple[Path, ImageInfo, Any]:
+    """The input's kind by content, its description, and the plan its reader needs (a URL's
+    through :mod:`.remote`)."""
     level = _check_index("level", level, False)
     series = _check_index("series", series, True)
     axes = parse_axes(axes)
+    where = location(path, storage_options)
+    if where is not None:
+        return Path(where.path), *open_remote(where, level, series, axes)
     p = Path(path)
     kind = sniff(p)
     if kind == "tiff":
@@ -121,12 +130,19 @@ def _describe(path: PathLike, level: Any, series: Any, axes: Any) -> tuple[Path,
     return p, info, None
 
 
-def inspect(path: PathLike, *, level: int = 0, series: int | None = None, axes: str | None = None) -> ImageInfo:
+def inspect(
+    path: PathLike,
+    *,
+    level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
+    storage_options: dict | None = None,
+) -> ImageInfo:
     """Describe an input image from its metadata alone, without reading its pixels.
 
     Parameters
     ----------
-    path, level, series, axes
+    path, level, series, axes, storage_options
         As for :func:`read_image`.
 
     Returns
@@ -141,7 +157,7 @@ def inspect(path: PathLike, *, level: int = 0, series: int | None = None, axes: 
     InputError, ParameterError
         As :func:`read_image` raises them before reading any pixel.
     """
-    return _describe(path, level, series, axes)[1]
+    return _describe(path, level, series, axes, storage_options)[1]
 
 
 def open_image(
@@ -153,11 +169,14 @@ def open_image(
     memory_limit: int | str | None = None,
     chunks: tuple[int, int] | None = None,
     threads: int | None = None,
+    storage_options: dict | None = None,
 ) -> tuple[da.Array, ImageInfo]:
     """:func:`read_image`'s array together with :func:`inspect`'s description, from one look
     at the metadata."""
     budget = parse_memory_limit(memory_limit)
-    p, info, plan = _describe(path, level, series, axes)
+    p, info, plan = _describe(path, level, series, axes, storage_options)
+    if isinstance(plan, RemoteTiffPlan):
+        return read_remote_tiff(info, plan, budget, chunks, threads), info
     if info.container == "tiff":
         return read_tiff(p, info, plan, budget, chunks, threads), info
     if info.container == "zarr":
@@ -166,7 +185,13 @@ def open_image(
 
 
 def probe_read(
-    path: PathLike, *, level: int = 0, series: int | None = None, axes: str | None = None, tiles: int = 6
+    path: PathLike,
+    *,
+    level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
+    tiles: int = 6,
+    storage_options: dict | None = None,
 ) -> float | None:
     """Nanoseconds per pixel to read and decode the input on one thread, timed on up to ``tiles``
     of its own tiles (or chunks) spread along its diagonal, at most ``2**23`` pixels in all; one
@@ -174,9 +199,9 @@ def probe_read(
 
     The tiles are read without Dask, as one task of :func:`read_image`'s graph reads them.
     """
-    p, info, plan = _describe(path, level, series, axes)
-    if info.tile is None:
-        return None
+    p, info, plan = _describe(path, level, series, axes, storage_options)
+    if info.tile is None or isinstance(plan, RemoteTiffPlan):
+        return None  # a URL's read time is the network's, not the decoder's
     rows, cols, _ = info.shape
     tr, tc = min(info.tile[0], rows), min(info.tile[1], cols)
     n = max(1, min(tiles, (1 << 23) // (tr * tc)))
@@ -210,6 +235,7 @@ def read_image(
     memory_limit: int | str | None = None,
     chunks: tuple[int, int] | None = None,
     threads: int | None = None,
+    storage_options: dict | None = None,
 ) -> da.Array:
     """Open an image lazily as a dask array of shape (rows, cols, C).
 
@@ -241,6 +267,10 @@ def read_image(
         zarr chunk, so every source tile is decoded by exactly one task.
     threads : int, optional
         Worker threads sharing the budget (default: CPU count); only used to choose chunks.
+    storage_options : dict, optional
+        For a URL ``path`` (``s3://``, ``gs://``, ``az://``, ``https://``, ``memory://``: a TIFF or
+        a Zarr array or group on object storage), the fsspec file system's options (endpoint,
+        credentials, ...). Each task opens the URL itself and reads only its tiles' bytes.
 
     Returns
     -------
@@ -263,7 +293,14 @@ def read_image(
         ``series`` is past the last one.
     """
     return open_image(
-        path, level=level, series=series, axes=axes, memory_limit=memory_limit, chunks=chunks, threads=threads
+        path,
+        level=level,
+        series=series,
+        axes=axes,
+        memory_limit=memory_limit,
+        chunks=chunks,
+        threads=threads,
+        storage_options=storage_options,
     )[0]
 
 
