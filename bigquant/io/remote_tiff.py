@@ -117,7 +117,7 @@ def open_remote_tiff(
             codec = offsets = counts = None
             across = 0
             if plan.tiles:
-                page = tf.series[info.series].levels[info.level].pages[0]
+                page: Any = tf.series[info.series].levels[info.level].pages[0]
                 codec = _codec(page)
                 if codec is not None:
                     offsets = np.asarray(page.dataoffsets, dtype=np.int64)
@@ -126,7 +126,7 @@ def open_remote_tiff(
     return info, RemoteTiffPlan(where, plan, codec, offsets, counts, across)
 
 
-def decode_tile(data: bytes, codec: TileCodec) -> np.ndarray:
+def decode_tile(data: Any, codec: TileCodec) -> np.ndarray:
     """One tile's pixels (tile rows, tile cols, samples) in native byte order."""
     import imagecodecs
     from tifffile import TIFF

@@ -33,10 +33,12 @@ import zarr
 
 from .. import ngff
 from .._dask import compute_settled, tree_reduce
+from .._objstore import Location
 from .._staging import Staging, check_output_folder
 from ..display import bands_of
 from ..errors import OutputError
 from ..params import labels_dtype
+from . import remote
 from .format import (
     ATTRS,
     CODEBOOK,
@@ -55,6 +57,7 @@ from .format import (
     mode_2x2,
     pyramid_levels,
 )
+from .remote import RemoteStaging, open_array, open_group
 
 PathLike = str | os.PathLike
 
@@ -70,13 +73,18 @@ def _is_store_dir(p: Path) -> bool:
         return False
 
 
-def check_target(path: PathLike, overwrite: bool) -> Path:
+def check_target(path: PathLike | Location, overwrite: bool) -> Any:
     """Validate a store target before any work; raises OutputError.
+
+    A :class:`~bigquant._objstore.Location` (a URL) is checked by
+    :func:`bigquant.store.remote.check_target`.
 
     The target must not exist, or with ``overwrite`` be a bigquant store (never an unrelated
     file or folder); its folder must exist and take new entries (probed by creating and removing
     an empty hidden folder, since permission bits say nothing for root or read-only mounts).
     """
+    if isinstance(path, Location):
+        return remote.check_target(path, overwrite)
     target = Path(path)
     if target.exists() or target.is_symlink():
         if not overwrite:
@@ -90,8 +98,11 @@ def check_target(path: PathLike, overwrite: bool) -> Path:
     return target
 
 
-def _new_group(target: Path, overwrite: bool) -> Staging:
-    """A staging for ``target`` holding an empty, incomplete Zarr v3 group."""
+def _new_group(target: Any, overwrite: bool) -> Staging | RemoteStaging:
+    """A staging for ``target`` holding an empty, incomplete Zarr v3 group (on object storage:
+    the target itself, :class:`~bigquant.store.remote.RemoteStaging`)."""
+    if isinstance(target, Location):
+        return RemoteStaging(target, overwrite)
     staging = Staging(target, overwrite, noun="store", quoted=repr(str(target)))
     try:
         zarr.create_group(str(staging.path), zarr_format=3, attributes={ATTRS: {"complete": False}})
@@ -134,9 +145,13 @@ def _write_json(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
-def _write_group(path: Path, attributes: dict) -> None:
+def _write_group(path: Any, attributes: dict) -> None:
     """Write a group's ``zarr.json`` with ``attributes`` and the consolidated metadata of every
     node below it (zarr-python's inline form, which xarray and zarr read without listing)."""
+    if isinstance(path, Location):
+        remote.write_group(path, attributes)
+        return
+    path = Path(path)
     members = _node_documents(path)
     for doc in members.values():
         if doc.get("node_type") == "group":
@@ -163,7 +178,7 @@ def write_root(path: PathLike, metadata: dict[str, Any], ome: dict[str, Any] | N
     attributes = {ATTRS: jsonable(metadata)}
     if ome is not None:
         attributes["ome"] = ome
-    _write_group(Path(path), attributes)
+    _write_group(path, attributes)
 
 
 def _write_block(
@@ -176,7 +191,7 @@ def _write_block(
             labels = mode_2x2(labels)
         # Every chunk is written, zeros included: skips zarr's all-equal scan of each chunk, and a
         # missing chunk can only mean damage. Offsets divide by 2**lv (level_chunks' rule).
-        arr = zarr.open_array(path, mode="r+").with_config({"write_empty_chunks": True})
+        arr = open_array(path, "r+").with_config({"write_empty_chunks": True})
         r, c = r0 >> lv, c0 >> lv
         arr[r : r + labels.shape[0], c : c + labels.shape[1]] = labels
     return np.asarray(stats, dtype=np.float64).reshape(1, 1, -1)
@@ -185,8 +200,8 @@ def _write_block(
 def _write_small_chunk(src: str, dst: str, region: tuple[int, int, int, int]) -> None:
     """Chunk ``region`` (rows r0:r1, cols c0:c1 of level ``dst``) from twice that region of ``src``."""
     r0, r1, c0, c1 = region
-    labels = np.asarray(zarr.open_array(src, mode="r")[2 * r0 : 2 * r1, 2 * c0 : 2 * c1])
-    arr = zarr.open_array(dst, mode="r+").with_config({"write_empty_chunks": True})
+    labels = np.asarray(open_array(src, "r")[2 * r0 : 2 * r1, 2 * c0 : 2 * c1])
+    arr = open_array(dst, "r+").with_config({"write_empty_chunks": True})
     arr[r0:r1, c0:c1] = mode_2x2(labels)
 
 
@@ -234,7 +249,7 @@ class StoreWriter:
         self.staging = _new_group(self.target, overwrite)
         self.tmp = self.staging.path
         try:
-            labels = zarr.open_group(str(self.tmp), mode="r+").create_group(LABELS)
+            labels = open_group(self.tmp, "r+").create_group(LABELS)
             for lv, lchunks in enumerate(self.chunks):
                 labels.create_array(
                     str(lv),
@@ -249,7 +264,12 @@ class StoreWriter:
             self.abort()
             raise
         # Absolute: tasks may run on workers whose working folder is not ours.
-        self.level_paths = [os.path.abspath(self.tmp / level_path(lv)) for lv in range(self.levels)]
+        self.level_paths: list[Any] = [
+            self.tmp.child(level_path(lv))
+            if isinstance(self.tmp, Location)
+            else os.path.abspath(self.tmp / level_path(lv))
+            for lv in range(self.levels)
+        ]
         self.labels_path = self.level_paths[0]
 
     def __enter__(self) -> StoreWriter:
@@ -308,14 +328,14 @@ class StoreWriter:
         ]
         compute_settled(*tasks)
 
-    def commit(self, codebook: np.ndarray, metadata: dict[str, Any]) -> Path:
+    def commit(self, codebook: np.ndarray, metadata: dict[str, Any]) -> Any:
         """Write the codebook, the labels group's metadata and, last, the root; rename into place.
 
         ``metadata`` may hold ``pixel_size`` and ``bands`` (see the store format); the labels'
         colours follow :mod:`bigquant.display` from the codebook, ``bands`` and ``data_range``.
         """
         cb = np.asarray(codebook)
-        group = zarr.open_group(str(self.tmp), mode="r+")
+        group = open_group(self.tmp, "r+")
         _write_codebook(group, cb)
         meta = dict(metadata)
         meta.update(
@@ -326,7 +346,8 @@ class StoreWriter:
         meta = jsonable(meta)
         bands = bands_of(meta, cb.shape[1])
         colours = ngff.label_colours(cb, meta, bands)
-        _write_group(self.tmp / LABELS, {"ome": ngff.label_image(self.levels, meta.get("pixel_size"), colours)})
+        labels = self.tmp.child(LABELS) if isinstance(self.tmp, Location) else self.tmp / LABELS
+        _write_group(labels, {"ome": ngff.label_image(self.levels, meta.get("pixel_size"), colours)})
         # The root lists its label image as an NGFF labels container does, so OME-Zarr readers
         # (ome-zarr-py, napari-ome-zarr) opening the store itself find it.
         write_root(self.tmp, meta, ome={"version": ngff.VERSION, "labels": [LABELS]})
@@ -337,7 +358,9 @@ class StoreWriter:
         self.staging.abort()
 
 
-def write_palette(target: PathLike, codebook: np.ndarray, metadata: dict[str, Any], *, overwrite: bool = False) -> Path:
+def write_palette(
+    target: PathLike | Location, codebook: np.ndarray, metadata: dict[str, Any], *, overwrite: bool = False
+) -> Path:
     """Write a palette store (Zarr v3 group with a ``codebook`` array and metadata, no labels).
 
     Atomic like :class:`StoreWriter`: built in a hidden sibling, root ``zarr.json`` last,
@@ -346,7 +369,7 @@ def write_palette(target: PathLike, codebook: np.ndarray, metadata: dict[str, An
     cb = np.asarray(codebook)
     path = check_target(target, overwrite)
     with _new_group(path, overwrite) as staging:
-        group = zarr.open_group(str(staging.path), mode="r+")
+        group = open_group(staging.path, "r+")
         _write_codebook(group, cb)
         meta = dict(metadata)
         meta.update(
