@@ -59,8 +59,7 @@ from .image_info import (
 from .ome_tiff import OME_TIFF, is_ome_tiff, write_ome_tiff
 from .ome_zarr import OME_ZARR, is_ome_zarr, write_ome_zarr
 from .png_jpeg import describe_jpeg, describe_png, read_png_jpeg, write_png_jpeg
-from .remote import open_remote
-from .remote_tiff import RemoteTiffPlan, read_remote_tiff
+from .remote import RemoteTiffPlan, open_remote, read_remote_tiff
 from .sniff import sniff
 from .tiff_input import open_tiff, read_tiff, tiff_reader
 from .tiff_writer import write_tiff
@@ -106,16 +105,12 @@ def _check_index(name: str, value: Any, optional: bool) -> int | None:
     return int(value)
 
 
-def _describe(
-    path: PathLike, level: Any, series: Any, axes: Any, storage_options: dict | None = None
-) -> tuple[Path, ImageInfo, Any]:
-    """The input's kind by content, its description, and the plan its reader needs (a URL's
-    through :mod:`.remote`)."""
+def _describe(path: PathLike, level: Any, series: Any, axes: Any, opts: Any = None) -> tuple[Path, ImageInfo, Any]:
+    """The input's kind by content, its description, and the plan its reader needs (a URL's: :mod:`.remote`)."""
     level = _check_index("level", level, False)
     series = _check_index("series", series, True)
     axes = parse_axes(axes)
-    where = location(path, storage_options)
-    if where is not None:
+    if (where := location(path, opts)) is not None:
         return Path(where.path), *open_remote(where, level, series, axes)
     p = Path(path)
     kind = sniff(p)
@@ -185,13 +180,7 @@ def open_image(
 
 
 def probe_read(
-    path: PathLike,
-    *,
-    level: int = 0,
-    series: int | None = None,
-    axes: str | None = None,
-    tiles: int = 6,
-    storage_options: dict | None = None,
+    path: PathLike, *, level: int = 0, series: int | None = None, axes: str | None = None, tiles: int = 6
 ) -> float | None:
     """Nanoseconds per pixel to read and decode the input on one thread, timed on up to ``tiles``
     of its own tiles (or chunks) spread along its diagonal, at most ``2**23`` pixels in all; one
@@ -199,9 +188,11 @@ def probe_read(
 
     The tiles are read without Dask, as one task of :func:`read_image`'s graph reads them.
     """
-    p, info, plan = _describe(path, level, series, axes, storage_options)
-    if info.tile is None or isinstance(plan, RemoteTiffPlan):
+    if location(path) is not None:
         return None  # a URL's read time is the network's, not the decoder's
+    p, info, plan = _describe(path, level, series, axes)
+    if info.tile is None:
+        return None
     rows, cols, _ = info.shape
     tr, tc = min(info.tile[0], rows), min(info.tile[1], cols)
     n = max(1, min(tiles, (1 << 23) // (tr * tc)))
@@ -268,9 +259,8 @@ def read_image(
     threads : int, optional
         Worker threads sharing the budget (default: CPU count); only used to choose chunks.
     storage_options : dict, optional
-        For a URL ``path`` (``s3://``, ``gs://``, ``az://``, ``https://``, ``memory://``: a TIFF or
-        a Zarr array or group on object storage), the fsspec file system's options (endpoint,
-        credentials, ...). Each task opens the URL itself and reads only its tiles' bytes.
+        fsspec options (endpoint, credentials, ...) for a URL ``path`` (a TIFF or Zarr on ``s3://``,
+        ``gs://``, ``az://``, ``https://``, ``memory://``); each task reads only its tiles' bytes.
 
     Returns
     -------

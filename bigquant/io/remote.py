@@ -17,9 +17,12 @@ from .._objstore import Location, describe_error
 from ..errors import InputError
 from ._checks import ZARR_MARKERS
 from .image_info import ImageInfo
-from .remote_tiff import open_remote_tiff
+from .remote_tiff import RemoteTiffPlan, open_remote_tiff, read_remote_tiff
 from .sniff import KNOWN, MAGIC
 from .zarr_image import describe_zarr
+
+
+__all__ = ["RemoteTiffPlan", "open_remote", "read_remote_tiff", "sniff_remote"]
 
 
 def sniff_remote(where: Location) -> str:
