@@ -21,7 +21,6 @@ from .remote_tiff import RemoteTiffPlan, open_remote_tiff, read_remote_tiff
 from .sniff import KNOWN, MAGIC
 from .zarr_image import describe_zarr
 
-
 __all__ = ["RemoteTiffPlan", "open_remote", "read_remote_tiff", "sniff_remote"]
 
 
