@@ -28,8 +28,18 @@ import zarr
 
 from .._objstore import Location, describe_error
 from ..errors import OutputError, StoreFormatError
+from ..metrics import seed_bits
 from ..reconstruction import reconstruct
-from .format import ATTRS, CODEBOOK, LABELS, MAX_METADATA_BYTES, PALETTE, is_store_document, validate_metadata
+from .format import (
+    ATTRS,
+    CODEBOOK,
+    LABELS,
+    MAX_METADATA_BYTES,
+    PALETTE,
+    describe_codecs,
+    is_store_document,
+    validate_metadata,
+)
 from .palette import Palette
 
 #: Schemes whose first path component is a bucket (or container) that must exist.
@@ -72,8 +82,11 @@ def check_target(where: Location, overwrite: bool) -> Location:
     probe = f"{where.path}/.bigquant-probe-{uuid.uuid4().hex[:8]}"
     try:
         bucket = where.path.split("/", 1)[0]
-        if where.url.split("://")[0].lower() in BUCKETED and not fs.exists(bucket):
-            raise OutputError(f"bucket {bucket!r} of output {quoted} does not exist")
+        if where.url.split("://")[0].lower() in BUCKETED:
+            try:
+                fs.ls(bucket, detail=False)  # exists() would answer False for any failure
+            except FileNotFoundError:
+                raise OutputError(f"bucket {bucket!r} of output {quoted} does not exist") from None
         if _has_keys(where):
             doc = root_document(where)
             if doc is None or not is_store_document(doc):
@@ -199,8 +212,10 @@ class RemoteStore:
             raise StoreFormatError(f"{where.url!r} is a palette (a codebook without labels)")
         group = open_group(where, "r")
         levels = sorted(int(k) for k in group[LABELS].array_keys())
+        self.where = where
         self.path = where.url
         self.metadata: dict = meta
+        self.labels_codec = describe_codecs(group[f"{LABELS}/{levels[0]}"])
         self.codebook: np.ndarray = np.asarray(group[CODEBOOK][...])
         self.levels = [da.from_zarr(group[f"{LABELS}/{lv}"]) for lv in levels]
         self.labels = self.levels[0]
@@ -222,8 +237,28 @@ class RemoteStore:
         return reconstruct(self.levels[level], self.codebook)
 
     def info(self) -> dict:
+        """Metadata plus accounting, as :meth:`bigquant.store.Store.info` (bytes from a listing)."""
         m = dict(self.metadata)
-        m.update(path=self.path, levels=[list(map(int, x.shape)) for x in self.levels])
+        rows, cols, c = m["shape"]
+        n = rows * cols
+        raw = n * c * np.dtype(m["dtype"]).itemsize
+        try:
+            nbytes = int(self.where.fs.du(self.where.path))
+        except Exception:  # a listing refused: the accounting is all that is missing
+            nbytes = 0
+        seeds = seed_bits(n, m["k"], 8 * c * np.dtype(m["dtype"]).itemsize)
+        m.update(
+            path=self.path,
+            pixels=n,
+            raw_bytes=raw,
+            store_bytes=nbytes,
+            ratio=raw / nbytes if nbytes else None,
+            bits_per_pixel=8.0 * nbytes / n,
+            seed_bits=seeds,
+            seed_ratio=seeds / (8.0 * raw),
+            labels_codec=self.labels_codec,
+            levels=[list(map(int, x.shape)) for x in self.levels],
+        )
         return m
 
     def __repr__(self) -> str:
