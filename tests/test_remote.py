@@ -153,14 +153,18 @@ def s3(tmp_path_factory):
         "secret": "bq-test-secret",
         "client_kwargs": {"region_name": "us-east-1"},
     }
+    boto3 = pytest.importorskip("boto3")
+    boto3.client(
+        "s3", endpoint_url=opts["endpoint_url"], aws_access_key_id=opts["key"], aws_secret_access_key=opts["secret"],
+        region_name="us-east-1",
+    ).create_bucket(Bucket="bq-test")  # fmt: skip
     fs = s3fs.S3FileSystem(**opts)
-    fs.mkdir("bq")
     d = tmp_path_factory.mktemp("s3-inputs")
     img = _image(shape=(384, 384))
     tifffile.imwrite(d / "slide.tif", img, tile=(64, 64), compression="zlib", photometric="rgb", bigtiff=True)
-    fs.put_file(str(d / "slide.tif"), "bq/slide.tif")
+    fs.put_file(str(d / "slide.tif"), "bq-test/slide.tif")
     zarr.create_array(d / "img.zarr", shape=img.shape, chunks=(64, 64, 3), dtype=img.dtype)[...] = img
-    fs.put(str(d / "img.zarr"), "bq/img.zarr", recursive=True)
+    fs.put(str(d / "img.zarr"), "bq-test/img.zarr", recursive=True)
     yield {"opts": opts, "fs": fs, "local": d, "json": json.dumps(opts)}
     server.stop()
 
@@ -175,15 +179,15 @@ def s3_cluster(tmp_path_factory):
 @pytest.mark.parametrize("name", ["slide.tif", "img.zarr"])  # ranged TIFF tiles; zarr's fsspec store
 def test_bucket_input_and_store_on_a_cluster_match_a_local_run(s3, s3_cluster, tmp_path, name):
     local = bigquant.compress(s3["local"] / name, tmp_path / "local.bq.zarr", k=6, chunks=(128, 128))
-    url = f"s3://bq/{name}.bq.zarr"
-    with s3_cluster.client(set_as_default=False) as client:
+    url = f"s3://bq-test/{name}.bq.zarr"
+    with s3_cluster.client() as client:
         with client.as_current():
             remote = bigquant.compress(
-                f"s3://bq/{name}", url, k=6, chunks=(128, 128), storage_options=s3["opts"], overwrite=True
+                f"s3://bq-test/{name}", url, k=6, chunks=(128, 128), storage_options=s3["opts"], overwrite=True
             )
     assert np.array_equal(remote.codebook, local.codebook)
     assert np.array_equal(remote.labels.compute(), local.labels.compute())
-    assert remote.metadata["source_path"] == f"s3://bq/{name}"
+    assert remote.metadata["source_path"] == f"s3://bq-test/{name}"
     # Plain zarr opens the bucket's store and decodes it.
     g = zarr.open_group(url, mode="r", storage_options=s3["opts"])
     assert g.attrs["bigquant"]["complete"] is True
@@ -201,7 +205,7 @@ def test_missing_bucket_object_and_credentials_are_one_line_exit_2(s3, tmp_path,
     opts = ["--storage-options", s3["json"], "-q"]
     assert main(["compress", "s3://no-such-bucket/x.tif", "-o", str(tmp_path / "x.bq.zarr"), *opts]) == 2
     assert "not found" in _one_line(capsys.readouterr().err)
-    assert main(["compress", "s3://bq/missing.tif", "-o", str(tmp_path / "x.bq.zarr"), *opts]) == 2
+    assert main(["compress", "s3://bq-test/missing.tif", "-o", str(tmp_path / "x.bq.zarr"), *opts]) == 2
     assert "not found" in _one_line(capsys.readouterr().err)
     assert main(["compress", str(s3["local"] / "slide.tif"), "-o", "s3://no-such-bucket/x.bq.zarr", *opts]) == 2
     assert "bucket 'no-such-bucket'" in _one_line(capsys.readouterr().err)
@@ -211,7 +215,7 @@ def test_missing_bucket_object_and_credentials_are_one_line_exit_2(s3, tmp_path,
     env["PYTHONPATH"] = str(ROOT)
     bare = json.dumps({"endpoint_url": s3["opts"]["endpoint_url"]})
     proc = subprocess.run(
-        [sys.executable, "-m", "bigquant.cli", "compress", "s3://bq/slide.tif", "-o", str(tmp_path / "y.bq.zarr")]
+        [sys.executable, "-m", "bigquant.cli", "compress", "s3://bq-test/slide.tif", "-o", str(tmp_path / "y.bq.zarr")]
         + ["--storage-options", bare, "-q"],
         env=env,
         capture_output=True,
@@ -224,21 +228,21 @@ def test_missing_bucket_object_and_credentials_are_one_line_exit_2(s3, tmp_path,
 
 @pytest.mark.timeout(180)
 def test_killed_mid_write_leaves_no_complete_store_and_the_rerun_succeeds(s3, tmp_path):
-    fs, url = s3["fs"], "s3://bq/killed.bq.zarr"
-    argv = ["compress", "s3://bq/slide.tif", "-o", url, "-k", "6", "--chunks", "32,32", "-q"]
+    fs, url = s3["fs"], "s3://bq-test/killed.bq.zarr"
+    argv = ["compress", "s3://bq-test/slide.tif", "-o", url, "-k", "6", "--chunks", "64,64", "-q"]
     argv += ["--storage-options", s3["json"]]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *argv], env=env, start_new_session=True)
     try:
         end = time.monotonic() + 120
-        while not any("/labels/0/c/" in k for k in _keys(fs, "bq/killed.bq.zarr")):
+        while not any(k.startswith("labels/0/c/") for k in _keys(fs, "bq-test/killed.bq.zarr")):
             assert proc.poll() is None, "bigquant finished before it could be killed while writing"
             assert time.monotonic() < end, "bigquant never started writing"
-            time.sleep(0.01)
+            time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert _root(fs, "bq/killed.bq.zarr")["attributes"]["bigquant"]["complete"] is False
+    assert _root(fs, "bq-test/killed.bq.zarr")["attributes"]["bigquant"]["complete"] is False
     with pytest.raises(StoreFormatError):
         bq_store.open_store(Location(url, s3["opts"]))
     assert main(argv) == 0  # no --overwrite needed to replace a dead run's store
@@ -249,25 +253,25 @@ def test_killed_mid_write_leaves_no_complete_store_and_the_rerun_succeeds(s3, tm
 @pytest.mark.timeout(240)
 def test_worker_killed_mid_job_changes_nothing(s3, s3_cluster, tmp_path):
     fs = s3["fs"]
-    base = ["-k", "6", "--chunks", "32,32", "-q", "--storage-options", s3["json"]]
-    assert main(["compress", "s3://bq/slide.tif", "-o", "s3://bq/alone.bq.zarr", *base]) == 0
+    base = ["-k", "6", "--chunks", "64,64", "-q", "--storage-options", s3["json"]]
+    assert main(["compress", "s3://bq-test/slide.tif", "-o", "s3://bq-test/alone.bq.zarr", *base]) == 0
     victim, victim_pid = sorted(s3_cluster.worker_pids().items())[0]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    argv = ["compress", "s3://bq/slide.tif", "-o", "s3://bq/hit.bq.zarr", "--scheduler", s3_cluster.address, *base]
+    argv = ["compress", "s3://bq-test/slide.tif", "-o", "s3://bq-test/hit.bq.zarr", "--scheduler", s3_cluster.address, *base]
     proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *argv], env=env, start_new_session=True)
     try:
         end = time.monotonic() + 120
-        while not any("/labels/0/c/" in k for k in _keys(fs, "bq/hit.bq.zarr")):
+        while not any(k.startswith("labels/0/c/") for k in _keys(fs, "bq-test/hit.bq.zarr")):
             assert proc.poll() is None and time.monotonic() < end, "the job ended before any label was written"
-            time.sleep(0.01)
+            time.sleep(0.1)
         os.kill(victim_pid, signal.SIGKILL)  # the worker itself; its nanny starts a new one
         assert proc.wait(timeout=180) == 0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    a = bq_store.open_store(Location("s3://bq/alone.bq.zarr", s3["opts"]))
-    b = bq_store.open_store(Location("s3://bq/hit.bq.zarr", s3["opts"]))
+    a = bq_store.open_store(Location("s3://bq-test/alone.bq.zarr", s3["opts"]))
+    b = bq_store.open_store(Location("s3://bq-test/hit.bq.zarr", s3["opts"]))
     assert np.array_equal(a.codebook, b.codebook)
     assert np.array_equal(a.labels.compute(), b.labels.compute())
     assert victim_pid not in s3_cluster.worker_pids().values()

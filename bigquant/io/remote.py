@@ -36,7 +36,7 @@ def sniff_remote(where: Location) -> str:
         for marker in ZARR_MARKERS:
             if fs.isfile(f"{where.path}/{marker}"):
                 return "zarr"
-        head = fs.cat_file(where.path, 0, 8)
+        head = fs.cat_file(where.path, start=0, end=8)
     except Exception as exc:
         raise InputError(f"cannot read {name}: {describe_error(exc)}") from None
     if not head:

@@ -172,7 +172,7 @@ def _read_tiles(
                 continue  # a tile never written: zeros, as tifffile fills it
             start = int(offsets[i, j])
             try:
-                data = fs.cat_file(path, start, start + int(counts[i, j]))
+                data = fs.cat_file(path, start=start, end=start + int(counts[i, j]))
             except Exception as exc:
                 raise InputError(f"cannot read input '{where.url}': {describe_error(exc)}") from None
             if len(data) != counts[i, j]:
