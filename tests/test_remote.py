@@ -21,14 +21,13 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from conftest import dask_cluster
 
 import bigquant
 from bigquant import store as bq_store
 from bigquant._objstore import Location
 from bigquant.cli import main
 from bigquant.errors import OutputError, StoreFormatError
-
-from conftest import dask_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +79,11 @@ def test_memory_store_equals_local_one(mem, tmp_path):
     files = {p.relative_to(tmp_path / "a.bq.zarr").as_posix() for p in (tmp_path / "a.bq.zarr").rglob("*")}
     assert _keys(fs, f"{prefix}/a.bq.zarr") == {f for f in files if (tmp_path / "a.bq.zarr" / f).is_file()}
     # The root consolidates every node, so plain zarr opens it without listing.
-    assert set(_root(fs, f"{prefix}/a.bq.zarr")["consolidated_metadata"]["metadata"]) >= {"codebook", "labels", "labels/0"}
+    assert set(_root(fs, f"{prefix}/a.bq.zarr")["consolidated_metadata"]["metadata"]) >= {
+        "codebook",
+        "labels",
+        "labels/0",
+    }
 
 
 def test_unfinished_store_is_refused_and_replaced_by_the_next_run(mem):
@@ -257,7 +260,15 @@ def test_worker_killed_mid_job_changes_nothing(s3, s3_cluster, tmp_path):
     assert main(["compress", "s3://bq-test/slide.tif", "-o", "s3://bq-test/alone.bq.zarr", *base]) == 0
     victim, victim_pid = sorted(s3_cluster.worker_pids().items())[0]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    argv = ["compress", "s3://bq-test/slide.tif", "-o", "s3://bq-test/hit.bq.zarr", "--scheduler", s3_cluster.address, *base]
+    argv = [
+        "compress",
+        "s3://bq-test/slide.tif",
+        "-o",
+        "s3://bq-test/hit.bq.zarr",
+        "--scheduler",
+        s3_cluster.address,
+        *base,
+    ]
     proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *argv], env=env, start_new_session=True)
     try:
         end = time.monotonic() + 120
