@@ -292,28 +292,35 @@ class StoreWriter:
         worker once). The tasks open the labels arrays by path, so the graph holds no open handle.
         Returns the combined stats of all chunks (``combine(list_of_stats)``).
         """
+        parts = self.label_tasks(x, label_fn, fn_args, stats_len)
+        # Settled: if a chunk fails, abort() runs only once no other task still writes into tmp.
+        total = compute_settled(tree_reduce(parts, combine), *parts)[0]
+        for lv in range(self.in_task, self.levels):
+            self._write_small_level(lv)
+        return np.asarray(total).reshape(-1)
+
+    def label_tasks(self, x: da.Array, label_fn: Callable, fn_args: tuple, stats_len: int) -> list:
+        """The label pass planned, not run: one delayed task per chunk of ``x``, each writing its
+        labels (and pyramid chunks) and returning its stats (1, 1, ``stats_len``)."""
         if x.numblocks[-1] != 1:
             x = x.rechunk({2: -1})
         nr, nc = x.numblocks[:2]
         # token, not name: the keys hash the labels path (unique per run) and the arguments, so
         # two jobs on one cluster, or two runs in one session, never share a task.
+        # One key holds the level paths (URLs with their options), not a copy in every task.
+        paths = dask.delayed(self.level_paths[: self.in_task], pure=True)
         out = da.map_blocks(
             _write_block,
             x,
             label_fn,
-            self.level_paths[: self.in_task],
+            paths,
             *fn_args,
             dtype=np.float64,
             chunks=((1,) * nr, (1,) * nc, (int(stats_len),)),
             token="bigquant-write-labels",
             meta=np.empty((0, 0, 0)),
         )
-        parts = out.to_delayed().ravel().tolist()
-        # Settled: if a chunk fails, abort() runs only once no other task still writes into tmp.
-        total = compute_settled(tree_reduce(parts, combine), *parts)[0]
-        for lv in range(self.in_task, self.levels):
-            self._write_small_level(lv)
-        return np.asarray(total).reshape(-1)
+        return out.to_delayed().ravel().tolist()
 
     def _write_small_level(self, lv: int) -> None:
         """Level ``lv`` from level ``lv - 1``, one task per chunk, each reading twice its region."""
