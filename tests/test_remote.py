@@ -286,3 +286,13 @@ def test_worker_killed_mid_job_changes_nothing(s3, s3_cluster, tmp_path):
     assert np.array_equal(a.codebook, b.codebook)
     assert np.array_equal(a.labels.compute(), b.labels.compute())
     assert victim_pid not in s3_cluster.worker_pids().values()
+
+
+def test_http_input_reads_tiles_by_range(s3):
+    # The bucket's objects are also plain HTTP URLs on moto: fsspec's HTTP file system reads the
+    # header and then each tile with a Range request, as it would over https://.
+    url = f"{s3['opts']['endpoint_url']}/bq-test/slide.tif"
+    local = bigquant.read_image(s3["local"] / "slide.tif", chunks=(128, 128)).compute()
+    assert np.array_equal(bigquant.read_image(url, chunks=(128, 128)).compute(), local)
+    with pytest.raises(OutputError, match="read-only"):
+        bigquant.compress(local, f"{s3['opts']['endpoint_url']}/bq-test/x.bq.zarr", k=4)
