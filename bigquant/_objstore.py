@@ -61,7 +61,10 @@ def describe_error(exc: BaseException) -> str:
     name = type(exc).__name__
     if name == "NoCredentialsError" or "credential" in str(exc).lower() and name != "PermissionError":
         return f"no credentials found ({exc}); set them in the environment or pass --storage-options"
-    if isinstance(exc, FileNotFoundError):
+    status = getattr(exc, "status", None)  # an HTTP answer (aiohttp)
+    if status in (401, 403):
+        return f"access denied (HTTP {status})"
+    if isinstance(exc, FileNotFoundError) or status == 404:
         return f"not found ({exc.args[-1] if exc.args else exc})"
     if isinstance(exc, PermissionError):
         return f"access denied ({exc})"

@@ -27,7 +27,7 @@ import bigquant
 from bigquant import store as bq_store
 from bigquant._objstore import Location
 from bigquant.cli import main
-from bigquant.errors import OutputError, StoreFormatError
+from bigquant.errors import InputError, OutputError, StoreFormatError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -292,6 +292,15 @@ def test_http_input_reads_tiles_by_range(s3):
     # The bucket's objects are also plain HTTP URLs on moto: fsspec's HTTP file system reads the
     # header and then each tile with a Range request, as it would over https://.
     url = f"{s3['opts']['endpoint_url']}/bq-test/slide.tif"
+    # A private object: the anonymous request is denied, in one line.
+    with pytest.raises(InputError, match="access denied") as denied:
+        bigquant.read_image(url)
+    assert "\n" not in str(denied.value)
+    boto3 = pytest.importorskip("boto3")
+    boto3.client(
+        "s3", endpoint_url=s3["opts"]["endpoint_url"], aws_access_key_id=s3["opts"]["key"],
+        aws_secret_access_key=s3["opts"]["secret"], region_name="us-east-1",
+    ).put_object_acl(Bucket="bq-test", Key="slide.tif", ACL="public-read")  # fmt: skip
     local = bigquant.read_image(s3["local"] / "slide.tif", chunks=(128, 128)).compute()
     assert np.array_equal(bigquant.read_image(url, chunks=(128, 128)).compute(), local)
     with pytest.raises(OutputError, match="read-only"):
