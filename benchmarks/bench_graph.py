@@ -80,20 +80,20 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from distributed import Client, LocalCluster
 
-    rows = []
+    print(f"chunks {args.chunk} x {args.chunk}, K={args.k}, colour table {1 << 24} entries (scattered once)\n")
+    print("| Gpx | shape | tasks | graph pickled | largest task | size warning | submit |")
+    print("|---:|---|---:|---:|---:|---|---:|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as lc, Client(lc) as client:
             with client.as_current():
                 for gpx in args.gigapixels:
-                    rows.append(measure(client, gpx, args.chunk, args.k, Path(tmp)))
-    print(f"chunks {args.chunk} x {args.chunk}, K={args.k}, colour table {1 << 24} entries (scattered once)\n")
-    print("| Gpx | shape | tasks | graph pickled | largest task | size warning | submit |")
-    print("|---:|---|---:|---:|---:|---|---:|")
-    for r in rows:
-        print(
-            f"| {r['gpx']:g} | {r['shape']} | {r['tasks']:,} | {r['graph_bytes'] / 2**20:.1f} MiB "
-            f"| {r['largest_task'] / 1024:.1f} KiB | {'yes' if r['warned'] else 'no'} | {r['submit_s']:.2f} s |"
-        )
+                    r = measure(client, gpx, args.chunk, args.k, Path(tmp))
+                    print(
+                        f"| {r['gpx']:g} | {r['shape']} | {r['tasks']:,} | {r['graph_bytes'] / 2**20:.1f} MiB "
+                        f"| {r['largest_task'] / 1024:.1f} KiB | {'yes' if r['warned'] else 'no'} "
+                        f"| {r['submit_s']:.2f} s |",
+                        flush=True,
+                    )
     return 0
 
 
