@@ -84,6 +84,29 @@ def compute_settled(*collections: Any) -> tuple:
     return dask.compute(*collections)
 
 
+def current_client() -> Any:
+    """The ``dask.distributed`` client the next compute would run on, or None (no import of
+    ``distributed`` when it was never imported: then no client can exist)."""
+    if "distributed" not in sys.modules:
+        return None
+    sched = dask.base.get_scheduler()
+    client = getattr(sched, "__self__", None)
+    return client if client is not None and type(client).__module__.startswith("distributed") else None
+
+
+def shared(value: Any) -> Any:
+    """``value`` (a large constant: a lookup table) as an argument of many tasks, sent once.
+
+    On a ``dask.distributed`` client it is scattered to every worker (a future, by content
+    hash: the graph carries only its key, so the scheduler never receives megabytes of graph);
+    otherwise it becomes one delayed literal, which the local schedulers share by reference.
+    """
+    client = current_client()
+    if client is not None:
+        return client.scatter(value, broadcast=True, hash=True)
+    return dask.delayed(value, pure=True)
+
+
 #: Seconds :func:`settle` waits for tasks that are still running on the workers.
 SETTLE_TIMEOUT_S = 60.0
 

@@ -2,9 +2,8 @@
 
 Each function is a short plan: validate the arguments once (:class:`bigquant.params.FitOptions`),
 read the image (:mod:`bigquant.io`), fit (:mod:`bigquant.fitting`), write the store
-(:mod:`bigquant.store`), and return it. Every function runs on whatever Dask scheduler is
-current: the local threaded one by default, or a ``dask.distributed`` ``Client`` the caller
-created. bigquant never starts a cluster itself.
+(:mod:`bigquant.store`), and return it, on the current Dask scheduler (local threads, or a
+``dask.distributed`` ``Client`` the caller created; bigquant never starts a cluster itself).
 """
 
 from __future__ import annotations
@@ -41,11 +40,16 @@ PathLike = str | os.PathLike
 
 
 def load_source(
-    source: Any, *, level: int = 0, memory_limit: Any = None, chunks: tuple[int, int] | None = None
+    source: Any,
+    *,
+    level: int = 0,
+    memory_limit: Any = None,
+    chunks: tuple[int, int] | None = None,
+    storage_options: dict | None = None,
 ) -> tuple[da.Array, str]:
     """The image a compress or fit reads, as a regularly chunked dask array (rows, cols, C), and its
     name (:func:`bigquant.sources.load` without the description)."""
-    src = _sources.load(source, level=level, memory_limit=memory_limit, chunks=chunks)
+    src = _sources.load(source, level=level, memory_limit=memory_limit, chunks=chunks, storage_options=storage_options)
     return src.x, src.name
 
 
@@ -70,7 +74,7 @@ def _fit_image(
 
 def _write_store(
     x: da.Array,
-    output: PathLike,
+    output: Any,
     fit: FitResult,
     *,
     opts: FitOptions,
@@ -125,7 +129,7 @@ def _write_store(
         }
         meta["time_s"] = round(time.perf_counter() - t0, 3)
         path = writer.commit(fit.codebook, meta)
-    return Store(path)
+    return _store.open_store(path)
 
 
 @on_default_scheduler
@@ -153,6 +157,7 @@ def compress(
     bands: Sequence[str] | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    storage_options: dict | None = None,
 ) -> Store:
     """Quantize an image to K colours and write a bigquant store.
 
@@ -217,11 +222,16 @@ def compress(
         Receives the run's :mod:`bigquant.progress` events: a ``Step`` for each step, a
         ``Pass`` as each pass over the chunks begins, an ``Iteration`` after each Lloyd step.
         ``str(event)`` is one line of text, so ``progress=print`` prints them.
+    storage_options : dict, optional
+        fsspec options (endpoint, credentials, ...) for a ``source`` or ``output`` given as a URL
+        (``s3://``, ``gs://``, ``az://``, ``memory://``; ``https://`` for reading only). A store on
+        object storage is written in place with a commit protocol that needs no rename
+        (docs/store-format.md).
 
     Returns
     -------
     Store
-        The written store, opened.
+        The written store, opened (a :class:`bigquant.store.remote.RemoteStore` for a URL).
     """
     t0 = time.perf_counter()
     say = or_silent(progress)
@@ -233,14 +243,16 @@ def compress(
             raise ParameterError("give either a target PSNR or a fixed codebook, not both")
         target_psnr = params.check_target_psnr(target_psnr)
         k_requested = max_k = params.check_k(max_k)
-    fixed = _sources.fixed_codebook(codebook) if codebook is not None else None
+    fixed = _sources.fixed_codebook(codebook, storage_options) if codebook is not None else None
     if fixed is not None:
         k_requested = fixed[0].shape[0]
     pixel = params.check_pixel_size(pixel_size)
     mem = parse_memory_limit(memory_limit)
-    output = _sources.check_output(source, output, overwrite)
-    check_apart([source, codebook], [output])
-    src = _sources.load(source, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks)
+    target = _sources.check_output(source, output, overwrite, storage_options)
+    check_apart([source, codebook], [target])
+    src = _sources.load(
+        source, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks, storage_options=storage_options
+    )
     x, name = src.x, src.name
     _store.check_store_limits(x.shape, k_requested, x.chunksize)  # before the fit: the store's limits
     asked = dict(level=level, series=series, axes=axes, labels_level=labels_level, target_psnr=target_psnr)
@@ -260,7 +272,7 @@ def compress(
         fit = _fit_image(x, name, dataclasses.replace(opts, k=k_requested), init, target_psnr, max_k, say)
     return _write_store(
         x,
-        output,
+        target,
         fit,
         opts=opts,
         k_requested=k_requested,
@@ -292,6 +304,7 @@ def fit(
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     overwrite: bool = False,
     progress: Progress | None = None,
+    storage_options: dict | None = None,
 ) -> Palette:
     """Fit one codebook across several images and write it as a palette store.
 
@@ -307,6 +320,8 @@ def fit(
         The palette store to write (a Zarr v3 group with ``codebook`` and metadata, no labels).
     k, seed, max_iter, tol, method, memory_limit, chunks, level, series, axes, sample_size, overwrite, progress
         As for :func:`compress` (``level``, ``series`` and ``axes`` apply to every image).
+    storage_options : dict, optional
+        fsspec options for sources and an output given as URLs, as for :func:`compress`.
     """
     t0 = time.perf_counter()
     say = or_silent(progress)
@@ -314,9 +329,11 @@ def fit(
     if isinstance(sources, (str, os.PathLike)) or not len(sources):
         raise ParameterError("fit needs a list of one or more images")
     mem = parse_memory_limit(memory_limit)
-    _store.check_target(output, overwrite)
-    check_apart(sources, [output])
-    loaded = [_sources.load(s, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks) for s in sources]
+    target = _sources.output_target(output, storage_options)
+    _store.check_target(target, overwrite)
+    check_apart(sources, [target])
+    kw: Any = {"level": level, "series": series, "axes": axes, "chunks": chunks, "memory_limit": mem}
+    loaded = [_sources.load(s, storage_options=storage_options, **kw) for s in sources]
     xs, names = [s.x for s in loaded], [s.name for s in loaded]
     c, dtype = xs[0].shape[2], xs[0].dtype
     _store.check_store_limits((1, 1, c), opts.k)
@@ -345,8 +362,8 @@ def fit(
         **fitting.stamp(opts),
         "time_s": round(time.perf_counter() - t0, 3),
     }
-    path = _store.write_palette(output, f.codebook, meta, overwrite=overwrite)
-    return _store.Palette.read(path)
+    path = _store.write_palette(target, f.codebook, meta, overwrite=overwrite)
+    return _store.read_palette(path)
 
 
 def open_store(path: PathLike) -> Store:

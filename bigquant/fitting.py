@@ -23,7 +23,7 @@ import dask.array as da
 import numpy as np
 
 from . import histogram, kmeans, metrics, params
-from ._dask import as_list
+from ._dask import as_list, shared
 from ._runtime import release_freed_memory
 from ._version import __version__
 from .errors import BigquantWarning, InputError, KReducedWarning, ParameterError
@@ -357,12 +357,12 @@ def label_plan(x: da.Array, fit: FitResult, progress: Progress | None = None) ->
         assert data.counts is not None
         lut, sq_err = histogram.label_table(data.colours, cb)
         sse = histogram.weighted_sse(sq_err, data.counts)
-        return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, False), sse)
+        return LabelPlan(histogram.label_block, (shared(lut), cbd, False), sse)
     if histogram.applies(x.dtype, c) and x.shape[0] * x.shape[1] >= histogram.nbins(c) // 4:
         # More pixels than colours: label every possible colour once, then look pixels up.
         or_silent(progress)(Pass("label table"))
         lut = histogram.full_label_table(cb, c)
-        return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, True), None)
+        return LabelPlan(histogram.label_block, (shared(lut), cbd, True), None)
     return LabelPlan(kmeans.label_block, (cbd,), None)
 
 

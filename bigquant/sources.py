@@ -20,6 +20,7 @@ import numpy as np
 from . import io, params
 from . import store as _store
 from ._dask import regular_chunks
+from ._objstore import Location, is_url, location
 from .errors import ParameterError
 from .io import ImageInfo, as_image, default_bands
 from .io.image_info import in_micrometres
@@ -38,8 +39,12 @@ class Source:
     info: ImageInfo | None
 
 
-def default_output(source: PathLike) -> Path:
-    """``<input stem>.bq.zarr`` beside the input (``scan.tif`` -> ``scan.bq.zarr``)."""
+def default_output(source: PathLike) -> Any:
+    """``<input stem>.bq.zarr`` beside the input (``scan.tif`` -> ``scan.bq.zarr``; a URL's
+    beside it under the same prefix, as a URL)."""
+    if is_url(source):
+        head, _, tail = str(source).rstrip("/").rpartition("/")
+        return f"{head}/{default_output(tail)}"
     p = Path(source)
     name = p.name
     for ext in (".ome.tiff", ".ome.tif", ".ome.zarr"):
@@ -65,11 +70,20 @@ def load(
     axes: str | None = None,
     memory_limit: Any = None,
     chunks: tuple[int, int] | None = None,
+    storage_options: dict | None = None,
 ) -> Source:
-    """The image of ``source``, a path (:func:`bigquant.io.open_image`) or an array
+    """The image of ``source``, a path or URL (:func:`bigquant.io.open_image`) or an array
     (:func:`bigquant.io.as_image`; ``level``, ``series`` and ``axes`` apply to paths only)."""
     if isinstance(source, (str, os.PathLike)):
-        x, info = io.open_image(source, level=level, series=series, axes=axes, memory_limit=memory_limit, chunks=chunks)
+        x, info = io.open_image(
+            source,
+            level=level,
+            series=series,
+            axes=axes,
+            memory_limit=memory_limit,
+            chunks=chunks,
+            storage_options=storage_options,
+        )
         return Source(regular(x), str(source), info)
     x = as_image(source, memory_limit=memory_limit, chunks=chunks)
     return Source(regular(x), f"<{type(source).__name__}>", None)
@@ -114,20 +128,38 @@ def run_options(opts: FitOptions, *, memory_limit: int, chunks: Any, **asked: An
     }
 
 
-def fixed_codebook(codebook: Any) -> tuple[np.ndarray, str]:
-    """A fixed codebook (K, C) from a palette or store path, or an array; and where it came from."""
+def fixed_codebook(codebook: Any, storage_options: dict | None = None) -> tuple[np.ndarray, str]:
+    """A fixed codebook (K, C) from a palette or store path or URL, or an array; and where it came from."""
+    where = location(codebook, storage_options) if isinstance(codebook, str) else None
+    if where is not None:
+        return _store.read_remote_codebook(where)[0], where.url
     if isinstance(codebook, (str, os.PathLike)):
         return _store.read_codebook(codebook)[0], str(codebook)
     return params.check_codebook(codebook), "<array>"
 
 
-def check_output(source: Any, output: PathLike | None, overwrite: bool) -> PathLike:
+def output_target(output: PathLike | Location, storage_options: dict | None = None) -> PathLike | Location:
+    """A store target: a local path as given, a URL as a :class:`~bigquant._objstore.Location`
+    with ``storage_options``."""
+    return location(output, storage_options) or output
+
+
+def check_output(
+    source: Any, output: PathLike | None, overwrite: bool, storage_options: dict | None = None
+) -> PathLike | Location:
     """The store a compress of ``source`` writes (default beside a path input), checked before any work."""
     if output is None:
         if not isinstance(source, (str, os.PathLike)):
             raise ParameterError("an output path is needed when compressing an array")
         output = default_output(source)
-    _store.check_target(output, overwrite)
-    if isinstance(source, (str, os.PathLike)) and Path(output).resolve() == Path(source).resolve():
-        raise ParameterError(f"output {str(output)!r} is the input itself")
-    return output
+    target = output_target(output, storage_options)
+    _store.check_target(target, overwrite)
+    if isinstance(source, (str, os.PathLike)):
+        same = (
+            str(target) == str(source).rstrip("/")
+            if isinstance(target, Location) or is_url(source)
+            else Path(output).resolve() == Path(source).resolve()
+        )
+        if same:
+            raise ParameterError(f"output {str(output)!r} is the input itself")
+    return target

@@ -125,8 +125,11 @@ class DaskCluster:
 
 
 @contextlib.contextmanager
-def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90):
+def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90, own_folders: bool = False):
     """Start `dask scheduler` and ``n_workers`` `dask worker --nthreads 1` (with nannies) on 127.0.0.1.
+
+    ``own_folders``: each worker runs in an empty working folder of its own, apart from the
+    scheduler's and the test's (a cluster that shares no file system with its client).
 
     Each process runs in its own session, so teardown kills whole process groups (nanny and worker
     alike): SIGTERM, then SIGKILL whatever is left after a few seconds. Workers also exit by
@@ -137,6 +140,7 @@ def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90):
     import signal
     import subprocess
     import sys
+    import tempfile
     import time
     from pathlib import Path
 
@@ -152,11 +156,11 @@ def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90):
     sched_file = folder / "scheduler.json"
     cluster = DaskCluster(folder, n_workers)
 
-    def spawn(name, args):
+    def spawn(name, args, cwd=folder):
         log = folder / f"{name}.log"
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
-                dask_cli + args, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=folder, start_new_session=True
+                dask_cli + args, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
             )
         cluster.procs.append((name, proc, log))
         return proc
@@ -185,6 +189,7 @@ def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90):
         time.sleep(0.2)  # the file is written in one go, but give it a moment
         cluster.address = json.loads(sched_file.read_text())["address"]
         for i in range(n_workers):
+            cwd = Path(tempfile.mkdtemp(prefix=f"bq-worker{i}-")) if own_folders else folder
             spawn(
                 f"worker{i}",
                 [
@@ -199,8 +204,9 @@ def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90):
                     "--death-timeout",
                     "60",
                     "--local-directory",
-                    str(folder / f"worker{i}"),
+                    str(cwd / f"worker{i}") if own_folders else str(folder / f"worker{i}"),
                 ],
+                cwd=cwd,
             )
         with cluster.client() as c:
             c.wait_for_workers(n_workers, timeout=max(1.0, deadline - time.monotonic()))

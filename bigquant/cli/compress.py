@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="compress scikit-learn's sample photograph (china.jpg) instead of an input, "
         "to ./china.bq.zarr (replacing an earlier sample store there)",
     )
-    options.add(g["input"], "level", "series", "axes")
+    options.add(g["input"], "level", "series", "axes", "storage_options")
     g["input"].add_argument(
         "--chunks",
         type=options.pair,
@@ -139,6 +139,7 @@ def disk_errors(what: str) -> Iterator[None]:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, report
+    from .._objstore import parse_storage_options
     from .tasks import watching  # with the library: --help stays light
 
     if args.sample and args.input:
@@ -181,6 +182,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             target_psnr=args.target_psnr,
             max_k=options.k_value(args.max_k),
             labels_level=args.labels_level,
+            storage_options=parse_storage_options(args.storage_options),
         )
     info = store.info()
     if args.json:

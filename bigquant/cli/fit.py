@@ -36,6 +36,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "level",
         "series",
         "axes",
+        "storage_options",
         level="pyramid level of pyramidal TIFFs or OME-Zarr (default 0)",
         series="image N of multi-image files (default: each file's main image)",
         axes="the images' axes, e.g. CYX (default: from their metadata)",
@@ -60,6 +61,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, report
+    from .._objstore import parse_storage_options
     from .tasks import watching  # with the library: --help stays light
 
     options.check_run_options(args)
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             axes=args.axes,
             overwrite=args.overwrite,
             progress=r,
+            storage_options=parse_storage_options(args.storage_options),
         )
     print("\n".join(report.fit_lines(pal.path, pal.metadata)), file=out)
     return 0

@@ -221,6 +221,15 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("-q", "--quiet"),
         dict(action="store_true", help="no progress and no cluster line: only the summary and warnings"),
     ),
+    "storage_options": (
+        ("--storage-options",),
+        dict(
+            default=None,
+            metavar="JSON",
+            help="fsspec options for inputs and outputs given as URLs (s3://, gs://, az://, https://), e.g. "
+            '\'{"endpoint_url": "http://minio:9000"}\' (default: credentials from the environment)',
+        ),
+    ),
     "overwrite": (
         ("--overwrite",),
         dict(action="store_true", help="replace an existing output, once the new one is complete"),

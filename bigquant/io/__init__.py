@@ -7,18 +7,16 @@ with one chunk along C:
 
 * TIFF of any flavour (SVS, NDPI, OME-TIFF, ...; :mod:`.tiff_input`, :mod:`.tiff_meta`) is read a tile (or strip) at a time (:mod:`.tiff_reader`); the dask graph holds a small
   picklable reader, never an open file, so it runs on process-based ``dask.distributed`` workers.
-* Zarr (v2 or v3) arrays and OME-Zarr images are read with :func:`dask.array.from_zarr`, path
-  based too (:mod:`.zarr_image`, :mod:`.ome_zarr_input`); channels-first ones are transposed
-  lazily, chunk by chunk.
+* Zarr (v2 or v3) arrays and OME-Zarr images, local or by URL (:mod:`.zarr_image`,
+  :mod:`.ome_zarr_input`); channels-first ones are transposed lazily, chunk by chunk.
 * PNG and JPEG cannot be decoded piecewise; they are decoded whole, and only when the decoded
   pixels fit the memory budget (:mod:`.png_jpeg`).
 
 Writers stream a dask array (or the lookup ``palette[indices]`` of one) to a tiled BigTIFF (one
 horizontal strip in memory at a time, :mod:`.tiff_writer`) or a Zarr v3 array (one dask chunk
 per zarr chunk), or write a PNG/JPEG when the image fits in memory; :mod:`.ome_zarr` writes
-OME-Zarr and :mod:`.ome_tiff` pyramidal OME-TIFF from a label pyramid. Every writer builds the output under a temporary sibling name and renames it into
-place at the end (:mod:`bigquant._staging`), so a killed run never leaves a complete-looking
-file at the target.
+OME-Zarr and :mod:`.ome_tiff` pyramidal OME-TIFF from a label pyramid. Every writer builds its
+output under a hidden sibling renamed into place at the end (:mod:`bigquant._staging`).
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from .._objstore import location
 from ..chunking import parse_memory_limit
 from ..display import bands_of
 from ..errors import ParameterError, show_path
@@ -58,6 +57,7 @@ from .image_info import (
 from .ome_tiff import OME_TIFF, is_ome_tiff, write_ome_tiff
 from .ome_zarr import OME_ZARR, is_ome_zarr, write_ome_zarr
 from .png_jpeg import describe_jpeg, describe_png, read_png_jpeg, write_png_jpeg
+from .remote import RemoteTiffPlan, open_remote, read_remote_tiff
 from .sniff import sniff
 from .tiff_input import open_tiff, read_tiff, tiff_reader
 from .tiff_writer import write_tiff
@@ -103,11 +103,13 @@ def _check_index(name: str, value: Any, optional: bool) -> int | None:
     return int(value)
 
 
-def _describe(path: PathLike, level: Any, series: Any, axes: Any) -> tuple[Path, ImageInfo, Any]:
-    """The input's kind by content, its description, and the plan its reader needs."""
+def _describe(path: PathLike, level: Any, series: Any, axes: Any, opts: Any = None) -> tuple[Path, ImageInfo, Any]:
+    """The input's kind by content, its description, and the plan its reader needs (a URL's: :mod:`.remote`)."""
     level = _check_index("level", level, False)
     series = _check_index("series", series, True)
     axes = parse_axes(axes)
+    if (where := location(path, opts)) is not None:
+        return Path(where.path), *open_remote(where, level, series, axes)
     p = Path(path)
     kind = sniff(p)
     if kind == "tiff":
@@ -123,12 +125,19 @@ def _describe(path: PathLike, level: Any, series: Any, axes: Any) -> tuple[Path,
     return p, info, None
 
 
-def inspect(path: PathLike, *, level: int = 0, series: int | None = None, axes: str | None = None) -> ImageInfo:
+def inspect(
+    path: PathLike,
+    *,
+    level: int = 0,
+    series: int | None = None,
+    axes: str | None = None,
+    storage_options: dict | None = None,
+) -> ImageInfo:
     """Describe an input image from its metadata alone, without reading its pixels.
 
     Parameters
     ----------
-    path, level, series, axes
+    path, level, series, axes, storage_options
         As for :func:`read_image`.
 
     Returns
@@ -143,7 +152,7 @@ def inspect(path: PathLike, *, level: int = 0, series: int | None = None, axes: 
     InputError, ParameterError
         As :func:`read_image` raises them before reading any pixel.
     """
-    return _describe(path, level, series, axes)[1]
+    return _describe(path, level, series, axes, storage_options)[1]
 
 
 def open_image(
@@ -155,11 +164,14 @@ def open_image(
     memory_limit: int | str | None = None,
     chunks: tuple[int, int] | None = None,
     threads: int | None = None,
+    storage_options: dict | None = None,
 ) -> tuple[da.Array, ImageInfo]:
     """:func:`read_image`'s array together with :func:`inspect`'s description, from one look
     at the metadata."""
     budget = parse_memory_limit(memory_limit)
-    p, info, plan = _describe(path, level, series, axes)
+    p, info, plan = _describe(path, level, series, axes, storage_options)
+    if isinstance(plan, RemoteTiffPlan):
+        return read_remote_tiff(info, plan, budget, chunks, threads), info
     if info.container == "tiff":
         return read_tiff(p, info, plan, budget, chunks, threads), info
     if info.container == "zarr":
@@ -176,6 +188,8 @@ def probe_read(
 
     The tiles are read without Dask, as one task of :func:`read_image`'s graph reads them.
     """
+    if location(path) is not None:
+        return None  # a URL's read time is the network's, not the decoder's
     p, info, plan = _describe(path, level, series, axes)
     if info.tile is None:
         return None
@@ -212,6 +226,7 @@ def read_image(
     memory_limit: int | str | None = None,
     chunks: tuple[int, int] | None = None,
     threads: int | None = None,
+    storage_options: dict | None = None,
 ) -> da.Array:
     """Open an image lazily as a dask array of shape (rows, cols, C).
 
@@ -243,6 +258,9 @@ def read_image(
         zarr chunk, so every source tile is decoded by exactly one task.
     threads : int, optional
         Worker threads sharing the budget (default: CPU count); only used to choose chunks.
+    storage_options : dict, optional
+        fsspec options (endpoint, credentials, ...) for a URL ``path`` (a TIFF or Zarr on ``s3://``,
+        ``gs://``, ``az://``, ``https://``, ``memory://``); each task reads only its tiles' bytes.
 
     Returns
     -------
@@ -265,7 +283,14 @@ def read_image(
         ``series`` is past the last one.
     """
     return open_image(
-        path, level=level, series=series, axes=axes, memory_limit=memory_limit, chunks=chunks, threads=threads
+        path,
+        level=level,
+        series=series,
+        axes=axes,
+        memory_limit=memory_limit,
+        chunks=chunks,
+        threads=threads,
+        storage_options=storage_options,
     )[0]
 
 

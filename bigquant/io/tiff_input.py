@@ -182,15 +182,23 @@ def _open_tiff(p: Path, level: int, series: int | None, axes: str | None) -> tup
         tf = open_tiff_file(p, ndpi)
     except Exception as exc:
         raise InputError(f"{where} is not a readable TIFF file: {exc}") from exc
+    with tf:
+        info, plan = describe_tiff(tf, where, str(p.absolute()), p.stat().st_size, level, series, axes)
+        return info, dataclasses.replace(plan, ndpi=ndpi)
+
+
+def describe_tiff(
+    tf: Any, where: str, name: str, size: int, level: int, series: int | None, axes: str | None
+) -> tuple[ImageInfo, TiffPlan]:
+    """Describe the level to read of an open TIFF (a local file or a URL's), from its IFDs:
+    ``name`` goes into :attr:`ImageInfo.path`, ``size`` is the file's length in bytes."""
     try:
-        with tf:
-            if not tf.series:
-                raise InputError(f"{where} holds no images")
-            fmt, detail = tiff_meta.flavour(tf)
-            listing = _list_series(tf, tiff_meta.associated(tf, fmt))
-            index = pick_series(where, series, listing)
-            info, plan = _describe(p, tf, fmt, detail, listing, index, level, axes)
-            return info, dataclasses.replace(plan, ndpi=ndpi)
+        if not tf.series:
+            raise InputError(f"{where} holds no images")
+        fmt, detail = tiff_meta.flavour(tf)
+        listing = _list_series(tf, tiff_meta.associated(tf, fmt))
+        index = pick_series(where, series, listing)
+        return _describe(where, name, size, tf, fmt, detail, listing, index, level, axes)
     except BigquantError:
         raise
     except Exception as exc:
@@ -198,9 +206,17 @@ def _open_tiff(p: Path, level: int, series: int | None, axes: str | None) -> tup
 
 
 def _describe(
-    p: Path, tf: Any, fmt: str, detail: str, listing: tuple[SeriesInfo, ...], index: int, level: int, axes: str | None
+    where: str,
+    name: str,
+    size: int,
+    tf: Any,
+    fmt: str,
+    detail: str,
+    listing: tuple[SeriesInfo, ...],
+    index: int,
+    level: int,
+    axes: str | None,
 ) -> tuple[ImageInfo, TiffPlan]:
-    where = f"input {show_path(p)}"
     levels = tf.series[index].levels
     if level >= len(levels):
         what = f"series {index} of {where}" if len(listing) > 1 else where
@@ -213,16 +229,15 @@ def _describe(
     channels = shape[chan_axis] if chan_axis is not None else 1
     check_image_shape((rows, cols, channels), where, src_axes)
     _check_chunk_counts(where, tf, lvl.pages)
-    size = p.stat().st_size
     end = _data_end(lvl.pages)
     if end > size:
         raise InputError(f"{where} is truncated: its image data extends to byte {end} but the file has {size} bytes")
-    source_chunks = zarr.open_array(tf.aszarr(series=index, level=level), mode="r").chunks
+    source_chunks = zarr.open_array(tf.aszarr(series=index, level=level, read_only=True), mode="r").chunks
     page0 = levels[0].keyframe
     base = levels[0].shape
     base_rc = (int(base[row_axis]), int(base[col_axis])) if len(base) == len(shape) else (rows, cols)
     info = ImageInfo(
-        path=str(p.absolute()),
+        path=name,
         container="tiff",
         format=fmt,
         detail=detail,

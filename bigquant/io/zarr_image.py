@@ -53,6 +53,8 @@ class ZarrPlan:
     row_axis: int
     col_axis: int
     chan_axis: int | None
+    #: fsspec options of a URL ``root`` (None for a local folder).
+    options: dict | None = None
 
 
 def _folder_bytes(p: Path) -> int:
@@ -146,8 +148,16 @@ def _describe_group(where: str, p: Path, node: Any, level: int, series: int | No
 def open_zarr(p: Path, level: int, series: int | None, axes: str | None) -> tuple[ImageInfo, ZarrPlan]:
     """Describe the array to read of the Zarr folder ``p`` (an array, a group of one array, an
     OME-Zarr image or bioformats2raw's series of them), from its metadata alone."""
-    where = f"input {show_path(p)}"
     node = _open_node(p)
+    return describe_zarr(node, p, str(p.absolute()), _folder_bytes(p), level, series, axes)
+
+
+def describe_zarr(
+    node: Any, p: Path, name: str, size: int, level: int, series: int | None, axes: str | None, options: Any = None
+) -> tuple[ImageInfo, ZarrPlan]:
+    """Describe the array to read of an open zarr ``node`` (a local folder's or a URL's ``name``;
+    ``options``: the URL's fsspec options), ``size`` bytes in all."""
+    where = f"input {show_path(name)}"
     detail = f"Zarr v{node.metadata.zarr_format}"
     fmt, ngff, listing, index, ms, component = "zarr", None, None, 0, None, None
     if isinstance(node, zarr.Group):
@@ -165,11 +175,11 @@ def open_zarr(p: Path, level: int, series: int | None, axes: str | None) -> tupl
     if listing is None:
         listing = (SeriesInfo(0, "", False, src_axes, dtype.name, (LevelInfo(shape, _tile(arr, src_axes)),)),)
     info = ImageInfo(
-        path=str(p.absolute()),
+        path=name,
         container="zarr",
         format=fmt,
         detail=f"{ngff}, {detail}" if ngff else detail,
-        file_bytes=_folder_bytes(p),
+        file_bytes=size,
         series=index,
         level=level,
         shape=(shape[row], shape[col], channels),
@@ -181,18 +191,20 @@ def open_zarr(p: Path, level: int, series: int | None, axes: str | None) -> tupl
         compression="+".join(type(c).__name__.removesuffix("Codec").lower() for c in arr.compressors) or "none",
         all_series=listing,
     )
-    return info, ZarrPlan(os.path.abspath(p), component, shape, row, col, chan)
+    root = name if options is not None else os.path.abspath(p)
+    return info, ZarrPlan(root, component, shape, row, col, chan, options)
 
 
 def read_region(plan: ZarrPlan, rows: slice, cols: slice) -> np.ndarray:
     """The pixels of ``rows`` x ``cols`` in the source's own axis order (other axes at 0), read
     straight from zarr: what one task of :func:`read_zarr` decodes."""
+    kw = {} if plan.options is None else {"storage_options": plan.options}
     sel: list[Any] = [0] * len(plan.source_shape)
     sel[plan.row_axis], sel[plan.col_axis] = rows, cols
     if plan.chan_axis is not None:
         sel[plan.chan_axis] = slice(None)
     try:
-        return np.asarray(zarr.open_array(plan.root, path=plan.component or "", mode="r")[tuple(sel)])
+        return np.asarray(zarr.open_array(plan.root, path=plan.component or "", mode="r", **kw)[tuple(sel)])
     except Exception as exc:  # a chunk zarr cannot decode: a damaged input, not a bug
         where = f"rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} of input {show_path(plan.root)}"
         raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
@@ -211,10 +223,14 @@ def read_zarr(
     src[plan.row_axis], src[plan.col_axis] = cr, cc
     if plan.chan_axis is not None:
         src[plan.chan_axis] = channels
-    # Absolute: the graph may run on workers whose working folder is not ours. Each read is
-    # checked against the chunk files' stamps taken here, before the first pass.
-    source = zarr_source(plan.root, plan.component, f"input {show_path(info.path)}")
-    x = da.from_array(source, chunks=tuple(src), asarray=False)  # the reader is stored once in the graph
+    # Absolute: the graph may run on workers whose working folder is not ours. A local input's
+    # reads are checked against the chunk files' stamps taken here, before the first pass.
+    if "://" in plan.root:
+        kw = {} if plan.options is None else {"storage_options": plan.options}
+        x = da.from_zarr(plan.root, component=plan.component, chunks=tuple(src), **kw)
+    else:
+        source = zarr_source(plan.root, plan.component, f"input {show_path(info.path)}")
+        x = da.from_array(source, chunks=tuple(src), asarray=False)  # the reader is stored once in the graph
     kept = [a for a in (plan.row_axis, plan.col_axis, plan.chan_axis) if a is not None]
     x = x[tuple(slice(None) if a in kept else 0 for a in range(x.ndim))]
     order = [sorted(kept).index(a) for a in kept]

@@ -25,6 +25,7 @@ from .format import (
 from .metadata import check_store_limits, read_metadata
 from .palette import Palette, read_codebook
 from .reader import Store, is_store, lazy_pyramid, open, store_bytes
+from .remote import RemoteStore, open_store, read_palette, read_remote_codebook
 from .writer import StoreWriter, check_target, write_palette
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "PALETTE",
     "ZSTD_LEVEL",
     "Palette",
+    "RemoteStore",
     "Store",
     "StoreWriter",
     "check_store_limits",
@@ -44,7 +46,10 @@ __all__ = [
     "label_chunk_count",
     "labels_codecs",
     "open",
+    "open_store",
     "read_codebook",
+    "read_palette",
+    "read_remote_codebook",
     "read_metadata",
     "store_bytes",
     "write_palette",

@@ -3,17 +3,15 @@
 A store is built in a hidden sibling folder ``.NAME.partial-PID-HOST-<random hex>`` and renamed
 onto the target only once everything is written: the arrays, the labels group's metadata, and
 last of all the root ``zarr.json`` (:func:`write_root`), which holds the bigquant metadata with
-``complete: true`` and the consolidated metadata of every node. A killed run leaves at most
-that hidden folder, never a store at the target path; the next run writing the same target
-removes it (once its process is gone).
+``complete: true`` and the consolidated metadata of every node. On object storage, where
+nothing can be renamed, the same root is written last in place (:mod:`.remote`).
 
 The label pass writes the label pyramid as it goes: each task writes its chunk of ``labels/0``
 and of every level it can write whole chunks of (:func:`bigquant.store.format.level_chunks`);
 the remaining small levels are built afterwards from the level above, never from the input.
 
-Every task that touches a store does so by path (labels are written by path inside the
-tasks), and every task key depends on the store's path, so graphs run on process-based
-``dask.distributed`` workers and two jobs sharing a cluster never share a task.
+Every task touches a store by path or URL, and every task key depends on it, so graphs run on
+process-based ``dask.distributed`` workers and two jobs sharing a cluster never share a task.
 """
 
 from __future__ import annotations
@@ -33,10 +31,12 @@ import zarr
 
 from .. import ngff
 from .._dask import compute_settled, tree_reduce
+from .._objstore import Location
 from .._staging import Staging, check_output_folder, clean_stale_staging
 from ..display import bands_of
 from ..errors import OutputError, ParameterError
 from ..params import labels_dtype
+from . import remote
 from .format import (
     ATTRS,
     CODEBOOK,
@@ -55,6 +55,7 @@ from .format import (
     pyramid_levels,
 )
 from .metadata import check_store_limits, store_document
+from .remote import RemoteStaging, open_array, open_group
 
 PathLike = str | os.PathLike
 
@@ -71,13 +72,18 @@ def is_complete_store(p: Path) -> bool:
     return doc is not None and doc["attributes"][ATTRS].get("complete") is True
 
 
-def check_target(path: PathLike, overwrite: bool) -> Path:
+def check_target(path: PathLike | Location, overwrite: bool) -> Any:
     """Validate a store target before any work; raises OutputError.
+
+    A :class:`~bigquant._objstore.Location` (a URL) is checked by
+    :func:`bigquant.store.remote.check_target`.
 
     The target must not exist, or with ``overwrite`` be a bigquant store (never an unrelated
     file or folder); its folder must exist and take new entries (probed by creating and removing
     an empty hidden folder, since permission bits say nothing for root or read-only mounts).
     """
+    if isinstance(path, Location):
+        return remote.check_target(path, overwrite)
     target = Path(path)
     # First recover what a killed run left: a replaced store it had moved aside goes back.
     clean_stale_staging(target, is_complete_store)
@@ -93,8 +99,11 @@ def check_target(path: PathLike, overwrite: bool) -> Path:
     return target
 
 
-def _new_group(target: Path, overwrite: bool) -> Staging:
-    """A staging for ``target`` holding an empty, incomplete Zarr v3 group."""
+def _new_group(target: Any, overwrite: bool) -> Staging | RemoteStaging:
+    """A staging for ``target`` holding an empty, incomplete Zarr v3 group (on object storage:
+    the target itself, :class:`~bigquant.store.remote.RemoteStaging`)."""
+    if isinstance(target, Location):
+        return RemoteStaging(target, overwrite)
     staging = Staging(target, overwrite, noun="store", quoted=repr(str(target)), complete=is_complete_store)
     try:
         zarr.create_group(str(staging.path), zarr_format=3, attributes={ATTRS: {"complete": False}})
@@ -141,9 +150,13 @@ def _write_json(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
-def _write_group(path: Path, attributes: dict) -> None:
+def _write_group(path: Any, attributes: dict) -> None:
     """Write a group's ``zarr.json`` with ``attributes`` and the consolidated metadata of every
     node below it (zarr-python's inline form, which xarray and zarr read without listing)."""
+    if isinstance(path, Location):
+        remote.write_group(path, attributes)
+        return
+    path = Path(path)
     members = _node_documents(path)
     for doc in members.values():
         if doc.get("node_type") == "group":
@@ -170,7 +183,7 @@ def write_root(path: PathLike, metadata: dict[str, Any], ome: dict[str, Any] | N
     attributes = {ATTRS: jsonable(metadata)}
     if ome is not None:
         attributes["ome"] = ome
-    _write_group(Path(path), attributes)
+    _write_group(path, attributes)
 
 
 def _write_block(
@@ -183,7 +196,7 @@ def _write_block(
             labels = mode_2x2(labels)
         # Every chunk is written, zeros included: skips zarr's all-equal scan of each chunk, and a
         # missing chunk can only mean damage. Offsets divide by 2**lv (level_chunks' rule).
-        arr = zarr.open_array(path, mode="r+").with_config({"write_empty_chunks": True})
+        arr = open_array(path, "r+").with_config({"write_empty_chunks": True})
         r, c = r0 >> lv, c0 >> lv
         arr[r : r + labels.shape[0], c : c + labels.shape[1]] = labels
     return np.asarray(stats, dtype=np.float64).reshape(1, 1, -1)
@@ -192,8 +205,8 @@ def _write_block(
 def _write_small_chunk(src: str, dst: str, region: tuple[int, int, int, int]) -> None:
     """Chunk ``region`` (rows r0:r1, cols c0:c1 of level ``dst``) from twice that region of ``src``."""
     r0, r1, c0, c1 = region
-    labels = np.asarray(zarr.open_array(src, mode="r")[2 * r0 : 2 * r1, 2 * c0 : 2 * c1])
-    arr = zarr.open_array(dst, mode="r+").with_config({"write_empty_chunks": True})
+    labels = np.asarray(open_array(src, "r")[2 * r0 : 2 * r1, 2 * c0 : 2 * c1])
+    arr = open_array(dst, "r+").with_config({"write_empty_chunks": True})
     arr[r0:r1, c0:c1] = mode_2x2(labels)
 
 
@@ -242,7 +255,7 @@ class StoreWriter:
         self.staging = _new_group(self.target, overwrite)
         self.tmp = self.staging.path
         try:
-            labels = zarr.open_group(str(self.tmp), mode="r+").create_group(LABELS)
+            labels = open_group(self.tmp, "r+").create_group(LABELS)
             for lv, lchunks in enumerate(self.chunks):
                 labels.create_array(
                     str(lv),
@@ -257,7 +270,12 @@ class StoreWriter:
             self.abort()
             raise
         # Absolute: tasks may run on workers whose working folder is not ours.
-        self.level_paths = [os.path.abspath(self.tmp / level_path(lv)) for lv in range(self.levels)]
+        self.level_paths: list[Any] = [
+            self.tmp.child(level_path(lv))
+            if isinstance(self.tmp, Location)
+            else os.path.abspath(self.tmp / level_path(lv))
+            for lv in range(self.levels)
+        ]
         self.labels_path = self.level_paths[0]
 
     def __enter__(self) -> StoreWriter:
@@ -280,28 +298,35 @@ class StoreWriter:
         worker once). The tasks open the labels arrays by path, so the graph holds no open handle.
         Returns the combined stats of all chunks (``combine(list_of_stats)``).
         """
+        parts = self.label_tasks(x, label_fn, fn_args, stats_len)
+        # Settled: if a chunk fails, abort() runs only once no other task still writes into tmp.
+        total = compute_settled(tree_reduce(parts, combine), *parts)[0]
+        for lv in range(self.in_task, self.levels):
+            self._write_small_level(lv)
+        return np.asarray(total).reshape(-1)
+
+    def label_tasks(self, x: da.Array, label_fn: Callable, fn_args: tuple, stats_len: int) -> list:
+        """The label pass planned, not run: one delayed task per chunk of ``x``, each writing its
+        labels (and pyramid chunks) and returning its stats (1, 1, ``stats_len``)."""
         if x.numblocks[-1] != 1:
             x = x.rechunk({2: -1})
         nr, nc = x.numblocks[:2]
         # token, not name: the keys hash the labels path (unique per run) and the arguments, so
         # two jobs on one cluster, or two runs in one session, never share a task.
+        # One key holds the level paths (URLs with their options), not a copy in every task.
+        paths = dask.delayed(self.level_paths[: self.in_task], pure=True)
         out = da.map_blocks(
             _write_block,
             x,
             label_fn,
-            self.level_paths[: self.in_task],
+            paths,
             *fn_args,
             dtype=np.float64,
             chunks=((1,) * nr, (1,) * nc, (int(stats_len),)),
             token="bigquant-write-labels",
             meta=np.empty((0, 0, 0)),
         )
-        parts = out.to_delayed().ravel().tolist()
-        # Settled: if a chunk fails, abort() runs only once no other task still writes into tmp.
-        total = compute_settled(tree_reduce(parts, combine), *parts)[0]
-        for lv in range(self.in_task, self.levels):
-            self._write_small_level(lv)
-        return np.asarray(total).reshape(-1)
+        return out.to_delayed().ravel().tolist()
 
     def _write_small_level(self, lv: int) -> None:
         """Level ``lv`` from level ``lv - 1``, one task per chunk, each reading twice its region."""
@@ -316,14 +341,14 @@ class StoreWriter:
         ]
         compute_settled(*tasks)
 
-    def commit(self, codebook: np.ndarray, metadata: dict[str, Any]) -> Path:
+    def commit(self, codebook: np.ndarray, metadata: dict[str, Any]) -> Any:
         """Write the codebook, the labels group's metadata and, last, the root; rename into place.
 
         ``metadata`` may hold ``pixel_size`` and ``bands`` (see the store format); the labels'
         colours follow :mod:`bigquant.display` from the codebook, ``bands`` and ``data_range``.
         """
         cb = np.asarray(codebook)
-        group = zarr.open_group(str(self.tmp), mode="r+")
+        group = open_group(self.tmp, "r+")
         _write_codebook(group, cb)
         meta = dict(metadata)
         meta.update(
@@ -334,7 +359,8 @@ class StoreWriter:
         meta = jsonable(meta)
         bands = bands_of(meta, cb.shape[1])
         colours = ngff.label_colours(cb, meta, bands)
-        _write_group(self.tmp / LABELS, {"ome": ngff.label_image(self.levels, meta.get("pixel_size"), colours)})
+        labels = self.tmp.child(LABELS) if isinstance(self.tmp, Location) else self.tmp / LABELS
+        _write_group(labels, {"ome": ngff.label_image(self.levels, meta.get("pixel_size"), colours)})
         # The root lists its label image as an NGFF labels container does, so OME-Zarr readers
         # (ome-zarr-py, napari-ome-zarr) opening the store itself find it.
         write_root(self.tmp, meta, ome={"version": ngff.VERSION, "labels": [LABELS]})
@@ -345,7 +371,9 @@ class StoreWriter:
         self.staging.abort()
 
 
-def write_palette(target: PathLike, codebook: np.ndarray, metadata: dict[str, Any], *, overwrite: bool = False) -> Path:
+def write_palette(
+    target: PathLike | Location, codebook: np.ndarray, metadata: dict[str, Any], *, overwrite: bool = False
+) -> Path:
     """Write a palette store (Zarr v3 group with a ``codebook`` array and metadata, no labels).
 
     Atomic like :class:`StoreWriter`: built in a hidden sibling, root ``zarr.json`` last,
@@ -357,7 +385,7 @@ def write_palette(target: PathLike, codebook: np.ndarray, metadata: dict[str, An
     check_store_limits((1, 1, cb.shape[1]), cb.shape[0])
     path = check_target(target, overwrite)
     with _new_group(path, overwrite) as staging:
-        group = zarr.open_group(str(staging.path), mode="r+")
+        group = open_group(staging.path, "r+")
         _write_codebook(group, cb)
         meta = dict(metadata)
         meta.update(

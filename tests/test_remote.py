@@ -1,0 +1,307 @@
+"""Object storage: inputs and stores by URL, the commit protocol that needs no rename.
+
+The commit protocol is tested on fsspec's ``memory://`` file system; the rest on a real S3 API
+(moto's server on 127.0.0.1, a random port) with a real `dask scheduler` and two `dask worker`
+processes, each worker in an empty working folder of its own: whatever they read or write goes
+through the bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from conftest import dask_cluster
+
+import bigquant
+from bigquant import store as bq_store
+from bigquant._objstore import Location
+from bigquant.cli import main
+from bigquant.errors import InputError, OutputError, StoreFormatError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _image(seed: int = 3, shape=(256, 320)) -> np.ndarray:
+    """uint8 RGB: a few colour blocks with noise (the histogram path, fast labels)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (6, 3))
+    idx = (np.arange(shape[0])[:, None] // 48 + np.arange(shape[1])[None, :] // 64) % 6
+    return np.clip(base[idx] + rng.normal(0, 6, (*shape, 3)), 0, 255).astype(np.uint8)
+
+
+def _keys(fs, path: str) -> set[str]:
+    fs.invalidate_cache()
+    base = path.strip("/")
+    return {k.strip("/")[len(base) + 1 :] for k in fs.find(path)}
+
+
+def _root(fs, path: str) -> dict:
+    fs.invalidate_cache()
+    return json.loads(fs.cat_file(f"{path}/zarr.json"))
+
+
+# --- the commit protocol, on memory:// --------------------------------------------------------------
+
+
+@pytest.fixture
+def mem():
+    """A fresh prefix of fsspec's in-process memory file system, removed afterwards."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    prefix = f"/bq-{uuid.uuid4().hex[:8]}"
+    fs.mkdir(prefix)
+    yield fs, prefix
+    fs.rm(prefix, recursive=True)
+
+
+def test_memory_store_equals_local_one(mem, tmp_path):
+    fs, prefix = mem
+    img = _image()
+    tifffile.imwrite(tmp_path / "a.tif", img, tile=(64, 64), compression="zlib", photometric="rgb")
+    fs.pipe_file(f"{prefix}/a.tif", (tmp_path / "a.tif").read_bytes())
+    local = bigquant.compress(tmp_path / "a.tif", tmp_path / "a.bq.zarr", k=6, chunks=(64, 64))
+    remote = bigquant.compress(f"memory://{prefix}/a.tif", f"memory://{prefix}/a.bq.zarr", k=6, chunks=(64, 64))
+    assert np.array_equal(remote.codebook, local.codebook)
+    assert np.array_equal(remote.labels.compute(), local.labels.compute())
+    # The same keys as the local store's files, hidden staging names aside.
+    files = {p.relative_to(tmp_path / "a.bq.zarr").as_posix() for p in (tmp_path / "a.bq.zarr").rglob("*")}
+    assert _keys(fs, f"{prefix}/a.bq.zarr") == {f for f in files if (tmp_path / "a.bq.zarr" / f).is_file()}
+    # The root consolidates every node, so plain zarr opens it without listing.
+    assert set(_root(fs, f"{prefix}/a.bq.zarr")["consolidated_metadata"]["metadata"]) >= {
+        "codebook",
+        "labels",
+        "labels/0",
+    }
+
+
+def test_unfinished_store_is_refused_and_replaced_by_the_next_run(mem):
+    fs, prefix = mem
+    url = f"memory://{prefix}/s.bq.zarr"
+    img = _image()
+    # A run that died while writing: the writer was set up (chunks written) but never committed.
+    writer = bq_store.StoreWriter(Location(url), img.shape, (32, 32), 6)
+    zarr.open_array(f"{url}/labels/0", mode="r+")[:32, :32] = 1
+    assert _root(fs, f"{prefix}/s.bq.zarr")["attributes"]["bigquant"]["complete"] is False
+    with pytest.raises(StoreFormatError, match="incomplete|complete"):
+        bq_store.open_store(Location(url))
+    del writer
+    # The next run writes there without --overwrite, and nothing of the dead run's survives.
+    done = bigquant.compress(img, url, k=6, chunks=(64, 64))
+    fresh = bigquant.compress(img, f"memory://{prefix}/fresh.bq.zarr", k=6, chunks=(64, 64))
+    assert _keys(fs, f"{prefix}/s.bq.zarr") == _keys(fs, f"{prefix}/fresh.bq.zarr")
+    assert np.array_equal(done.labels.compute(), fresh.labels.compute())
+
+
+def test_overwrite_on_object_storage(mem):
+    fs, prefix = mem
+    url = f"memory://{prefix}/o.bq.zarr"
+    img = _image()
+    bigquant.compress(img, url, k=6, chunks=(32, 32))
+    with pytest.raises(OutputError, match="exists; pass --overwrite"):
+        bigquant.compress(img, url, k=4)
+    new = bigquant.compress(img, url, k=4, chunks=(128, 128), overwrite=True)
+    assert new.k == 4 and bq_store.open_store(Location(url)).k == 4
+    # Old chunks (32 x 32) are gone: only the new store's keys are there.
+    bigquant.compress(img, f"memory://{prefix}/n.bq.zarr", k=4, chunks=(128, 128))
+    assert _keys(fs, f"{prefix}/o.bq.zarr") == _keys(fs, f"{prefix}/n.bq.zarr")
+    # Something else under the prefix is never replaced, --overwrite or not.
+    fs.pipe_file(f"{prefix}/other/data.bin", b"x")
+    with pytest.raises(OutputError, match="not a bigquant store"):
+        bigquant.compress(img, f"memory://{prefix}/other", k=4, overwrite=True)
+    assert fs.cat_file(f"{prefix}/other/data.bin") == b"x"
+
+
+def test_failed_run_removes_what_it_wrote(mem):
+    fs, prefix = mem
+    url = f"memory://{prefix}/f.bq.zarr"
+    img = _image()
+
+    def fail(block):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with bq_store.StoreWriter(Location(url), img.shape, (64, 64), 6) as w:
+            import dask.array as da
+
+            w.write_labels(da.from_array(img, chunks=(64, 64, 3)), fail, (), 9, sum)
+    assert not fs.exists(f"{prefix}/f.bq.zarr/zarr.json")
+
+
+# --- S3 on loopback, with a real cluster ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1 (random port) holding a TIFF and a Zarr array of one image."""
+    server_mod = pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    opts = {
+        "endpoint_url": f"http://{host}:{port}",
+        "key": "bq-test",
+        "secret": "bq-test-secret",
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
+    boto3 = pytest.importorskip("boto3")
+    boto3.client(
+        "s3", endpoint_url=opts["endpoint_url"], aws_access_key_id=opts["key"], aws_secret_access_key=opts["secret"],
+        region_name="us-east-1",
+    ).create_bucket(Bucket="bq-test")  # fmt: skip
+    fs = s3fs.S3FileSystem(**opts)
+    d = tmp_path_factory.mktemp("s3-inputs")
+    img = _image(shape=(384, 384))
+    tifffile.imwrite(d / "slide.tif", img, tile=(64, 64), compression="zlib", photometric="rgb", bigtiff=True)
+    fs.put_file(str(d / "slide.tif"), "bq-test/slide.tif")
+    zarr.create_array(d / "img.zarr", shape=img.shape, chunks=(64, 64, 3), dtype=img.dtype)[...] = img
+    fs.put(str(d / "img.zarr"), "bq-test/img.zarr", recursive=True)
+    yield {"opts": opts, "fs": fs, "local": d, "json": json.dumps(opts)}
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_cluster(tmp_path_factory):
+    with dask_cluster(tmp_path_factory.mktemp("s3-cluster"), n_workers=2, own_folders=True) as c:
+        yield c
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("name", ["slide.tif", "img.zarr"])  # ranged TIFF tiles; zarr's fsspec store
+def test_bucket_input_and_store_on_a_cluster_match_a_local_run(s3, s3_cluster, tmp_path, name):
+    local = bigquant.compress(s3["local"] / name, tmp_path / "local.bq.zarr", k=6, chunks=(128, 128))
+    url = f"s3://bq-test/{name}.bq.zarr"
+    with s3_cluster.client() as client:
+        with client.as_current():
+            remote = bigquant.compress(
+                f"s3://bq-test/{name}", url, k=6, chunks=(128, 128), storage_options=s3["opts"], overwrite=True
+            )
+    assert np.array_equal(remote.codebook, local.codebook)
+    assert np.array_equal(remote.labels.compute(), local.labels.compute())
+    assert remote.metadata["source_path"] == f"s3://bq-test/{name}"
+    # Plain zarr opens the bucket's store and decodes it.
+    g = zarr.open_group(url, mode="r", storage_options=s3["opts"])
+    assert g.attrs["bigquant"]["complete"] is True
+    decoded = np.asarray(g["codebook"][...])[np.asarray(g["labels/0"][...])]
+    assert np.array_equal(decoded, local.reconstruct().compute())
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_missing_bucket_object_and_credentials_are_one_line_exit_2(s3, tmp_path, capsys):
+    opts = ["--storage-options", s3["json"], "-q"]
+    assert main(["compress", "s3://no-such-bucket/x.tif", "-o", str(tmp_path / "x.bq.zarr"), *opts]) == 2
+    assert "not found" in _one_line(capsys.readouterr().err)
+    assert main(["compress", "s3://bq-test/missing.tif", "-o", str(tmp_path / "x.bq.zarr"), *opts]) == 2
+    assert "not found" in _one_line(capsys.readouterr().err)
+    assert main(["compress", str(s3["local"] / "slide.tif"), "-o", "s3://no-such-bucket/x.bq.zarr", *opts]) == 2
+    assert "bucket 'no-such-bucket'" in _one_line(capsys.readouterr().err)
+    # No credentials anywhere: not in the options, the environment or a config file.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"))
+    env["PYTHONPATH"] = str(ROOT)
+    bare = json.dumps({"endpoint_url": s3["opts"]["endpoint_url"]})
+    proc = subprocess.run(
+        [sys.executable, "-m", "bigquant.cli", "compress", "s3://bq-test/slide.tif", "-o", str(tmp_path / "y.bq.zarr")]
+        + ["--storage-options", bare, "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "credentials" in _one_line(proc.stderr)
+
+
+@pytest.mark.timeout(180)
+def test_killed_mid_write_leaves_no_complete_store_and_the_rerun_succeeds(s3, tmp_path):
+    fs, url = s3["fs"], "s3://bq-test/killed.bq.zarr"
+    argv = ["compress", "s3://bq-test/slide.tif", "-o", url, "-k", "6", "--chunks", "64,64", "-q"]
+    argv += ["--storage-options", s3["json"]]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *argv], env=env, start_new_session=True)
+    try:
+        end = time.monotonic() + 120
+        while not any(k.startswith("labels/0/c/") for k in _keys(fs, "bq-test/killed.bq.zarr")):
+            assert proc.poll() is None, "bigquant finished before it could be killed while writing"
+            assert time.monotonic() < end, "bigquant never started writing"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert _root(fs, "bq-test/killed.bq.zarr")["attributes"]["bigquant"]["complete"] is False
+    with pytest.raises(StoreFormatError):
+        bq_store.open_store(Location(url, s3["opts"]))
+    assert main(argv) == 0  # no --overwrite needed to replace a dead run's store
+    done = bq_store.open_store(Location(url, s3["opts"]))
+    assert done.metadata["complete"] is True and done.k == 6
+
+
+@pytest.mark.timeout(240)
+def test_worker_killed_mid_job_changes_nothing(s3, s3_cluster, tmp_path):
+    fs = s3["fs"]
+    base = ["-k", "6", "--chunks", "64,64", "-q", "--storage-options", s3["json"]]
+    assert main(["compress", "s3://bq-test/slide.tif", "-o", "s3://bq-test/alone.bq.zarr", *base]) == 0
+    victim, victim_pid = sorted(s3_cluster.worker_pids().items())[0]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    argv = [
+        "compress",
+        "s3://bq-test/slide.tif",
+        "-o",
+        "s3://bq-test/hit.bq.zarr",
+        "--scheduler",
+        s3_cluster.address,
+        *base,
+    ]
+    proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *argv], env=env, start_new_session=True)
+    try:
+        end = time.monotonic() + 120
+        while not any(k.startswith("labels/0/c/") for k in _keys(fs, "bq-test/hit.bq.zarr")):
+            assert proc.poll() is None and time.monotonic() < end, "the job ended before any label was written"
+            time.sleep(0.1)
+        os.kill(victim_pid, signal.SIGKILL)  # the worker itself; its nanny starts a new one
+        assert proc.wait(timeout=180) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    a = bq_store.open_store(Location("s3://bq-test/alone.bq.zarr", s3["opts"]))
+    b = bq_store.open_store(Location("s3://bq-test/hit.bq.zarr", s3["opts"]))
+    assert np.array_equal(a.codebook, b.codebook)
+    assert np.array_equal(a.labels.compute(), b.labels.compute())
+    assert victim_pid not in s3_cluster.worker_pids().values()
+
+
+def test_http_input_reads_tiles_by_range(s3):
+    # The bucket's objects are also plain HTTP URLs on moto: fsspec's HTTP file system reads the
+    # header and then each tile with a Range request, as it would over https://.
+    url = f"{s3['opts']['endpoint_url']}/bq-test/slide.tif"
+    # A private object: the anonymous request is denied, in one line.
+    with pytest.raises(InputError, match="access denied") as denied:
+        bigquant.read_image(url)
+    assert "\n" not in str(denied.value)
+    boto3 = pytest.importorskip("boto3")
+    boto3.client(
+        "s3", endpoint_url=s3["opts"]["endpoint_url"], aws_access_key_id=s3["opts"]["key"],
+        aws_secret_access_key=s3["opts"]["secret"], region_name="us-east-1",
+    ).put_object_acl(Bucket="bq-test", Key="slide.tif", ACL="public-read")  # fmt: skip
+    local = bigquant.read_image(s3["local"] / "slide.tif", chunks=(128, 128)).compute()
+    assert np.array_equal(bigquant.read_image(url, chunks=(128, 128)).compute(), local)
+    with pytest.raises(OutputError, match="read-only"):
+        bigquant.compress(local, f"{s3['opts']['endpoint_url']}/bq-test/x.bq.zarr", k=4)
