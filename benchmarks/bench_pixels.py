@@ -225,10 +225,16 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         cells = [r["image"], r["dtype"], r["bands"], r["mpx"]]
         for m in METHODS:
-            cells += [_get(r, m, "wall_s"), _get(r, m, "rss_mib"), _get(r, m, "psnr")]
+            rss = _get(r, m, "rss_mib")
+            psnr = _get(r, m, "psnr")
+            cells += [
+                _get(r, m, "wall_s"),
+                None if rss is None else round(rss),
+                None if psnr is None else f"{psnr:.3f}",
+            ]
             if _get(r, m, "error"):
                 cells[-1] = _get(r, m, "error")
-        bq, sk, fa = (_get(r, m, "psnr") for m in METHODS)
+        sk, bq = _get(r, "sklearn", "psnr"), _get(r, "bigquant", "psnr")
         cells.append(f"{bq - sk:+.3f}" if bq is not None and sk is not None else "")
         for other in ("sklearn", "faiss"):
             a, b = _get(r, "bigquant", "wall_s"), _get(r, other, "wall_s")
