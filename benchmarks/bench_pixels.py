@@ -269,7 +269,15 @@ def medians(rows: list[dict]) -> str:
 
 
 def select_images(args) -> list[Path]:
-    tifs = sorted(p for p in args.images.glob("*.tif") if not args.only or args.only in p.name)
+    """The images of make_pixel_images.py's manifest.tsv in the folder (so that other TIFFs
+    there, a gigapixel one say, are left alone), else every ``*_<kind>.tif``."""
+    manifest = args.images / "manifest.tsv"
+    if manifest.exists():
+        with open(manifest) as fh:
+            found = [args.images / line.split("\t")[0] for line in fh.read().splitlines()[1:] if line]
+    else:
+        found = [p for p in args.images.glob("*.tif") if kind_of(p) in KINDS]
+    tifs = sorted(p for p in found if p.exists() and (not args.only or args.only in p.name))
     if args.max_images:
         per: dict[str, int] = {}
         keep = []
