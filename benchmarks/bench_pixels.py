@@ -32,7 +32,8 @@ images and K), so that a second version of bigquant is compared with the same pe
 
 Prints a Markdown table (image, dtype, bands, Mpx, wall s / peak RSS MiB / PSNR of each method,
 Δ dB, bigquant ÷ sklearn and ÷ faiss wall time) and the medians; ``--json FILE`` saves every
-number.  Run time on 2 cores, K = 32, 14.7 Mpx: sklearn 1-2 min an image, faiss 5-10 s.
+number.  Run time on 2 shared cores, K = 32, 14.7 Mpx, measured: scikit-learn 73 s (float32,
+load 3) to 300 s (4 bands, load 12) an image, faiss 5-20 s, main's bigquant 91-600 s.
 """
 
 from __future__ import annotations
