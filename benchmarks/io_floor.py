@@ -2,16 +2,17 @@
 
 Usage::
 
-    # read floor: every tile of a tiled RGB TIFF -> uint8 Zarr v3 array (H, W), zstd
+    # read floor: every tile of a tiled TIFF of 3+ bands -> uint8 Zarr v3 array (H, W), zstd
     python benchmarks/io_floor.py read IMAGE.tif FLOOR.zarr [--chunks 2560 [2560]] [--engine tiles|zarr]
 
     # write floor: a uint8 Zarr array (H, W) -> tiled RGB BigTIFF through a 256-entry LUT
     python benchmarks/io_floor.py write FLOOR.zarr OUT.tif [--tile 512] [--compression zlib]
 
 ``read`` is what ``bigquant compress`` cannot avoid: decode every tile of the input and write
-one byte per pixel, a cheap function of the pixel (the maximum of its three channels, so every
-channel is used), to a Zarr v3 array compressed with zstd (level 3), in chunks that are whole
-multiples of the tile.  Two engines:
+one byte per pixel, a cheap function of the pixel (the maximum of its channels, so every
+channel is used; of a uint16 image its high byte, of a float one times 255), to a Zarr v3 array
+compressed with zstd (level 3), in chunks that are whole multiples of the tile.  The input is a
+tiled uint8, uint16 or float32 TIFF of 3 or more bands.  Two engines:
 
 * ``tiles`` (default; the floor): one thread per CPU, each taking a chunk, reading its tiles
   with ``os.pread`` and decoding them with tifffile's ``TiffPage.decode`` (imagecodecs,
@@ -19,7 +20,7 @@ multiples of the tile.  Two engines:
 * ``zarr``: ``dask.array.from_zarr(tifffile.imread(..., aszarr=True))`` on Dask's threaded
   scheduler, then ``da.store``.  Simpler, but zarr 3 runs a store's ``get`` -- and so
   tifffile's tile decoding -- on its single event-loop thread, so it decodes on one core.
-  Falls back to this engine for TIFFs that are not tiled RGB(A) with contiguous samples.
+  Falls back to this engine for TIFFs that are not tiled, 3+ bands, contiguous samples.
 
 ``write`` is what ``bigquant decode`` cannot avoid: read one byte per pixel from a Zarr array,
 map it through a 256 x 3 colour table (``codebook[labels]``), and write a tiled RGB BigTIFF
@@ -48,6 +49,16 @@ def channel_max(block: np.ndarray) -> np.ndarray:
     return out
 
 
+def to_byte(m: np.ndarray) -> np.ndarray:
+    """One byte per pixel from a channel maximum: uint8 as it is, uint16 its high byte, float
+    in [0, 1] scaled by 255 (a cheap function of every value, as ``compress`` must read them)."""
+    if m.dtype == np.uint8:
+        return m
+    if m.dtype == np.uint16:
+        return (m >> 8).astype(np.uint8)
+    return (np.clip(m, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+
+
 def read_floor_tiles(
     src: str, dst: str, chunks: tuple[int, int], level: int = 3, workers: int | None = None
 ) -> float | None:
@@ -65,7 +76,7 @@ def read_floor_tiles(
         or page.planarconfig != 1
         or page.samplesperpixel < 3
         or page.imagedepth > 1
-        or page.dtype != np.uint8
+        or page.dtype not in (np.uint8, np.uint16, np.float32)
     ):
         tf.close()
         return None
@@ -95,7 +106,7 @@ def read_floor_tiles(
                 i = (y // th) * ntx + x // tw
                 seg = decode(os.pread(fd, counts[i], offsets[i]), i, jpegtables=jpegtables)[0]
                 hh, ww = min(th, r0 + h - y), min(tw, c0 + w - x)
-                block[y - r0 : y - r0 + hh, x - c0 : x - c0 + ww] = channel_max(seg[0, :hh, :ww, :3])
+                block[y - r0 : y - r0 + hh, x - c0 : x - c0 + ww] = to_byte(channel_max(seg[0, :hh, :ww, :]))
         out[r0 : r0 + h, c0 : c0 + w] = block
 
     cells = [(r, c) for r in range(0, H, cr) for c in range(0, W, cc)]
@@ -128,7 +139,7 @@ def read_floor_zarr(src: str, dst: str, chunks: tuple[int, int], level: int = 3)
     cr = min(H, max(tile[0], chunks[0] // tile[0] * tile[0]))
     cc = min(W, max(tile[1], chunks[1] // tile[1] * tile[1]))
     x = da.from_zarr(z, chunks=(cr, cc, C))
-    y = x.map_blocks(channel_max, drop_axis=2, dtype=np.uint8)
+    y = x.map_blocks(lambda b: to_byte(channel_max(b)), drop_axis=2, dtype=np.uint8)
     out = zarr.create_array(
         dst,
         shape=(H, W),
@@ -246,7 +257,7 @@ def main(argv=None) -> int:
         if args.engine == "tiles":
             done = read_floor_tiles(args.src, args.dst, (ch[0], ch[1]), args.level, args.threads)
             if done is None:
-                print("not a tiled contiguous uint8 RGB TIFF: using the zarr engine", file=sys.stderr)
+                print("not a tiled contiguous TIFF of 3+ bands: using the zarr engine", file=sys.stderr)
         if done is None:
             read_floor_zarr(args.src, args.dst, (ch[0], ch[1]), args.level)
     else:
