@@ -33,7 +33,7 @@ DATA = Path(__file__).parent / "data"
 CASES_PER_INPUT = 10
 CASES_PER_STORE_FILE = 4
 #: Seconds a single damaged case may take (a clean one takes well under one).
-CASE_S = 30.0
+CASE_S = 60.0
 #: Memory budget given to every run, and the most the process may grow beyond it over the test.
 BUDGET = "256MB"
 GROWTH_LIMIT_MIB = 1024
