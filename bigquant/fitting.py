@@ -4,14 +4,17 @@
 
 1. :func:`use_histogram` chooses the path (the exact colour histogram for uint8 images with
    1-3 channels, else Lloyd's over the pixels);
-2. :func:`prepare` makes the one pass the path needs before fitting (the histogram, or the
-   pixel sample), and :func:`reduce_k` lowers K to the number of distinct colours;
+2. :func:`prepare` makes the pass the path needs before fitting (the histogram, or the pixel
+   sample and the grid coreset), and :func:`reduce_k` lowers K to the number of distinct colours;
 3. :func:`fit_k` fits K centroids (:func:`search_k` bisects K for a target PSNR);
-4. :func:`label_plan` says how the last pass labels every chunk.
+4. :func:`label_plan` says how the last pass labels every chunk; on the pixel path that pass
+   also checks that the codebook is a fixed point of exact Lloyd's (:func:`after_labels`), and
+   :func:`polish` runs exact passes where it is not.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -22,15 +25,22 @@ import dask
 import dask.array as da
 import numpy as np
 
-from . import histogram, kmeans, metrics, params
+from . import coreset, histogram, kmeans, metrics, params
 from ._dask import as_list
 from ._runtime import release_freed_memory
 from ._version import __version__
 from .errors import BigquantWarning, InputError, KReducedWarning, ParameterError
 from .hamerly import lloyd_in_memory
 from .params import FitOptions
-from .progress import Pass, Progress, Step, or_silent
+from .progress import Iteration, Pass, Progress, Step, or_silent
 from .seeding import distinct_rows, init_centroids, sample_pixels
+
+#: Most in-memory Lloyd iterations on the coreset (each costs a small fraction of a pass).
+CORESET_MAX_ITER = 3000
+
+#: A label pass whose shift is above this fraction of the one before ends the corrected steps
+#: (:func:`bigquant.coreset.corrected_fit`): plain exact passes go on from there.
+CORRECTION_GAIN = 0.5
 
 #: The label function of the last pass: ``fn(block, *args) -> (labels, stats (K + 3,))``.
 LabelFn = Callable[..., tuple[np.ndarray, np.ndarray]]
@@ -53,6 +63,8 @@ class FitResult:
         What the fit ran on (the histogram or the pixel sample).
     extra : dict
         Metadata of the auto-K search, if there was one.
+    tol_abs : float
+        The absolute shift tolerance of the run (pixel path: checked by the label pass).
     """
 
     codebook: np.ndarray
@@ -61,6 +73,7 @@ class FitResult:
     coarse_iterations: int = 0
     data: FitData | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    tol_abs: float = 0.0
 
 
 @dataclass
@@ -76,6 +89,8 @@ class FitData:
         The histogram path's distinct colours and their pixel counts.
     sample : ndarray of shape (n, C), or None
         The pixel path's sample.
+    cells : Coreset or None
+        The pixel path's grid coreset (:mod:`bigquant.coreset`).
     """
 
     xs: Any
@@ -84,6 +99,7 @@ class FitData:
     colours: np.ndarray | None = None
     counts: np.ndarray | None = None
     sample: np.ndarray | None = None
+    cells: coreset.Coreset | None = None
 
     @property
     def distinct(self) -> int:
@@ -108,10 +124,11 @@ def use_histogram(method: str, dtype: Any, channels: int) -> bool:
 
 
 def prepare(xs: Any, use_hist: bool, opts: FitOptions, what: str, progress: Progress | None = None) -> FitData:
-    """The histogram (one pass) or the pixel sample of ``xs`` (rows, cols, C) or a list of them.
+    """The histogram (one pass), or the pixel sample and the grid coreset (one pass and the
+    sample's chunks), of ``xs`` (rows, cols, C) or a list of them.
 
-    ``what`` names the input in the error raised for NaN or inf in the sample; ``progress``
-    hears of the pass (:class:`~bigquant.progress.Pass` ``"histogram"`` or ``"sample"``).
+    ``what`` names the input in the error raised for NaN or inf; ``progress`` hears of the
+    passes (:class:`~bigquant.progress.Pass` ``"histogram"``, or ``"sample"`` and ``"coreset"``).
     """
     say = or_silent(progress)
     first = as_list(xs)[0]
@@ -126,6 +143,16 @@ def prepare(xs: Any, use_hist: bool, opts: FitOptions, what: str, progress: Prog
     data.sample = sample_pixels(xs, opts.sample_size, opts.seed)
     if data.sample.dtype.kind == "f" and not np.isfinite(data.sample).all():
         raise InputError(f"{what} holds NaN or inf values; bigquant needs finite values")
+    if len(data.sample) == 0:
+        return data
+    say(Pass("coreset"))
+    data.cells = coreset.coreset(xs, data.sample)
+    release_freed_memory()
+    if data.cells.nonfinite:
+        raise InputError(
+            f"{what} holds {data.cells.nonfinite} pixels with NaN or inf values; bigquant needs finite values"
+        )
+    say(Step(f"coreset: {len(data.cells.counts):,} cells of {data.cells.bits} bits per channel"))
     return data
 
 
@@ -157,7 +184,9 @@ def fit_k(data: FitData, k: int, opts: FitOptions, *, init: Any = None, progress
     the pixels)."""
     if data.colours is not None:
         return _fit_histogram(data, k, opts, init, progress)
-    return _fit_pixels(data.xs, data, k, opts, init, progress)
+    if data.cells is None:
+        return _fit_sample(data.xs, data, k, opts, init, progress)
+    return _fit_cells(data, k, opts, init, progress)
 
 
 def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None) -> FitResult:
@@ -181,7 +210,38 @@ def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, progress:
     return FitResult(codebook, "histogram", res, res.coarse_iterations, data)
 
 
-def _fit_pixels(
+def _fit_cells(data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None) -> FitResult:
+    """Weighted Lloyd's on the coreset's cells, in memory, to convergence (not capped by
+    ``max_iter``, which counts passes over the pixels; :data:`CORESET_MAX_ITER` bounds it)."""
+    cells, sample = data.cells, data.sample
+    assert cells is not None and sample is not None
+    start = initial(init, sample, k, sample.shape[1], opts.seed)
+    tol_abs = params.tol_abs(opts.tol, cells.scale())
+    pts = np.ascontiguousarray(sample, dtype=np.float64)
+    res = lloyd_in_memory(
+        cells.points,
+        cells.counts,
+        start,
+        max_iter=CORESET_MAX_ITER,
+        tol_abs=tol_abs,
+        inertia_rtol=opts.inertia_rtol,
+        sample=pts,
+        progress=progress,
+        stage="coreset",
+    )
+    if not res.converged:
+        warnings.warn(
+            f"Lloyd's on the coreset stopped at {CORESET_MAX_ITER} iterations before converging; "
+            "the passes over the pixels go on from there",
+            BigquantWarning,
+            stacklevel=4,
+        )
+    passes = kmeans.LloydResult(res.centroids, 0, False, res.inertia, reseeded=res.reseeded, stopped_by="coreset")
+    cb = metrics.round_codebook(res.centroids, data.dtype)
+    return FitResult(cb, "pixels", passes, res.n_iter, data, tol_abs=tol_abs)
+
+
+def _fit_sample(
     points: Any, data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None
 ) -> FitResult:
     sample = data.sample
@@ -203,7 +263,8 @@ def _fit_pixels(
         sample=pts,
         progress=progress,
     )
-    return FitResult(metrics.round_codebook(res.centroids, data.dtype), "pixels", res, warm_iters, data)
+    cb = metrics.round_codebook(res.centroids, data.dtype)
+    return FitResult(cb, "pixels", res, warm_iters, data, tol_abs=tol_abs)
 
 
 def warm_start_on_sample(
@@ -241,8 +302,11 @@ def fit_psnr(fit: FitResult) -> float:
         return metrics.psnr(histogram.weighted_sse(sq_err, data.counts) / n, metrics.peak_value(data.dtype))
     sample = data.sample
     assert sample is not None
+    peak = metrics.peak_value(data.dtype, (sample.min(), sample.max()))
+    if data.cells is not None:  # a lower bound: each cell takes one entry for all its pixels
+        return metrics.psnr(data.cells.sse(fit.codebook) / (data.cells.pixels * data.channels), peak)
     sse = float(kmeans.label_block(sample, fit.codebook)[1][fit.codebook.shape[0]])
-    return metrics.psnr(sse / sample.size, metrics.peak_value(data.dtype, (sample.min(), sample.max())))
+    return metrics.psnr(sse / sample.size, peak)
 
 
 def training_error(fit: FitResult) -> tuple[float, float]:
@@ -298,10 +362,11 @@ def search_k(
 def auto_k(data: FitData, opts: FitOptions, target: float, max_k: int, *, init: Any, say: Progress) -> FitResult:
     """The fit of the smallest K up to ``max_k`` whose PSNR reaches ``target`` dB.
 
-    Exact on the histogram path. On the pixel path each trial fits the pixel sample alone and
-    the chosen K is then fitted on the image.
+    Exact on the histogram path. On the pixel path each trial fits the coreset, whose PSNR is a
+    lower bound on the pixels' for the same codebook (the passes over the pixels only raise it);
+    without a coreset, each trial fits the pixel sample and the chosen K is fitted on the image.
     """
-    use_hist = data.colours is not None
+    use_hist = data.colours is not None or data.cells is not None
     if use_hist:
 
         def fit_of(kk: int) -> FitResult:
@@ -311,10 +376,15 @@ def auto_k(data: FitData, opts: FitOptions, target: float, max_k: int, *, init: 
         points = da.from_array(data.sample, chunks=(1 << 16, data.channels))
 
         def fit_of(kk: int) -> FitResult:
-            return _fit_pixels(points, data, kk, opts, None, None)
+            return _fit_sample(points, data, kk, opts, None, None)
 
     k, fit, tried = search_k(fit_of, target, max_k, say)
-    estimate = "exact (histogram)" if use_hist else f"pixel sample of {len(data.sample)}"  # type: ignore[arg-type]
+    if data.colours is not None:
+        estimate = "exact (histogram)"
+    elif data.cells is not None:
+        estimate = f"lower bound (coreset of {len(data.cells.counts)} cells)"
+    else:
+        estimate = f"pixel sample of {len(data.sample)}"  # type: ignore[arg-type]
     say(Step(f"auto K: chose K={k}"))
     if not use_hist:
         fit = fit_k(data, k, opts, init=init, progress=say)
@@ -324,15 +394,21 @@ def auto_k(data: FitData, opts: FitOptions, target: float, max_k: int, *, init: 
 
 @dataclass
 class LabelPlan:
-    """How the last pass labels each chunk: ``fn(block, *args) -> (labels, stats (K + 3,))``.
+    """How the last pass labels each chunk: ``fn(block, *args) -> (labels, stats)``.
 
-    ``sse`` is the exact sum of squared errors when known without that pass (the histogram
-    path), else None (the pass computes it).
+    ``stats`` has ``stats_len`` entries, the first K + 3 those of
+    :func:`bigquant.kmeans.label_block`; ``combine`` adds a list of them. ``sse`` is the exact
+    sum of squared errors when known without that pass (the histogram path), else None (the
+    pass computes it). ``polish``: the pass also accumulates the Lloyd update of the codebook
+    (:func:`after_labels` checks it).
     """
 
     fn: LabelFn
     args: tuple
     sse: float | None
+    stats_len: int
+    combine: Callable[[list], np.ndarray]
+    polish: bool = False
 
 
 def label_plan(x: da.Array, fit: FitResult, progress: Progress | None = None) -> LabelPlan:
@@ -341,20 +417,107 @@ def label_plan(x: da.Array, fit: FitResult, progress: Progress | None = None) ->
     ``progress`` hears of the pass that labels every possible colour, where there is one.
     """
     cb = fit.codebook
-    c = x.shape[2]
+    k, c = cb.shape[0], x.shape[2]
     cbd = dask.delayed(cb, pure=True)
     data = fit.data
+    plain = k + 3, kmeans.combine_label_stats
     if data is not None and data.colours is not None:
         assert data.counts is not None
         lut, sq_err = histogram.label_table(data.colours, cb)
         sse = histogram.weighted_sse(sq_err, data.counts)
-        return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, False), sse)
+        return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, False), sse, *plain)
+    if data is not None and data.cells is not None and fit.result is not None:
+        combine = functools.partial(coreset.combine_fused, k=k)
+        return LabelPlan(coreset.label_and_sum, (cbd,), None, k + 3 + k * c, combine, True)
     if histogram.applies(x.dtype, c) and x.shape[0] * x.shape[1] >= histogram.nbins(c) // 4:
         # More pixels than colours: label every possible colour once, then look pixels up.
         or_silent(progress)(Pass("label table"))
         lut = histogram.full_label_table(cb, c)
-        return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, True), None)
-    return LabelPlan(kmeans.label_block, (cbd,), None)
+        return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, True), None, *plain)
+    return LabelPlan(kmeans.label_block, (cbd,), None, *plain)
+
+
+def after_labels(
+    x: da.Array, fit: FitResult, plan: LabelPlan, stats: np.ndarray, opts: FitOptions, progress: Progress | None = None
+) -> LabelPlan | None:
+    """After a label pass: None if its labels and ``fit.codebook`` are final, else the plan of
+    another label pass, for the codebook :func:`polish` moved ``fit`` to.
+
+    A polishing pass (``plan.polish``) also summed each cluster's pixels, so it holds the exact
+    Lloyd update of the codebook it labelled with. If that update, rounded to the image's dtype,
+    moves no entry by more than ``fit.tol_abs``, the codebook is a fixed point of exact Lloyd's
+    up to the stop test and is kept with its labels (``stopped_by="shift"``). So is it when the
+    exact passes before stopped on the inertia test, or when ``max_iter`` passes are spent.
+    Otherwise the next codebook comes from the coreset corrected by this pass's exact totals
+    (:func:`bigquant.coreset.corrected_fit`) while that more than halves the shift from label
+    pass to label pass, else from plain exact passes (:func:`polish`).
+    """
+    res = fit.result
+    if not plan.polish or res is None:
+        return None
+    cb = fit.codebook
+    k, c = cb.shape
+    counts, sse = stats[:k], float(stats[k])
+    empty = counts <= 0
+    sums = stats[k + 3 : k + 3 + k * c].reshape(k, c)
+    new = np.where(empty[:, None], cb, sums / np.where(empty, 1.0, counts)[:, None])
+    moved = metrics.round_codebook(new, cb.dtype).astype(np.float64) - cb.astype(np.float64)
+    shift = float(np.sqrt((moved * moved).sum(1)).max())
+    res.n_iter += 1
+    res.inertia = sse
+    res.inertia_history.append(sse)
+    res.shift_history.append(shift)
+    or_silent(progress)(Iteration("Lloyd", res.n_iter, opts.max_iter, sse, shift, fit.tol_abs, 0.0))
+    if shift <= fit.tol_abs and not empty.any():
+        res.converged, res.stopped_by = True, "shift"
+    elif res.stopped_by == "inertia":
+        res.converged = True
+    elif res.n_iter >= opts.max_iter:
+        res.converged, res.stopped_by = False, "max_iter"
+    else:
+        cells = fit.data.cells if fit.data is not None else None
+        before = res.shift_history[-2] if len(res.shift_history) > 1 else np.inf
+        if cells is not None and shift <= CORRECTION_GAIN * before:
+            start = coreset.corrected_fit(
+                cells, cb.astype(np.float64), sums, counts, tol_abs=fit.tol_abs, max_iter=CORESET_MAX_ITER
+            )
+            fit.codebook = metrics.round_codebook(start, cb.dtype)
+            res.stopped_by = "corrected"
+        else:  # the correction stopped helping: plain exact passes, then the label pass
+            polish(fit, new, opts, progress, reserve=1)
+        return label_plan(x, fit, progress)
+    res.centroids = cb.astype(np.float64)
+    return None
+
+
+def polish(
+    fit: FitResult, start: np.ndarray, opts: FitOptions, progress: Progress | None = None, *, reserve: int = 0
+) -> None:
+    """Exact Lloyd passes over the pixels from ``start`` until the shift or inertia test stops
+    them, within ``opts.max_iter`` passes in all less ``reserve``; ``fit`` takes the result
+    (its codebook rounded to the image's dtype, its passes added to ``fit.result``)."""
+    res, data = fit.result, fit.data
+    assert res is not None and data is not None
+    left = opts.max_iter - res.n_iter - reserve
+    if left < 1:
+        fit.codebook = metrics.round_codebook(start, data.dtype)
+        return
+    run = kmeans.lloyd(
+        data.xs,
+        start,
+        max_iter=left,
+        tol_abs=fit.tol_abs,
+        inertia_rtol=opts.inertia_rtol,
+        sample=np.ascontiguousarray(data.sample, dtype=np.float64),
+        progress=progress,
+    )
+    res.n_iter += run.n_iter
+    res.inertia, res.centroids = run.inertia, run.centroids
+    res.inertia_history += run.inertia_history
+    res.shift_history += run.shift_history
+    res.reseeded += run.reseeded
+    res.converged, res.stopped_by = run.converged, run.stopped_by
+    fit.codebook = metrics.round_codebook(run.centroids, data.dtype)
 
 
 def fit_metadata(fit: FitResult, opts: FitOptions) -> dict[str, Any]:
