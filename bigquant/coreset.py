@@ -24,7 +24,6 @@ import dask
 import numpy as np
 
 from ._dask import as_list, tree_reduce
-from .kmeans import lloyd_loop
 from .params import labels_dtype
 
 #: Most occupied cells a merge keeps before it coarsens the grid by one bit per channel.
@@ -108,13 +107,13 @@ def _distinct_cells(pts: np.ndarray, lo: np.ndarray, unit: np.ndarray, bits: int
     return len(np.unique(codes))
 
 
-def grid(sample: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray, int]:
+def grid(sample: np.ndarray, dtype: Any, pixels: int, budget: int) -> tuple[np.ndarray, np.ndarray, int]:
     """``(lo, unit, bits)``: the grid over the range of ``sample`` (n, C) is ``floor((v - lo) *
     unit * 2**bits)`` per channel, clipped to ``[0, 2**bits)``.
 
-    ``bits`` is the finest grid whose cells the sample's pixels share (at most one distinct
-    cell per :data:`SAMPLE_SHARE` sampled pixels): a finer one would hold about one cell per
-    pixel. Values outside the sample's range fall in the edge cells: a cell is any set of
+    ``bits`` is the finest grid if the image's ``pixels`` fit the chunks' share of ``budget``,
+    else the finest whose cells the sample's pixels share (at most one distinct cell per
+    :data:`SAMPLE_SHARE` sampled pixels): a finer one would hold about one cell per pixel. Values outside the sample's range fall in the edge cells: a cell is any set of
     pixels, so the sums stay exact, only those cells are wider.
     """
     pts = np.asarray(sample, dtype=np.float64)
@@ -127,7 +126,7 @@ def grid(sample: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray, int]:
     if np.dtype(dtype).kind in "ui":  # no finer than one cell per integer value
         top = min(top, max(1, int(np.ceil(np.log2(float(span.max()))))))
     bits = max(1, top)
-    while bits > 1 and _distinct_cells(pts, lo, unit, bits) * SAMPLE_SHARE > len(pts):
+    while pixels * CHUNK_SHARE > budget and bits > 1 and _distinct_cells(pts, lo, unit, bits) * SAMPLE_SHARE > len(pts):
         bits -= 1
     return lo, unit, bits
 
@@ -186,7 +185,8 @@ def coreset(xs: Any, sample: np.ndarray, budget: int = CORESET_CELLS) -> Coreset
     ``sample`` (n, C), a sample of the pixels, sets the grid's range.
     """
     arrays = as_list(xs)
-    lo, unit, bits = grid(sample, arrays[0].dtype)
+    pixels = sum(int(np.prod(a.shape[:-1])) for a in arrays)
+    lo, unit, bits = grid(sample, arrays[0].dtype, pixels, budget)
     part = dask.delayed(block_part, pure=True)
     parts = []
     for arr in arrays:
@@ -227,46 +227,3 @@ def combine_fused(parts: list[np.ndarray], k: int) -> np.ndarray:
     out[k + 2] = stack[:, k + 2].max()
     return out
 
-
-def cluster_totals(cells: Coreset, codebook: np.ndarray) -> np.ndarray:
-    """``(K + 1, C + 2)`` Lloyd partials of the cells for ``codebook`` (each cell to its mean's
-    nearest entry): per cluster the sums of its pixels, their count and the cells' inertia."""
-    from ._kernels import lloyd as kl
-    from .hamerly import sliced
-
-    cen = np.ascontiguousarray(codebook, dtype=np.float64)
-    slices, pool = sliced(len(cells.counts))
-    with pool:
-        parts = list(pool.map(lambda ab: kl.lloyd_partials(cells.points[ab[0] : ab[1]], cells.counts[ab[0] : ab[1]], cen), slices))
-    out = parts[0].copy()
-    for p in parts[1:]:
-        out += p
-    return out
-
-
-def corrected_fit(
-    cells: Coreset, codebook: np.ndarray, sums: np.ndarray, counts: np.ndarray, *, tol_abs: float, max_iter: int
-) -> np.ndarray:
-    """Where the pixels' Lloyd's is headed from ``codebook`` (K, C), found on the cells.
-
-    ``sums`` (K, C) and ``counts`` (K,) are an exact pass's per-cluster totals for ``codebook``.
-    They differ from the cells' own totals only through the cells that straddle a boundary
-    between clusters; holding that difference fixed, Lloyd's on the cells plus the difference
-    runs in memory to its fixed point, which is the pixels' up to how the difference changes
-    on the way: the many small steps of Lloyd's slow tail, taken without passes over the pixels.
-    """
-    k, c = codebook.shape
-    own = cluster_totals(cells, codebook)
-    d_sums, d_counts = sums - own[:k, :c], counts - own[:k, c]
-
-    def step(cen: np.ndarray, shift: np.ndarray, first: bool) -> np.ndarray:
-        t = cluster_totals(cells, cen)
-        n = t[:k, c] + d_counts
-        ok = n > 0.5  # a cluster the difference would empty keeps the cells' own totals
-        t[:k, :c] += np.where(ok[:, None], d_sums, 0.0)
-        t[:k, c] = np.where(ok, n, t[:k, c])
-        return t
-
-    start = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1.0)[:, None], codebook)
-    res = lloyd_loop(step, start, max_iter=max_iter, tol_abs=tol_abs, sample=cells.points)
-    return res.centroids

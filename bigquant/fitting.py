@@ -38,10 +38,6 @@ from .seeding import distinct_rows, init_centroids, sample_pixels
 #: Most in-memory Lloyd iterations on the coreset (each costs a small fraction of a pass).
 CORESET_MAX_ITER = 3000
 
-#: A label pass whose shift is above this fraction of the one before ends the corrected steps
-#: (:func:`bigquant.coreset.corrected_fit`): plain exact passes go on from there.
-CORRECTION_GAIN = 0.5
-
 #: The label function of the last pass: ``fn(block, *args) -> (labels, stats (K + 3,))``.
 LabelFn = Callable[..., tuple[np.ndarray, np.ndarray]]
 
@@ -447,10 +443,10 @@ def after_labels(
     Lloyd update of the codebook it labelled with. If that update, rounded to the image's dtype,
     moves no entry by more than ``fit.tol_abs``, the codebook is a fixed point of exact Lloyd's
     up to the stop test and is kept with its labels (``stopped_by="shift"``). So is it when the
-    exact passes before stopped on the inertia test, or when ``max_iter`` passes are spent.
-    Otherwise the next codebook comes from the coreset corrected by this pass's exact totals
-    (:func:`bigquant.coreset.corrected_fit`) while that more than halves the shift from label
-    pass to label pass, else from plain exact passes (:func:`polish`).
+    update would lower the inertia by at most :func:`bigquant.params.pixel_gain_rtol` of it
+    (``"gain"``: the centroids' move alone gains ``sum n_j |m_j - c_j|^2``, exactly), when the
+    exact passes before stopped on such a test, or when ``max_iter`` passes are spent.
+    Otherwise exact passes (:func:`polish`) move it on, and another label pass follows.
     """
     res = fit.result
     if not plan.polish or res is None:
@@ -463,6 +459,7 @@ def after_labels(
     new = np.where(empty[:, None], cb, sums / np.where(empty, 1.0, counts)[:, None])
     moved = metrics.round_codebook(new, cb.dtype).astype(np.float64) - cb.astype(np.float64)
     shift = float(np.sqrt((moved * moved).sum(1)).max())
+    gain = float((counts * ((new - cb) ** 2).sum(1)).sum())  # what the update alone would gain
     res.n_iter += 1
     res.inertia = sse
     res.inertia_history.append(sse)
@@ -470,21 +467,14 @@ def after_labels(
     or_silent(progress)(Iteration("Lloyd", res.n_iter, opts.max_iter, sse, shift, fit.tol_abs, 0.0))
     if shift <= fit.tol_abs and not empty.any():
         res.converged, res.stopped_by = True, "shift"
-    elif res.stopped_by == "inertia":
+    elif res.stopped_by in ("inertia", "gain"):
         res.converged = True
+    elif gain <= params.pixel_gain_rtol(opts.tol) * sse:
+        res.converged, res.stopped_by = True, "gain"
     elif res.n_iter >= opts.max_iter:
         res.converged, res.stopped_by = False, "max_iter"
     else:
-        cells = fit.data.cells if fit.data is not None else None
-        before = res.shift_history[-2] if len(res.shift_history) > 1 else np.inf
-        if cells is not None and shift <= CORRECTION_GAIN * before:
-            start = coreset.corrected_fit(
-                cells, cb.astype(np.float64), sums, counts, tol_abs=fit.tol_abs, max_iter=CORESET_MAX_ITER
-            )
-            fit.codebook = metrics.round_codebook(start, cb.dtype)
-            res.stopped_by = "corrected"
-        else:  # the correction stopped helping: plain exact passes, then the label pass
-            polish(fit, new, opts, progress, reserve=1)
+        polish(fit, new, opts, progress, reserve=1)
         return label_plan(x, fit, progress)
     res.centroids = cb.astype(np.float64)
     return None
@@ -493,8 +483,8 @@ def after_labels(
 def polish(
     fit: FitResult, start: np.ndarray, opts: FitOptions, progress: Progress | None = None, *, reserve: int = 0
 ) -> None:
-    """Exact Lloyd passes over the pixels from ``start`` until the shift or inertia test stops
-    them, within ``opts.max_iter`` passes in all less ``reserve``; ``fit`` takes the result
+    """Exact Lloyd passes over the pixels from ``start`` until the shift, inertia or gain test
+    stops them, within ``opts.max_iter`` passes in all less ``reserve``; ``fit`` takes the result
     (its codebook rounded to the image's dtype, its passes added to ``fit.result``)."""
     res, data = fit.result, fit.data
     assert res is not None and data is not None
@@ -508,6 +498,7 @@ def polish(
         max_iter=left,
         tol_abs=fit.tol_abs,
         inertia_rtol=opts.inertia_rtol,
+        gain_rtol=params.pixel_gain_rtol(opts.tol),
         sample=np.ascontiguousarray(data.sample, dtype=np.float64),
         progress=progress,
     )
