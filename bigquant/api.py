@@ -20,7 +20,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from . import display, fitting, metrics, params
+from . import display, fitting, metrics, params, polishing
 from . import sources as _sources
 from . import store as _store
 from ._dask import on_default_scheduler
@@ -95,12 +95,12 @@ def _write_store(
         output, (rows, cols, c), chunks, k, overwrite=overwrite, labels_level=labels_level
     ) as writer:
         stats = writer.write_labels(x, plan.fn, plan.args, plan.stats_len, plan.combine)
-        again = fitting.after_labels(x, fit, plan, stats, opts, say)
+        again = polishing.after_labels(x, fit, plan, stats, opts, say)
         while again is not None:  # the pixel path's codebook moved: label again
             plan = again
             say(Pass("labels"))
             stats = writer.write_labels(x, plan.fn, plan.args, plan.stats_len, plan.combine)
-            again = fitting.after_labels(x, fit, plan, stats, opts, say)
+            again = polishing.after_labels(x, fit, plan, stats, opts, say)
         sse = float(stats[k]) if plan.sse is None else plan.sse
         data_range = (float(stats[k + 1]), float(stats[k + 2]))
         mse = sse / (rows * cols * c)
@@ -343,7 +343,7 @@ def fit(
     data = fitting.prepare(xs, use_hist, opts, "an image", say)
     f = fitting.fit_k(data, fitting.reduce_k(opts.k, data.distinct), opts, progress=say)
     if data.cells is not None and f.result is not None:  # exact passes from the coreset's codebook
-        fitting.polish(f, f.result.centroids, opts, say)
+        polishing.polish(f, f.result.centroids, opts, say)
     mse, peak = fitting.training_error(f)
     run = fitting.fit_metadata(f, opts)
     meta = {

@@ -226,4 +226,3 @@ def combine_fused(parts: list[np.ndarray], k: int) -> np.ndarray:
     out[k + 1] = stack[:, k + 1].min()
     out[k + 2] = stack[:, k + 2].max()
     return out
-

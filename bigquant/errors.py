@@ -43,3 +43,7 @@ class BigquantWarning(UserWarning):
 
 class KReducedWarning(BigquantWarning):
     """Fewer distinct colours than K were found; K was reduced to that number."""
+
+
+class RecomputeWarning(BigquantWarning):
+    """A lazy input is recomputed on every pass over it (persist it first if it fits in memory)."""

@@ -8,8 +8,8 @@
    sample and the grid coreset), and :func:`reduce_k` lowers K to the number of distinct colours;
 3. :func:`fit_k` fits K centroids (:func:`search_k` bisects K for a target PSNR);
 4. :func:`label_plan` says how the last pass labels every chunk; on the pixel path that pass
-   also checks that the codebook is a fixed point of exact Lloyd's (:func:`after_labels`), and
-   :func:`polish` runs exact passes where it is not.
+   also checks that the codebook is a fixed point of exact Lloyd's
+   (:func:`bigquant.polishing.after_labels`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ._version import __version__
 from .errors import BigquantWarning, InputError, KReducedWarning, ParameterError
 from .hamerly import lloyd_in_memory
 from .params import FitOptions
-from .progress import Iteration, Pass, Progress, Step, or_silent
+from .progress import Pass, Progress, Step, or_silent
 from .seeding import distinct_rows, init_centroids, sample_pixels
 
 #: Most in-memory Lloyd iterations on the coreset (each costs a small fraction of a pass).
@@ -140,7 +140,7 @@ def prepare(xs: Any, use_hist: bool, opts: FitOptions, what: str, progress: Prog
     if data.sample.dtype.kind == "f" and not np.isfinite(data.sample).all():
         raise InputError(f"{what} holds NaN or inf values; bigquant needs finite values")
     if len(data.sample) == 0:
-        return data
+        raise InputError(f"{what} has no pixels")
     say(Pass("coreset"))
     data.cells = coreset.coreset(xs, data.sample)
     release_freed_memory()
@@ -180,8 +180,6 @@ def fit_k(data: FitData, k: int, opts: FitOptions, *, init: Any = None, progress
     the pixels)."""
     if data.colours is not None:
         return _fit_histogram(data, k, opts, init, progress)
-    if data.cells is None:
-        return _fit_sample(data.xs, data, k, opts, init, progress)
     return _fit_cells(data, k, opts, init, progress)
 
 
@@ -237,55 +235,6 @@ def _fit_cells(data: FitData, k: int, opts: FitOptions, init: Any, progress: Pro
     return FitResult(cb, "pixels", passes, res.n_iter, data, tol_abs=tol_abs)
 
 
-def _fit_sample(
-    points: Any, data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None
-) -> FitResult:
-    sample = data.sample
-    assert sample is not None
-    start = initial(init, sample, k, sample.shape[1], opts.seed)
-    tol_abs = params.tol_abs(opts.tol, kmeans.data_scale(sample))
-    pts = np.ascontiguousarray(sample, dtype=np.float64)  # for the warm start and the re-seeding
-    warm_iters = 0
-    if init is None:
-        start, warm_iters = warm_start_on_sample(
-            pts, start, max_iter=opts.max_iter, tol_abs=tol_abs, inertia_rtol=opts.inertia_rtol
-        )
-    res = kmeans.lloyd(
-        points,
-        start,
-        max_iter=opts.max_iter,
-        tol_abs=tol_abs,
-        inertia_rtol=opts.inertia_rtol,
-        sample=pts,
-        progress=progress,
-    )
-    cb = metrics.round_codebook(res.centroids, data.dtype)
-    return FitResult(cb, "pixels", res, warm_iters, data, tol_abs=tol_abs)
-
-
-def warm_start_on_sample(
-    pts: np.ndarray, start: np.ndarray, *, max_iter: int, tol_abs: float, inertia_rtol: float
-) -> tuple[np.ndarray, int]:
-    """Lloyd's on the pixel sample ``pts`` (float64, contiguous), in memory, from ``start`` to
-    :data:`~bigquant.params.COARSE_TOL_FACTOR` times the shift tolerance: the pixel path's
-    counterpart of the histogram path's coarse stages, since each pass over a large image costs
-    what hundreds of steps on the sample do. Returns the centroids to start the passes from and
-    the steps run. A sample holding NaN or inf is left to the first pass, which reports it.
-    """
-    if len(pts) <= len(start) or not np.isfinite(pts).all():
-        return start, 0
-    res = lloyd_in_memory(
-        pts,
-        np.ones(len(pts)),
-        start,
-        max_iter=max_iter,
-        tol_abs=params.COARSE_TOL_FACTOR * tol_abs,
-        inertia_rtol=inertia_rtol,
-        sample=pts,
-    )
-    return res.centroids, res.n_iter
-
-
 def fit_psnr(fit: FitResult) -> float:
     """The PSNR of ``fit`` on what it was fitted on: exact on the histogram, else on the pixel
     sample (against the rounded codebook, in both cases)."""
@@ -298,11 +247,9 @@ def fit_psnr(fit: FitResult) -> float:
         return metrics.psnr(histogram.weighted_sse(sq_err, data.counts) / n, metrics.peak_value(data.dtype))
     sample = data.sample
     assert sample is not None
+    assert data.cells is not None  # a lower bound: each cell takes one entry for all its pixels
     peak = metrics.peak_value(data.dtype, (sample.min(), sample.max()))
-    if data.cells is not None:  # a lower bound: each cell takes one entry for all its pixels
-        return metrics.psnr(data.cells.sse(fit.codebook) / (data.cells.pixels * data.channels), peak)
-    sse = float(kmeans.label_block(sample, fit.codebook)[1][fit.codebook.shape[0]])
-    return metrics.psnr(sse / sample.size, peak)
+    return metrics.psnr(data.cells.sse(fit.codebook) / (data.cells.pixels * data.channels), peak)
 
 
 def training_error(fit: FitResult) -> tuple[float, float]:
@@ -359,31 +306,19 @@ def auto_k(data: FitData, opts: FitOptions, target: float, max_k: int, *, init: 
     """The fit of the smallest K up to ``max_k`` whose PSNR reaches ``target`` dB.
 
     Exact on the histogram path. On the pixel path each trial fits the coreset, whose PSNR is a
-    lower bound on the pixels' for the same codebook (the passes over the pixels only raise it);
-    without a coreset, each trial fits the pixel sample and the chosen K is fitted on the image.
+    lower bound on the pixels' for the same codebook (the passes over the pixels only raise it).
     """
-    use_hist = data.colours is not None or data.cells is not None
-    if use_hist:
 
-        def fit_of(kk: int) -> FitResult:
-            return fit_k(data, kk, opts, init=init)
-    else:
-        assert data.sample is not None
-        points = da.from_array(data.sample, chunks=(1 << 16, data.channels))
-
-        def fit_of(kk: int) -> FitResult:
-            return _fit_sample(points, data, kk, opts, None, None)
+    def fit_of(kk: int) -> FitResult:
+        return fit_k(data, kk, opts, init=init)
 
     k, fit, tried = search_k(fit_of, target, max_k, say)
     if data.colours is not None:
         estimate = "exact (histogram)"
-    elif data.cells is not None:
-        estimate = f"lower bound (coreset of {len(data.cells.counts)} cells)"
     else:
-        estimate = f"pixel sample of {len(data.sample)}"  # type: ignore[arg-type]
+        assert data.cells is not None
+        estimate = f"lower bound (coreset of {len(data.cells.counts)} cells)"
     say(Step(f"auto K: chose K={k}"))
-    if not use_hist:
-        fit = fit_k(data, k, opts, init=init, progress=say)
     fit.extra = dict(target_psnr=float(target), max_k=int(max_k), auto_k_trials=tried, auto_k_estimate=estimate)
     return fit
 
@@ -396,7 +331,7 @@ class LabelPlan:
     :func:`bigquant.kmeans.label_block`; ``combine`` adds a list of them. ``sse`` is the exact
     sum of squared errors when known without that pass (the histogram path), else None (the
     pass computes it). ``polish``: the pass also accumulates the Lloyd update of the codebook
-    (:func:`after_labels` checks it).
+    (:func:`bigquant.polishing.after_labels` checks it).
     """
 
     fn: LabelFn
@@ -431,84 +366,6 @@ def label_plan(x: da.Array, fit: FitResult, progress: Progress | None = None) ->
         lut = histogram.full_label_table(cb, c)
         return LabelPlan(histogram.label_block, (dask.delayed(lut, pure=True), cbd, True), None, *plain)
     return LabelPlan(kmeans.label_block, (cbd,), None, *plain)
-
-
-def after_labels(
-    x: da.Array, fit: FitResult, plan: LabelPlan, stats: np.ndarray, opts: FitOptions, progress: Progress | None = None
-) -> LabelPlan | None:
-    """After a label pass: None if its labels and ``fit.codebook`` are final, else the plan of
-    another label pass, for the codebook :func:`polish` moved ``fit`` to.
-
-    A polishing pass (``plan.polish``) also summed each cluster's pixels, so it holds the exact
-    Lloyd update of the codebook it labelled with. If that update, rounded to the image's dtype,
-    moves no entry by more than ``fit.tol_abs``, the codebook is a fixed point of exact Lloyd's
-    up to the stop test and is kept with its labels (``stopped_by="shift"``). So is it when the
-    update would lower the inertia by at most :func:`bigquant.params.pixel_gain_rtol` of it
-    (``"gain"``: the centroids' move alone gains ``sum n_j |m_j - c_j|^2``, exactly), when the
-    exact passes before stopped on such a test, or when ``max_iter`` passes are spent.
-    Otherwise exact passes (:func:`polish`) move it on, and another label pass follows.
-    """
-    res = fit.result
-    if not plan.polish or res is None:
-        return None
-    cb = fit.codebook
-    k, c = cb.shape
-    counts, sse = stats[:k], float(stats[k])
-    empty = counts <= 0
-    sums = stats[k + 3 : k + 3 + k * c].reshape(k, c)
-    new = np.where(empty[:, None], cb, sums / np.where(empty, 1.0, counts)[:, None])
-    moved = metrics.round_codebook(new, cb.dtype).astype(np.float64) - cb.astype(np.float64)
-    shift = float(np.sqrt((moved * moved).sum(1)).max())
-    gain = float((counts * ((new - cb) ** 2).sum(1)).sum())  # what the update alone would gain
-    res.n_iter += 1
-    res.inertia = sse
-    res.inertia_history.append(sse)
-    res.shift_history.append(shift)
-    or_silent(progress)(Iteration("Lloyd", res.n_iter, opts.max_iter, sse, shift, fit.tol_abs, 0.0))
-    if shift <= fit.tol_abs and not empty.any():
-        res.converged, res.stopped_by = True, "shift"
-    elif res.stopped_by in ("inertia", "gain"):
-        res.converged = True
-    elif gain <= params.pixel_gain_rtol(opts.tol) * sse:
-        res.converged, res.stopped_by = True, "gain"
-    elif res.n_iter >= opts.max_iter:
-        res.converged, res.stopped_by = False, "max_iter"
-    else:
-        polish(fit, new, opts, progress, reserve=1)
-        return label_plan(x, fit, progress)
-    res.centroids = cb.astype(np.float64)
-    return None
-
-
-def polish(
-    fit: FitResult, start: np.ndarray, opts: FitOptions, progress: Progress | None = None, *, reserve: int = 0
-) -> None:
-    """Exact Lloyd passes over the pixels from ``start`` until the shift, inertia or gain test
-    stops them, within ``opts.max_iter`` passes in all less ``reserve``; ``fit`` takes the result
-    (its codebook rounded to the image's dtype, its passes added to ``fit.result``)."""
-    res, data = fit.result, fit.data
-    assert res is not None and data is not None
-    left = opts.max_iter - res.n_iter - reserve
-    if left < 1:
-        fit.codebook = metrics.round_codebook(start, data.dtype)
-        return
-    run = kmeans.lloyd(
-        data.xs,
-        start,
-        max_iter=left,
-        tol_abs=fit.tol_abs,
-        inertia_rtol=opts.inertia_rtol,
-        gain_rtol=params.pixel_gain_rtol(opts.tol),
-        sample=np.ascontiguousarray(data.sample, dtype=np.float64),
-        progress=progress,
-    )
-    res.n_iter += run.n_iter
-    res.inertia, res.centroids = run.inertia, run.centroids
-    res.inertia_history += run.inertia_history
-    res.shift_history += run.shift_history
-    res.reseeded += run.reseeded
-    res.converged, res.stopped_by = run.converged, run.stopped_by
-    fit.codebook = metrics.round_codebook(run.centroids, data.dtype)
 
 
 def fit_metadata(fit: FitResult, opts: FitOptions) -> dict[str, Any]:

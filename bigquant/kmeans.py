@@ -155,6 +155,7 @@ def lloyd(
     tol_abs: float = 0.0,
     inertia_rtol: float = 0.0,
     gain_rtol: float = 0.0,
+    tol_total: float | None = None,
     sample: np.ndarray | None = None,
     callback: Callback | None = None,
     progress: Progress | None = None,
@@ -181,6 +182,9 @@ def lloyd(
         Relative tolerance on the inertia's gain per step (0: no such test).
     gain_rtol : float
         Relative tolerance on what one update alone gains (see :func:`lloyd_loop`; 0: no such test).
+    tol_total : float, optional
+        If given, the shift test compares the *sum* of the squared shifts with it instead of the
+        largest shift with ``tol_abs`` (scikit-learn's test).
     sample : ndarray of shape (n, C), optional
         Points to re-seed empty clusters from.
     callback : callable(iteration, inertia, shift), optional
@@ -208,6 +212,7 @@ def lloyd(
         tol_abs=tol_abs,
         inertia_rtol=inertia_rtol,
         gain_rtol=gain_rtol,
+        tol_total=tol_total,
         sample=sample,
         callback=callback,
         progress=progress,
@@ -222,6 +227,7 @@ def lloyd_loop(
     tol_abs: float,
     inertia_rtol: float = 0.0,
     gain_rtol: float = 0.0,
+    tol_total: float | None = None,
     sample: np.ndarray | None = None,
     callback: Callback | None = None,
     progress: Progress | None = None,
@@ -241,6 +247,8 @@ def lloyd_loop(
     inertia test cuts that tail. A plateau longer than the patience would still end a run early.
     With ``gain_rtol > 0`` it also converges (``stopped_by="gain"``) when the update's move
     alone lowers the inertia by at most ``gain_rtol`` times it: ``sum_j n_j |new_j - c_j|^2``.
+    With ``tol_total`` the shift test is scikit-learn's: the sum of the squared shifts is at
+    most ``tol_total``.
 
     ``callback(it, inertia, shift)`` is called after every step, and ``progress`` receives an
     :class:`~bigquant.progress.Iteration` of ``stage`` (``"Lloyd"``, ``"coarse 5-bit"``).
@@ -276,7 +284,8 @@ def lloyd_loop(
             callback(it, inertia, shift)
         if progress is not None:
             progress(Iteration(stage, it, max_iter, inertia, shift, tol_abs, inertia_rtol))
-        if shift <= tol_abs and not reseeded:
+        settled = shift <= tol_abs if tol_total is None else float((moved * moved).sum()) <= tol_total
+        if settled and not reseeded:
             result.converged, result.stopped_by = True, "shift"
             break
         if inertia_rtol > 0 and stalled >= INERTIA_PATIENCE:
