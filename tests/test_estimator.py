@@ -107,7 +107,7 @@ def test_tol_is_sklearns_sum_of_squared_shifts(china_pixels):
     assert est.converged_ and est.n_iter_ in (ref.n_iter_, ref.n_iter_ + 1)
     res = kmeans.lloyd(da.from_array(X, chunks=(len(X), 3)), init, max_iter=300, tol_total=1e-3 * X.var(0).mean())
     assert est.n_iter_ == res.n_iter
-    np.testing.assert_allclose(est.inertia_, ref.inertia_, rtol=1e-6)
+    np.testing.assert_allclose(est.inertia_, ref.inertia_, rtol=1e-4)
 
 
 def test_unpersisted_dask_input_warns_once_per_fit():
