@@ -131,9 +131,9 @@ def inertia_rtol(tol: float) -> float:
 
 
 #: The pixel path's passes also stop once the next update's move alone would lower the inertia
-#: by at most this fraction of ``tol`` of it (1e-5 at the default 1e-4): Lloyd's over the
-#: pixels can drift on for tens of passes, each gaining far less than a thousandth of a dB.
-PIXEL_GAIN_PER_TOL = 0.1
+#: by at most this multiple of ``tol`` of it (1e-4 at the default 1e-4, 0.0004 dB): Lloyd's over
+#: the pixels can drift on for tens of passes, each gaining far less than a thousandth of a dB.
+PIXEL_GAIN_PER_TOL = 1.0
 
 
 def pixel_gain_rtol(tol: float) -> float:

@@ -15,7 +15,7 @@ from .common import JIT, nearest, sq_norms
 
 @njit(**JIT)
 def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
-    """The occupied cells of one block, in order of first appearance, or none if they pass
+    """The occupied cells of one block, in table order, or none if they pass
     ``max_cells`` (then ``bad`` is -1: the caller tries a coarser grid).
 
     Parameters
@@ -39,12 +39,10 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
     while size < 2 * cap:
         size *= 2
     mask = size - 1
+    # the table's slots hold the cells themselves, one record each (count, sums, sum of squares)
+    # next to its code: a pixel costs about two cache misses, not one per array
     slot_code = np.full(size, -1, dtype=np.int64)
-    slot_cell = np.empty(size, dtype=np.int32)
-    codes = np.empty(cap, dtype=np.int64)
-    counts = np.zeros(cap, dtype=np.float64)
-    sums = np.zeros((cap, c), dtype=np.float64)
-    sq = np.zeros(cap, dtype=np.float64)
+    acc = np.zeros((size, c + 2), dtype=np.float64)
     row = np.empty(c, dtype=np.float64)
     m = 0
     bad = 0
@@ -69,19 +67,30 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
             s = (s + 1) & mask
         if slot_code[s] == -1:
             if m == cap:
-                return codes[:0].copy(), counts[:0].copy(), sums[:0].copy(), sq[:0].copy(), -1
+                e = np.empty(0, dtype=np.int64)
+                return e, np.empty(0), np.empty((0, c)), np.empty(0), -1
             slot_code[s] = code
-            slot_cell[s] = m
-            codes[m] = code
             m += 1
-        j = slot_cell[s]
-        counts[j] += 1.0
+        acc[s, 0] += 1.0
         nn = 0.0
         for ch in range(c):
-            sums[j, ch] += row[ch]
+            acc[s, 1 + ch] += row[ch]
             nn += row[ch] * row[ch]
-        sq[j] += nn
-    return codes[:m].copy(), counts[:m].copy(), sums[:m].copy(), sq[:m].copy(), bad
+        acc[s, c + 1] += nn
+    codes = np.empty(m, dtype=np.int64)
+    counts = np.empty(m, dtype=np.float64)
+    sums = np.empty((m, c), dtype=np.float64)
+    sq = np.empty(m, dtype=np.float64)
+    j = 0
+    for s in range(size):  # in slot order: the same for the same pixels
+        if slot_code[s] != -1:
+            codes[j] = slot_code[s]
+            counts[j] = acc[s, 0]
+            for ch in range(c):
+                sums[j, ch] = acc[s, 1 + ch]
+            sq[j] = acc[s, c + 1]
+            j += 1
+    return codes, counts, sums, sq, bad
 
 
 @njit(**JIT)
