@@ -11,24 +11,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
-from . import display, fitting, metrics, params
+from . import display, fitting, metrics, params, polishing
 from . import sources as _sources
 from . import store as _store
 from ._dask import on_default_scheduler
 from ._runtime import release_freed_memory
 from ._staging import check_apart
 from .chunking import parse_memory_limit
-from .decoding import decode_store
-from .errors import ParameterError
+from .decoding import decode
+from .errors import BigquantWarning, ParameterError
 from .fitting import FitResult
-from .kmeans import combine_label_stats
 from .params import DEFAULT_SAMPLE_SIZE, FitOptions
 from .progress import Pass, Progress, Step, or_silent
 from .sources import default_output
@@ -99,7 +98,13 @@ def _write_store(
     with _store.StoreWriter(
         output, (rows, cols, c), chunks, k, overwrite=overwrite, labels_level=labels_level
     ) as writer:
-        stats = writer.write_labels(x, plan.fn, plan.args, k + 3, combine_label_stats)
+        stats = writer.write_labels(x, plan.fn, plan.args, plan.stats_len, plan.combine)
+        again = polishing.after_labels(x, fit, plan, stats, opts, say)
+        while again is not None:  # the pixel path's codebook moved: label again
+            plan = again
+            say(Pass("labels"))
+            stats = writer.write_labels(x, plan.fn, plan.args, plan.stats_len, plan.combine)
+            again = polishing.after_labels(x, fit, plan, stats, opts, say)
         sse = float(stats[k]) if plan.sse is None else plan.sse
         data_range = (float(stats[k + 1]), float(stats[k + 2]))
         mse = sse / (rows * cols * c)
@@ -127,6 +132,15 @@ def _write_store(
             **fit.extra,
             **described,
         }
+        target = fit.extra.get("target_psnr")
+        if target is not None:
+            meta["target_reached"] = bool(meta["psnr"] >= target)
+            if not meta["target_reached"]:
+                warnings.warn(
+                    f"PSNR {meta['psnr']:.2f} dB at K={k} stays below the target {target} dB",
+                    BigquantWarning,
+                    stacklevel=3,
+                )
         meta["time_s"] = round(time.perf_counter() - t0, 3)
         path = writer.commit(fit.codebook, meta)
     return _store.open_store(path)
@@ -255,6 +269,8 @@ def compress(
     )
     x, name = src.x, src.name
     _store.check_store_limits(x.shape, k_requested, x.chunksize)  # before the fit: the store's limits
+    if fixed is None and not fitting.use_histogram(opts.method, x.dtype, x.shape[2]) and x.nbytes <= mem // 4:
+        x = x.persist()  # the pixel path reads the image several times: decode it once
     asked = dict(level=level, series=series, axes=axes, labels_level=labels_level, target_psnr=target_psnr)
     asked.update(max_k=max_k if target_psnr is not None else None, codebook=fixed[1] if fixed else None)
     options = _sources.run_options(opts, memory_limit=mem, chunks=chunks, **asked)
@@ -347,6 +363,8 @@ def fit(
     say(Step(f"fitting K={opts.k} across {len(xs)} images ({'histogram' if use_hist else 'pixel'} path)"))
     data = fitting.prepare(xs, use_hist, opts, "an image", say)
     f = fitting.fit_k(data, fitting.reduce_k(opts.k, data.distinct), opts, progress=say)
+    if data.cells is not None and f.result is not None:  # exact passes from the coreset's codebook
+        polishing.polish(f, f.result.centroids, opts, say)
     mse, peak = fitting.training_error(f)
     run = fitting.fit_metadata(f, opts)
     meta = {
@@ -369,32 +387,3 @@ def fit(
 def open_store(path: PathLike) -> Store:
     """Open and validate a bigquant store (``bigquant.open``); a palette is refused."""
     return Store(path)
-
-
-@on_default_scheduler
-def decode(
-    store: PathLike | Store,
-    output: PathLike,
-    *,
-    overwrite: bool = False,
-    memory_limit: str | int | None = None,
-    compression: str | None = "zlib",
-    compression_level: int | None = None,
-) -> Path:
-    """Write the reconstruction of a store to ``.tif`` (tiled BigTIFF), ``.zarr``, ``.png``, ``.jpg``,
-    ``.ome.zarr`` (NGFF 0.5 image + labels) or ``.ome.tif`` (pyramidal OME-TIFF), see docs/cli.md.
-
-    Streams chunk by chunk for TIFF and Zarr; PNG and JPEG only for images that fit the budget.
-    Raises before writing anything if the output exists (without ``overwrite``) or its
-    extension is unknown. ``compression`` and ``compression_level`` apply to TIFF (a tifffile
-    compression name, or None; default Deflate at level 1) and Zarr (None, or zstd) outputs, as
-    in :func:`bigquant.io.write_image`.
-    """
-    return decode_store(
-        store,
-        output,
-        overwrite=overwrite,
-        memory_limit=memory_limit,
-        compression=compression,
-        compression_level=compression_level,
-    )

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from . import io
+from ._dask import on_default_scheduler
 from ._staging import check_apart
 from .chunking import parse_memory_limit
 from .store import Store
@@ -65,4 +66,33 @@ def decode_store(
         palette=s.codebook,
         bands=s.bands,
         pixel_size=s.pixel_size,
+    )
+
+
+@on_default_scheduler
+def decode(
+    store: PathLike | Store,
+    output: PathLike,
+    *,
+    overwrite: bool = False,
+    memory_limit: str | int | None = None,
+    compression: str | None = "zlib",
+    compression_level: int | None = None,
+) -> Path:
+    """Write the reconstruction of a store to ``.tif`` (tiled BigTIFF), ``.zarr``, ``.png``, ``.jpg``,
+    ``.ome.zarr`` (NGFF 0.5 image + labels) or ``.ome.tif`` (pyramidal OME-TIFF), see docs/cli.md.
+
+    Streams chunk by chunk for TIFF and Zarr; PNG and JPEG only for images that fit the budget.
+    Raises before writing anything if the output exists (without ``overwrite``) or its
+    extension is unknown. ``compression`` and ``compression_level`` apply to TIFF (a tifffile
+    compression name, or None; default Deflate at level 1) and Zarr (None, or zstd) outputs, as
+    in :func:`bigquant.io.write_image`.
+    """
+    return decode_store(
+        store,
+        output,
+        overwrite=overwrite,
+        memory_limit=memory_limit,
+        compression=compression,
+        compression_level=compression_level,
     )

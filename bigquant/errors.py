@@ -45,6 +45,10 @@ class KReducedWarning(BigquantWarning):
     """Fewer distinct colours than K were found; K was reduced to that number."""
 
 
+class RecomputeWarning(BigquantWarning):
+    """A lazy input is recomputed on every pass over it (persist it first if it fits in memory)."""
+
+
 def show_path(path: object) -> str:
     """``path`` quoted for a message: ``'scan.tif'``, with control characters escaped as Python
     writes them (``'a\\nb.tif'``), so that a newline or tab in a name stays visible on the one

@@ -32,7 +32,8 @@ from sklearn.utils.validation import (
 
 from . import kmeans, params, seeding
 from ._dask import on_default_scheduler
-from .errors import InputError
+from .errors import InputError, RecomputeWarning
+from .hamerly import lloyd_in_memory
 
 #: Rows of the sample that k-means++ and the tolerance's scale are computed from; data with at
 #: most this many rows are used whole.
@@ -61,12 +62,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     max_iter : int, default=300
         Most Lloyd iterations; each is one pass over the data.
     tol : float, default=1e-4
-        Stop after the first iteration in which no cluster was empty and the largest Euclidean
-        shift of a centre is at most ``tol * scale``, where ``scale`` is the square root of the
-        mean per-feature variance of the rows k-means++ is drawn from (all rows when
-        ``n_samples <= 100,000``, else the sample), weighted by ``sample_weight``. This differs
-        from scikit-learn, whose ``tol`` bounds the *sum* of squared shifts relative to the mean
-        variance. ``tol=0`` runs until the centres stop moving.
+        scikit-learn's test: stop after the first iteration in which no cluster was empty and
+        the *sum* of the squared shifts of the centres is at most ``tol * var``, where ``var``
+        is the mean per-feature variance of the rows k-means++ is drawn from (all rows when
+        ``n_samples <= 100,000``, else the sample), weighted by ``sample_weight``. ``tol=0``
+        runs until the centres stop moving.
     random_state : int, RandomState instance or None, default=None
         Seeds the sample and k-means++. An int gives the same result on every run with the
         same ``chunk_size`` (and, for a dask input, the same chunks).
@@ -93,6 +93,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     Notes
     -----
+    With k-means++ on a sample (more than 100,000 rows), Lloyd's iterations first run on the
+    sample, in memory (Hamerly's bounds), and the passes over the data start where they ended:
+    each pass costs what many in-memory steps on the sample do. A dask input that is not
+    persisted is recomputed on every pass; a :class:`~bigquant.errors.RecomputeWarning` says so.
     A row holding NaN or inf raises ValueError: a NumPy input is checked before fitting, a
     dask input during the first pass. ``predict`` and ``transform`` of a dask array are lazy
     and do not check it. Fitting runs on the current Dask scheduler (a ``distributed.Client``
@@ -239,10 +243,21 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                     f"The shape of the initial centers {start.shape} does not match the "
                     f"number of clusters and features {(k, c)}."
                 )
-        tol_abs = params.tol_abs(float(self.tol), kmeans.data_scale(sample, sample_w))
+        tol_total = float(self.tol) * kmeans.data_scale(sample, sample_w) ** 2
+        if X_np is None and _recomputed(X):
+            warnings.warn(
+                "X is a dask array that is not persisted: its graph is computed again on every "
+                "Lloyd pass; call X.persist() first if it fits in memory",
+                RecomputeWarning,
+                stacklevel=2,
+            )
+        if isinstance(self.init, str) and n > INIT_SAMPLE_SIZE:
+            start = _warm_start(sample, sample_w, start, int(self.max_iter), tol_total)
 
         try:
-            res = kmeans.lloyd(x, start, weights=w, max_iter=int(self.max_iter), tol_abs=tol_abs, sample=sample)
+            res = kmeans.lloyd(
+                x, start, weights=w, max_iter=int(self.max_iter), tol_abs=0.0, tol_total=tol_total, sample=sample
+            )
         except InputError as exc:  # the engine's NaN/inf check of the first pass
             raise ValueError(f"Input X contains NaN or infinity; KMeans needs finite values ({exc})") from exc
         centers = res.centroids
@@ -331,6 +346,22 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         k, c = self.cluster_centers_.shape
         (total,) = dask.compute(kmeans.lloyd_step_graph(x, self.cluster_centers_, w))
         return -float(total[:k, c + 1].sum())
+
+
+def _recomputed(x: da.Array) -> bool:
+    """Whether computing ``x`` runs tasks, not only hands out chunks held in memory (a persisted
+    array, or ``da.from_array`` of a NumPy array)."""
+    return any(not isinstance(v, np.ndarray) and type(v).__name__ != "Future" for v in x.__dask_graph__().values())
+
+
+def _warm_start(
+    sample: np.ndarray, weights: np.ndarray | None, start: np.ndarray, max_iter: int, tol_total: float
+) -> np.ndarray:
+    """Lloyd's on the sample, in memory, from ``start``: where the passes over the data begin."""
+    w = np.ones(len(sample)) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+    pts = np.ascontiguousarray(sample, dtype=np.float64)
+    res = lloyd_in_memory(pts, w, start, max_iter=max_iter, tol_abs=float(np.sqrt(tol_total)), sample=pts)
+    return res.centroids
 
 
 def _label_rows(block: np.ndarray, centers: np.ndarray) -> np.ndarray:

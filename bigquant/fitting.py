@@ -2,16 +2,17 @@
 
 :mod:`bigquant.api` reads the image and writes the store; between the two it calls this module:
 
-1. :func:`use_histogram` chooses the path (the exact colour histogram for uint8 images with
-   1-3 channels, else Lloyd's over the pixels);
-2. :func:`prepare` makes the one pass the path needs before fitting (the histogram, or the
-   pixel sample), and :func:`reduce_k` lowers K to the number of distinct colours;
+1. :func:`use_histogram` chooses the path (the colour histogram for uint8 with 1-3 channels);
+2. :func:`prepare` makes the pass the path needs (the histogram, or the pixel sample and the
+   grid coreset), and :func:`reduce_k` lowers K to the number of distinct colours;
 3. :func:`fit_k` fits K centroids (:func:`search_k` bisects K for a target PSNR);
-4. :func:`label_plan` says how the last pass labels every chunk.
+4. :func:`label_plan` says how the last pass labels every chunk (on the pixel path it also checks
+   the codebook against exact Lloyd's: :func:`bigquant.polishing.after_labels`).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from . import histogram, kmeans, metrics, params
+from . import coreset, histogram, kmeans, metrics, params
 from ._dask import as_list, shared
 from ._runtime import release_freed_memory
 from ._version import __version__
@@ -31,6 +32,9 @@ from .hamerly import lloyd_in_memory
 from .params import FitOptions
 from .progress import Pass, Progress, Step, or_silent
 from .seeding import KPP_PRUNED_MIN_K, distinct_rows, init_centroids, sample_pixels
+
+#: Most in-memory Lloyd iterations on the coreset (each costs a small fraction of a pass).
+CORESET_MAX_ITER = 3000
 
 #: The label function of the last pass: ``fn(block, *args) -> (labels, stats (K + 3,))``.
 LabelFn = Callable[..., tuple[np.ndarray, np.ndarray]]
@@ -53,6 +57,8 @@ class FitResult:
         What the fit ran on (the histogram or the pixel sample).
     extra : dict
         Metadata of the auto-K search, if there was one.
+    tol_abs : float
+        The absolute shift tolerance of the run (pixel path: checked by the label pass).
     """
 
     codebook: np.ndarray
@@ -61,6 +67,7 @@ class FitResult:
     coarse_iterations: int = 0
     data: FitData | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    tol_abs: float = 0.0
 
 
 @dataclass
@@ -76,6 +83,8 @@ class FitData:
         The histogram path's distinct colours and their pixel counts.
     sample : ndarray of shape (n, C), or None
         The pixel path's sample.
+    cells : Coreset or None
+        The pixel path's grid coreset (:mod:`bigquant.coreset`).
     """
 
     xs: Any
@@ -84,6 +93,7 @@ class FitData:
     colours: np.ndarray | None = None
     counts: np.ndarray | None = None
     sample: np.ndarray | None = None
+    cells: coreset.Coreset | None = None
 
     @property
     def distinct(self) -> int:
@@ -108,10 +118,11 @@ def use_histogram(method: str, dtype: Any, channels: int) -> bool:
 
 
 def prepare(xs: Any, use_hist: bool, opts: FitOptions, what: str, progress: Progress | None = None) -> FitData:
-    """The histogram (one pass) or the pixel sample of ``xs`` (rows, cols, C) or a list of them.
+    """The histogram (one pass), or the pixel sample and the grid coreset (one pass and the
+    sample's chunks), of ``xs`` (rows, cols, C) or a list of them.
 
-    ``what`` names the input in the error raised for NaN or inf in the sample; ``progress``
-    hears of the pass (:class:`~bigquant.progress.Pass` ``"histogram"`` or ``"sample"``).
+    ``what`` names the input in the error raised for NaN or inf; ``progress`` hears of the
+    passes (:class:`~bigquant.progress.Pass` ``"histogram"``, or ``"sample"`` and ``"coreset"``).
     """
     say = or_silent(progress)
     first = as_list(xs)[0]
@@ -126,6 +137,16 @@ def prepare(xs: Any, use_hist: bool, opts: FitOptions, what: str, progress: Prog
     data.sample = sample_pixels(xs, opts.sample_size, opts.seed)
     if data.sample.dtype.kind == "f" and not np.isfinite(data.sample).all():
         raise InputError(f"{what} holds NaN or inf values; bigquant needs finite values")
+    if len(data.sample) == 0:
+        raise InputError(f"{what} has no pixels")
+    say(Pass("coreset"))
+    data.cells = coreset.coreset(xs, data.sample)
+    release_freed_memory()
+    if data.cells.nonfinite:
+        raise InputError(
+            f"{what} holds {data.cells.nonfinite} pixels with NaN or inf values; bigquant needs finite values"
+        )
+    say(Step(f"coreset: {len(data.cells.counts):,} cells of {data.cells.bits} bits per channel"))
     return data
 
 
@@ -153,11 +174,10 @@ def initial(init: Any, sample: np.ndarray, k: int, channels: int, seed: int) -> 
 
 def fit_k(data: FitData, k: int, opts: FitOptions, *, init: Any = None, progress: Progress | None = None) -> FitResult:
     """Fit ``k`` centroids on the path ``data`` was prepared for; ``progress`` receives the
-    :class:`~bigquant.progress.Iteration` of every step (and a ``Pass`` before each pass over
-    the pixels)."""
+    :class:`~bigquant.progress.Iteration` of every step."""
     if data.colours is not None:
         return _fit_histogram(data, k, opts, init, progress)
-    return _fit_pixels(data.xs, data, k, opts, init, progress)
+    return _fit_cells(data, k, opts, init, progress)
 
 
 def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None) -> FitResult:
@@ -190,52 +210,35 @@ def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, progress:
     return FitResult(codebook, "histogram", res, res.coarse_iterations, data)
 
 
-def _fit_pixels(
-    points: Any, data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None
-) -> FitResult:
-    sample = data.sample
-    assert sample is not None
+def _fit_cells(data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None) -> FitResult:
+    """Weighted Lloyd's on the coreset's cells, in memory, to convergence (not capped by
+    ``max_iter``, which counts passes over the pixels; :data:`CORESET_MAX_ITER` bounds it)."""
+    cells, sample = data.cells, data.sample
+    assert cells is not None and sample is not None
     start = initial(init, sample, k, sample.shape[1], opts.seed)
-    tol_abs = params.tol_abs(opts.tol, kmeans.data_scale(sample))
-    pts = np.ascontiguousarray(sample, dtype=np.float64)  # for the warm start and the re-seeding
-    warm_iters = 0
-    if init is None:
-        start, warm_iters = warm_start_on_sample(
-            pts, start, max_iter=opts.max_iter, tol_abs=tol_abs, inertia_rtol=opts.inertia_rtol
-        )
-    res = kmeans.lloyd(
-        points,
+    tol_abs = params.tol_abs(opts.tol, cells.scale())
+    pts = np.ascontiguousarray(sample, dtype=np.float64)
+    res = lloyd_in_memory(
+        cells.points,
+        cells.counts,
         start,
-        max_iter=opts.max_iter,
+        max_iter=CORESET_MAX_ITER,
         tol_abs=tol_abs,
         inertia_rtol=opts.inertia_rtol,
         sample=pts,
         progress=progress,
+        stage="coreset",
     )
-    return FitResult(metrics.round_codebook(res.centroids, data.dtype), "pixels", res, warm_iters, data)
-
-
-def warm_start_on_sample(
-    pts: np.ndarray, start: np.ndarray, *, max_iter: int, tol_abs: float, inertia_rtol: float
-) -> tuple[np.ndarray, int]:
-    """Lloyd's on the pixel sample ``pts`` (float64, contiguous), in memory, from ``start`` to
-    :data:`~bigquant.params.COARSE_TOL_FACTOR` times the shift tolerance: the pixel path's
-    counterpart of the histogram path's coarse stages, since each pass over a large image costs
-    what hundreds of steps on the sample do. Returns the centroids to start the passes from and
-    the steps run. A sample holding NaN or inf is left to the first pass, which reports it.
-    """
-    if len(pts) <= len(start) or not np.isfinite(pts).all():
-        return start, 0
-    res = lloyd_in_memory(
-        pts,
-        np.ones(len(pts)),
-        start,
-        max_iter=max_iter,
-        tol_abs=params.COARSE_TOL_FACTOR * tol_abs,
-        inertia_rtol=inertia_rtol,
-        sample=pts,
-    )
-    return res.centroids, res.n_iter
+    if not res.converged:
+        warnings.warn(
+            f"Lloyd's on the coreset stopped at {CORESET_MAX_ITER} iterations before converging; "
+            "the passes over the pixels go on from there",
+            BigquantWarning,
+            stacklevel=4,
+        )
+    passes = kmeans.LloydResult(res.centroids, 0, False, res.inertia, reseeded=res.reseeded, stopped_by="coreset")
+    cb = metrics.round_codebook(res.centroids, data.dtype)
+    return FitResult(cb, "pixels", passes, res.n_iter, data, tol_abs=tol_abs)
 
 
 def fit_psnr(fit: FitResult) -> float:
@@ -250,8 +253,9 @@ def fit_psnr(fit: FitResult) -> float:
         return metrics.psnr(histogram.weighted_sse(sq_err, data.counts) / n, metrics.peak_value(data.dtype))
     sample = data.sample
     assert sample is not None
-    sse = float(kmeans.label_block(sample, fit.codebook)[1][fit.codebook.shape[0]])
-    return metrics.psnr(sse / sample.size, metrics.peak_value(data.dtype, (sample.min(), sample.max())))
+    assert data.cells is not None  # a lower bound: each cell takes one entry for all its pixels
+    peak = metrics.peak_value(data.dtype, (sample.min(), sample.max()))
+    return metrics.psnr(data.cells.sse(fit.codebook) / (data.cells.pixels * data.channels), peak)
 
 
 def training_error(fit: FitResult) -> tuple[float, float]:
@@ -307,41 +311,39 @@ def search_k(
 def auto_k(data: FitData, opts: FitOptions, target: float, max_k: int, *, init: Any, say: Progress) -> FitResult:
     """The fit of the smallest K up to ``max_k`` whose PSNR reaches ``target`` dB.
 
-    Exact on the histogram path. On the pixel path each trial fits the pixel sample alone and
-    the chosen K is then fitted on the image.
+    Exact on the histogram path. On the pixel path each trial fits the coreset, whose PSNR is a
+    lower bound on the pixels' for the same codebook (the passes over the pixels only raise it).
     """
-    use_hist = data.colours is not None
-    if use_hist:
 
-        def fit_of(kk: int) -> FitResult:
-            return fit_k(data, kk, opts, init=init)
-    else:
-        assert data.sample is not None
-        points = da.from_array(data.sample, chunks=(1 << 16, data.channels))
-
-        def fit_of(kk: int) -> FitResult:
-            return _fit_pixels(points, data, kk, opts, None, None)
+    def fit_of(kk: int) -> FitResult:
+        return fit_k(data, kk, opts, init=init)
 
     k, fit, tried = search_k(fit_of, target, max_k, say)
-    estimate = "exact (histogram)" if use_hist else f"pixel sample of {len(data.sample)}"  # type: ignore[arg-type]
+    if data.colours is not None:
+        estimate = "exact (histogram)"
+    else:
+        assert data.cells is not None
+        estimate = f"lower bound (coreset of {len(data.cells.counts)} cells)"
     say(Step(f"auto K: chose K={k}"))
-    if not use_hist:
-        fit = fit_k(data, k, opts, init=init, progress=say)
     fit.extra = dict(target_psnr=float(target), max_k=int(max_k), auto_k_trials=tried, auto_k_estimate=estimate)
     return fit
 
 
 @dataclass
 class LabelPlan:
-    """How the last pass labels each chunk: ``fn(block, *args) -> (labels, stats (K + 3,))``.
+    """How the last pass labels each chunk: ``fn(block, *args) -> (labels, stats)``.
 
-    ``sse`` is the exact sum of squared errors when known without that pass (the histogram
-    path), else None (the pass computes it).
+    ``stats`` has ``stats_len`` entries, the first K + 3 those of :func:`bigquant.kmeans.label_block`;
+    ``combine`` adds a list of them. ``sse``: the exact SSE when known without that pass (the
+    histogram path). ``polish``: the pass also sums the codebook's Lloyd update.
     """
 
     fn: LabelFn
     args: tuple
     sse: float | None
+    stats_len: int
+    combine: Callable[[list], np.ndarray]
+    polish: bool = False
 
 
 def label_plan(x: da.Array, fit: FitResult, progress: Progress | None = None) -> LabelPlan:
@@ -350,20 +352,24 @@ def label_plan(x: da.Array, fit: FitResult, progress: Progress | None = None) ->
     ``progress`` hears of the pass that labels every possible colour, where there is one.
     """
     cb = fit.codebook
-    c = x.shape[2]
+    k, c = cb.shape[0], x.shape[2]
     cbd = dask.delayed(cb, pure=True)
     data = fit.data
+    plain = k + 3, kmeans.combine_label_stats
     if data is not None and data.colours is not None:
         assert data.counts is not None
         lut, sq_err = histogram.label_table(data.colours, cb)
         sse = histogram.weighted_sse(sq_err, data.counts)
-        return LabelPlan(histogram.label_block, (shared(lut), cbd, False), sse)
+        return LabelPlan(histogram.label_block, (shared(lut), cbd, False), sse, *plain)
+    if data is not None and data.cells is not None and fit.result is not None:
+        combine = functools.partial(coreset.combine_fused, k=k)
+        return LabelPlan(coreset.label_and_sum, (cbd,), None, k + 3 + k * c, combine, True)
     if histogram.applies(x.dtype, c) and x.shape[0] * x.shape[1] >= histogram.nbins(c) // 4:
         # More pixels than colours: label every possible colour once, then look pixels up.
         or_silent(progress)(Pass("label table"))
         lut = histogram.full_label_table(cb, c)
-        return LabelPlan(histogram.label_block, (shared(lut), cbd, True), None)
-    return LabelPlan(kmeans.label_block, (cbd,), None)
+        return LabelPlan(histogram.label_block, (shared(lut), cbd, True), None, *plain)
+    return LabelPlan(kmeans.label_block, (cbd,), None, *plain)
 
 
 def fit_metadata(fit: FitResult, opts: FitOptions) -> dict[str, Any]:
@@ -385,11 +391,8 @@ def fit_metadata(fit: FitResult, opts: FitOptions) -> dict[str, Any]:
 
 def stamp(opts: FitOptions) -> dict[str, Any]:
     """The seed, bigquant's version and the time, for the metadata."""
-    return {
-        "seed": int(opts.seed),
-        "bigquant_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {"seed": int(opts.seed), "bigquant_version": __version__, "created": created}
 
 
 #: The fit's metadata keys that come before the inertia in a store's metadata.

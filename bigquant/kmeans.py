@@ -124,7 +124,7 @@ class LloydResult:
     reseeded : int
         Empty clusters that were re-seeded over the run.
     stopped_by : str
-        ``"shift"``, ``"inertia"`` or ``"max_iter"``: which test ended the run.
+        ``"shift"``, ``"inertia"``, ``"gain"`` or ``"max_iter"``: which test ended the run.
     coarse_iterations : int
         Steps of warm-up stages run before this one (the histogram path's coarse cascade).
     """
@@ -176,6 +176,8 @@ def lloyd(
     max_iter: int = 100,
     tol_abs: float = 0.0,
     inertia_rtol: float = 0.0,
+    gain_rtol: float = 0.0,
+    tol_total: float | None = None,
     sample: np.ndarray | None = None,
     callback: Callback | None = None,
     progress: Progress | None = None,
@@ -200,6 +202,11 @@ def lloyd(
         (:func:`bigquant.params.tol_abs`).
     inertia_rtol : float
         Relative tolerance on the inertia's gain per step (0: no such test).
+    gain_rtol : float
+        Relative tolerance on what one update alone gains (see :func:`lloyd_loop`; 0: no such test).
+    tol_total : float, optional
+        If given, the shift test compares the *sum* of the squared shifts with it instead of the
+        largest shift with ``tol_abs`` (scikit-learn's test).
     sample : ndarray of shape (n, C), optional
         Points to re-seed empty clusters from.
     callback : callable(iteration, inertia, shift), optional
@@ -226,6 +233,8 @@ def lloyd(
         max_iter=max_iter,
         tol_abs=tol_abs,
         inertia_rtol=inertia_rtol,
+        gain_rtol=gain_rtol,
+        tol_total=tol_total,
         sample=sample,
         callback=callback,
         progress=progress,
@@ -239,6 +248,8 @@ def lloyd_loop(
     max_iter: int,
     tol_abs: float,
     inertia_rtol: float = 0.0,
+    gain_rtol: float = 0.0,
+    tol_total: float | None = None,
     sample: np.ndarray | None = None,
     callback: Callback | None = None,
     progress: Progress | None = None,
@@ -256,6 +267,10 @@ def lloyd_loop(
     lower the inertia by at most ``inertia_rtol`` times its value (no re-seeding among them).
     Lloyd's iterations end in a long tail of small moves that barely change the result; the
     inertia test cuts that tail. A plateau longer than the patience would still end a run early.
+    With ``gain_rtol > 0`` it also converges (``stopped_by="gain"``) when the update's move
+    alone lowers the inertia by at most ``gain_rtol`` times it: ``sum_j n_j |new_j - c_j|^2``.
+    With ``tol_total`` the shift test is scikit-learn's: the sum of the squared shifts is at
+    most ``tol_total``.
 
     ``callback(it, inertia, shift)`` is called after every step, and ``progress`` receives an
     :class:`~bigquant.progress.Iteration` of ``stage`` (``"Lloyd"``, ``"coarse 5-bit"``).
@@ -280,6 +295,7 @@ def lloyd_loop(
             result.reseeded += int(empty.sum()) if reseeded else 0
         moved = np.sqrt(((new - centroids) ** 2).sum(1))
         shift = float(moved.max())
+        gain = float((counts * moved * moved).sum())
         centroids = new
         gain = result.inertia_history[-1] - inertia if result.inertia_history else np.inf
         stalled = stalled + 1 if gain <= inertia_rtol * inertia and not reseeded else 0
@@ -290,11 +306,15 @@ def lloyd_loop(
             callback(it, inertia, shift)
         if progress is not None:
             progress(Iteration(stage, it, max_iter, inertia, shift, tol_abs, inertia_rtol))
-        if shift <= tol_abs and not reseeded:
+        settled = shift <= tol_abs if tol_total is None else float((moved * moved).sum()) <= tol_total
+        if settled and not reseeded:
             result.converged, result.stopped_by = True, "shift"
             break
         if inertia_rtol > 0 and stalled >= INERTIA_PATIENCE:
             result.converged, result.stopped_by = True, "inertia"
+            break
+        if gain_rtol > 0 and gain <= gain_rtol * inertia and not reseeded:
+            result.converged, result.stopped_by = True, "gain"
             break
     return result
 

@@ -10,12 +10,13 @@ import math
 from typing import Any
 
 from .chunking import format_bytes
-from .params import INERTIA_PATIENCE
+from .params import INERTIA_PATIENCE, PIXEL_GAIN_PER_TOL
 
 #: How a run ended (``stopped_by`` in the metadata), in words.
 _STOPS = {
     "shift": "converged: centroids settled",
     "inertia": "converged: inertia stalled",
+    "gain": "converged: next update gains too little",
     "max_iter": "stopped at max_iter",
     "fixed codebook": "fixed codebook",
 }
@@ -89,6 +90,9 @@ def stop_line(meta: dict) -> str | None:
     if how == "inertia":
         rtol = float(meta.get("tol", 1e-4)) / 100
         return f"further iterations gain less than {rtol:.0e} of the error each ({INERTIA_PATIENCE} in a row did)"
+    if how == "gain":
+        rtol = float(meta.get("tol", 1e-4)) * PIXEL_GAIN_PER_TOL
+        return f"one more iteration's update would gain less than {rtol:.0e} of the error"
     if how != "max_iter":
         return None
     gain = psnr_gain(meta.get("inertia_history") or [])

@@ -154,7 +154,10 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             type=seed, default=0, metavar="N", help=f"seed of the sample and k-means++, 0-{SEED_LIMIT - 1} (default 0)"
         ),
     ),
-    "max_iter": (("--max-iter",), dict(type=int, default=100, metavar="N", help="most Lloyd iterations (default 100)")),
+    "max_iter": (
+        ("--max-iter",),
+        dict(type=int, default=100, metavar="N", help="most Lloyd iterations over the pixels (default 100)"),
+    ),
     "tol": (("--tol",), dict(type=float, default=1e-4, metavar="T", help=_TOL_HELP)),
     "method": (("--method",), dict(choices=METHODS, default="auto", help=_METHOD_HELP)),
     "level": (

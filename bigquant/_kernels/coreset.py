@@ -1,0 +1,179 @@
+"""Kernels of the pixel path's grid coreset: cell codes, per-cell sums, and the fused label pass.
+
+A pixel's cell is its per-channel grid index packed into one int64 (``bits`` per channel); a
+cell carries its pixel count, per-channel sums and the sum of squared norms of its pixels, so
+merging cells is exact and their means are the cells' centres of mass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .common import JIT, nearest, sq_norms
+
+
+@njit(**JIT)
+def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
+    """The occupied cells of one block, in table order, or none if they pass
+    ``max_cells`` (then ``bad`` is -1: the caller tries a coarser grid).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, C), any real dtype (IN)
+    lo, scale : ndarray of shape (C,), float64 (IN)
+        A value ``v`` of channel ``ch`` falls in grid index ``floor((v - lo) * scale)``, clipped
+        to ``[0, 2**bits - 1]``.
+    bits, max_cells : int
+
+    Returns
+    -------
+    codes : (m,) int64; counts : (m,) float64; sums : (m, C) float64; sq : (m,) float64
+        Each cell's packed code, pixel count, per-channel sum and sum of ``|x|^2``.
+        Rows holding NaN or inf are skipped; their number comes last (an int).
+    """
+    n, c = x.shape
+    top = (1 << bits) - 1
+    cap = min(n, max_cells)
+    size = 16
+    while size < 2 * cap:
+        size *= 2
+    mask = size - 1
+    # the table's slots hold the cells themselves, one record each (count, sums, sum of squares)
+    # next to its code: a pixel costs about two cache misses, not one per array
+    slot_code = np.full(size, -1, dtype=np.int64)
+    acc = np.zeros((size, c + 2), dtype=np.float64)
+    row = np.empty(c, dtype=np.float64)
+    m = 0
+    bad = 0
+    for i in range(n):
+        finite = True
+        code = np.int64(0)
+        for ch in range(c):
+            v = np.float64(x[i, ch])
+            row[ch] = v
+            if not np.isfinite(v):
+                finite = False
+                break
+            q = np.int64(np.floor((v - lo[ch]) * scale[ch]))
+            q = min(max(q, np.int64(0)), np.int64(top))
+            code |= q << np.int64(bits * ch)
+        if not finite:
+            bad += 1
+            continue
+        h = (code * np.int64(-7046029254386353131)) >> np.int64(17)
+        s = h & mask
+        while slot_code[s] != -1 and slot_code[s] != code:
+            s = (s + 1) & mask
+        if slot_code[s] == -1:
+            if m == cap:
+                e = np.empty(0, dtype=np.int64)
+                return e, np.empty(0), np.empty((0, c)), np.empty(0), -1
+            slot_code[s] = code
+            m += 1
+        acc[s, 0] += 1.0
+        nn = 0.0
+        for ch in range(c):
+            acc[s, 1 + ch] += row[ch]
+            nn += row[ch] * row[ch]
+        acc[s, c + 1] += nn
+    codes = np.empty(m, dtype=np.int64)
+    counts = np.empty(m, dtype=np.float64)
+    sums = np.empty((m, c), dtype=np.float64)
+    sq = np.empty(m, dtype=np.float64)
+    j = 0
+    for s in range(size):  # in slot order: the same for the same pixels
+        if slot_code[s] != -1:
+            codes[j] = slot_code[s]
+            counts[j] = acc[s, 0]
+            for ch in range(c):
+                sums[j, ch] = acc[s, 1 + ch]
+            sq[j] = acc[s, c + 1]
+            j += 1
+    return codes, counts, sums, sq, bad
+
+
+@njit(**JIT)
+def coarsen_codes(codes, channels, bits, drop):  # pragma: no cover - compiled
+    """Codes of ``bits`` per channel (IN) as codes of ``bits - drop`` per channel (a new array)."""
+    n = codes.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    mask = (np.int64(1) << np.int64(bits)) - 1
+    nb = bits - drop
+    for i in range(n):
+        code = codes[i]
+        new = np.int64(0)
+        for ch in range(channels):
+            q = (code >> np.int64(bits * ch)) & mask
+            new |= (q >> np.int64(drop)) << np.int64(nb * ch)
+        out[i] = new
+    return out
+
+
+@njit(**JIT)
+def sum_sorted(codes, order, counts, sums, sq):  # pragma: no cover - compiled
+    """Cells listed in ``order`` (sorted by code, IN) summed per code: (codes, counts, sums, sq)."""
+    n = order.shape[0]
+    c = sums.shape[1]
+    oc = np.empty(n, dtype=np.int64)
+    on = np.zeros(n, dtype=np.float64)
+    osum = np.zeros((n, c), dtype=np.float64)
+    osq = np.zeros(n, dtype=np.float64)
+    m = -1
+    last = np.int64(-1)
+    for t in range(n):
+        i = order[t]
+        if m < 0 or codes[i] != last:
+            m += 1
+            last = codes[i]
+            oc[m] = last
+        on[m] += counts[i]
+        for ch in range(c):
+            osum[m, ch] += sums[i, ch]
+        osq[m] += sq[i]
+    m += 1
+    return oc[:m].copy(), on[:m].copy(), osum[:m].copy(), osq[:m].copy()
+
+
+@njit(**JIT)
+def label_and_sum(x, centroids, labels):  # pragma: no cover - compiled
+    """Label every row of ``x`` (n, C) with its nearest centroid and accumulate the Lloyd update.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, C), any real dtype (IN)
+    centroids : ndarray of shape (K, C), float64 (IN)
+    labels : ndarray of shape (n,), uint8 or uint16 (OUT)
+
+    Returns
+    -------
+    stats : ndarray of shape (K + 3 + K * C,), float64
+        Members per label (K), the sum of squared errors, the minimum and maximum value seen,
+        then each cluster's per-channel sum of its members (K x C, row-major).
+    """
+    n, c = x.shape
+    k = centroids.shape[0]
+    stats = np.zeros(k + 3 + k * c, dtype=np.float64)
+    stats[k + 1] = np.inf
+    stats[k + 2] = -np.inf
+    base = k + 3
+    cn = sq_norms(centroids)
+    row = np.empty(c, dtype=np.float64)
+    for i in range(n):
+        for ch in range(c):
+            v = np.float64(x[i, ch])
+            row[ch] = v
+            if v < stats[k + 1]:
+                stats[k + 1] = v
+            if v > stats[k + 2]:
+                stats[k + 2] = v
+        best = nearest(row, centroids, cn)
+        labels[i] = best
+        err = 0.0
+        for ch in range(c):
+            diff = row[ch] - centroids[best, ch]
+            err += diff * diff
+            stats[base + best * c + ch] += row[ch]
+        stats[best] += 1.0
+        stats[k] += err
+    return stats

@@ -1,0 +1,228 @@
+"""The pixel path's weighted grid coreset: every pixel in a cell of a fine grid, in one pass.
+
+Each pixel falls in a cell of a grid over the data's range (``bits`` per channel). One
+map-reduce pass yields every occupied cell's pixel count, per-channel sums and sum of squared
+norms; chunks' cells are merged by a tree reduction of fixed shape, so the result is the same
+on every run with the same chunking. A merge whose cells exceed the budget
+(:data:`CORESET_CELLS`) drops one bit per channel and merges again: cells of a coarser level are
+unions of finer ones, so every sum stays exact.
+
+A cell stands for its pixels as its mean weighted by its count. Weighted Lloyd's on the cells
+is exact Lloyd's for every cell that lies wholly inside one Voronoi region of the centroids, and
+the inertia of a codebook on the cells is exact for those cells and an upper bound overall
+(each pixel of a cell is charged to the cell's centroid, not necessarily its own nearest), so a
+PSNR computed on the coreset is a lower bound on the pixels' PSNR for the same codebook.
+Pure algorithm on NumPy and dask arrays: no file I/O, no printing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import numpy as np
+
+from ._dask import as_list, tree_reduce
+from .params import labels_dtype
+
+#: Most occupied cells a merge keeps before it coarsens the grid by one bit per channel.
+CORESET_CELLS = 1 << 20
+#: A chunk's own cells are coarsened to at most this share of the budget, so the first merges of
+#: a tree rarely need a second grouping.
+CHUNK_SHARE = 4
+#: Parts merged by one task of the tree.
+MERGE_FAN_IN = 4
+#: Finest grid: bits per channel (fewer where the packed code would pass 60 bits, and no finer
+#: than one cell per integer value).
+MAX_BITS = 10
+
+#: The grid starts at the finest level on which the pixel sample has at most one distinct cell
+#: per this many sampled pixels.
+SAMPLE_SHARE = 1.25
+#: One part of the reduction: (codes, counts, sums, sq, bits, non-finite rows).
+Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]
+
+
+@dataclass
+class Coreset:
+    """The occupied cells of an image (or of several images together).
+
+    Attributes
+    ----------
+    points : ndarray of shape (m, C), float64
+        Each cell's mean.
+    counts : ndarray of shape (m,), float64
+        Pixels per cell (whole numbers).
+    sums : ndarray of shape (m, C), float64
+        Per-channel sums of each cell's pixels.
+    sq : ndarray of shape (m,), float64
+        Sum of ``|x|^2`` over each cell's pixels.
+    bits : int
+        Bits per channel of the grid the cells ended on.
+    nonfinite : int
+        Pixels holding NaN or inf (left out of every cell).
+    """
+
+    points: np.ndarray
+    counts: np.ndarray
+    sums: np.ndarray
+    sq: np.ndarray
+    bits: int
+    nonfinite: int
+
+    @property
+    def pixels(self) -> float:
+        """Pixels in the cells."""
+        return float(self.counts.sum())
+
+    def scale(self) -> float:
+        """The data's scale (square root of the mean per-channel variance) over every pixel, exact
+        up to rounding: the same number :func:`bigquant.kmeans.data_scale` gives on all pixels."""
+        n = self.pixels
+        mean = self.sums.sum(0) / n
+        c = self.points.shape[1]
+        return float(np.sqrt(max(float(self.sq.sum()) / n - float(mean @ mean), 0.0) / c))
+
+    def within(self) -> float:
+        """Sum of squared distances of the pixels to their cells' means (no codebook does better
+        than this on the cells)."""
+        own = self.sq - (self.sums * self.points).sum(1)
+        return float(np.maximum(own, 0.0).sum())
+
+    def sse(self, codebook: np.ndarray) -> float:
+        """Sum of squared errors of the pixels when each cell takes its mean's nearest entry of
+        ``codebook`` (K, C): an upper bound on the pixels' own sum for that codebook."""
+        from ._kernels import lloyd as kl
+
+        d = np.empty(len(self.points))
+        cb = np.ascontiguousarray(codebook, dtype=np.float64)
+        kl.nearest_sq_dist(self.points, cb, d, np.empty(0, np.int32))
+        return self.within() + float(d @ self.counts)
+
+
+def _distinct_cells(pts: np.ndarray, lo: np.ndarray, unit: np.ndarray, bits: int) -> int:
+    q = np.clip(np.floor((pts - lo) * (unit * float(1 << bits))), 0, (1 << bits) - 1).astype(np.int64)
+    codes = (q << (bits * np.arange(pts.shape[1], dtype=np.int64))).sum(1)
+    return len(np.unique(codes))
+
+
+def grid(sample: np.ndarray, dtype: Any, pixels: int, budget: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(lo, unit, bits)``: the grid over the range of ``sample`` (n, C) is ``floor((v - lo) *
+    unit * 2**bits)`` per channel, clipped to ``[0, 2**bits)``.
+
+    ``bits`` is the finest grid if the image's ``pixels`` fit the chunks' share of ``budget``,
+    else the finest whose cells the sample's pixels share (at most one distinct cell per
+    :data:`SAMPLE_SHARE` sampled pixels): a finer one would hold about one cell per pixel. Values outside the sample's range fall in the edge cells: a cell is any set of
+    pixels, so the sums stay exact, only those cells are wider.
+    """
+    pts = np.asarray(sample, dtype=np.float64)
+    lo, hi = pts.min(0), pts.max(0)
+    if np.dtype(dtype).kind in "ui":
+        hi = hi + 1.0  # integer v lies in [v, v + 1): the top value gets a cell of its own
+    span = np.where(hi > lo, hi - lo, 1.0)
+    unit = 1.0 / span
+    top = min(MAX_BITS, 60 // pts.shape[1])
+    if np.dtype(dtype).kind in "ui":  # no finer than one cell per integer value
+        top = min(top, max(1, int(np.ceil(np.log2(float(span.max()))))))
+    bits = max(1, top)
+    while pixels * CHUNK_SHARE > budget and bits > 1 and _distinct_cells(pts, lo, unit, bits) * SAMPLE_SHARE > len(pts):
+        bits -= 1
+    return lo, unit, bits
+
+
+def _coarsen(part: Part, bits: int) -> Part:
+    """``part`` on the grid of ``bits`` per channel (cells merged; sorted by code)."""
+    from ._kernels import coreset as kc
+
+    codes, counts, sums, sq, b, bad = part
+    if b != bits:
+        codes = kc.coarsen_codes(codes, sums.shape[1], b, b - bits)
+    order = np.argsort(codes, kind="stable")
+    codes, counts, sums, sq = kc.sum_sorted(codes, order, counts, sums, sq)
+    return codes, counts, sums, sq, bits, bad
+
+
+def _fit_budget(part: Part, budget: int) -> Part:
+    while len(part[0]) > budget and part[4] > 1:
+        part = _coarsen(part, part[4] - 1)
+    return part
+
+
+def block_part(block: np.ndarray, lo: np.ndarray, unit: np.ndarray, bits: int, budget: int) -> Part:
+    """The cells of one chunk (..., C), sorted by code, within ``budget // CHUNK_SHARE`` cells
+    (on a coarser grid than ``bits`` if need be)."""
+    from ._kernels import coreset as kc
+
+    flat = block.reshape(-1, block.shape[-1])
+    cap = max(1, budget // CHUNK_SHARE)
+    while True:
+        codes, counts, sums, sq, bad = kc.block_cells(flat, lo, unit * float(1 << bits), bits, cap)
+        if bad >= 0 or bits == 1:
+            break
+        bits -= 1
+    return _coarsen((codes, counts, sums, sq, bits, int(bad)), bits)
+
+
+def merge_parts(parts: list[Part], budget: int) -> Part:
+    """Parts merged on the coarsest grid among them, then coarsened to within ``budget`` cells."""
+    bits = min(p[4] for p in parts)
+    same = [p if p[4] == bits else _coarsen(p, bits) for p in parts]
+    joined: Part = (
+        np.concatenate([p[0] for p in same]),
+        np.concatenate([p[1] for p in same]),
+        np.concatenate([p[2] for p in same]),
+        np.concatenate([p[3] for p in same]),
+        bits,
+        sum(p[5] for p in same),
+    )
+    return _fit_budget(_coarsen(joined, bits), budget)
+
+
+def coreset(xs: Any, sample: np.ndarray, budget: int = CORESET_CELLS) -> Coreset:
+    """The grid coreset of ``xs`` (rows, cols, C), or a list of such dask arrays, in one pass.
+
+    ``sample`` (n, C), a sample of the pixels, sets the grid's range.
+    """
+    arrays = as_list(xs)
+    pixels = sum(int(np.prod(a.shape[:-1])) for a in arrays)
+    lo, unit, bits = grid(sample, arrays[0].dtype, pixels, budget)
+    part = dask.delayed(block_part, pure=True)
+    parts = []
+    for arr in arrays:
+        if arr.numblocks[-1] != 1:
+            arr = arr.rechunk({arr.ndim - 1: -1})
+        parts += [part(b, lo, unit, bits, budget) for b in arr.to_delayed().ravel().tolist()]
+    root = tree_reduce(parts, lambda ps: merge_parts(ps, budget), split_every=MERGE_FAN_IN)
+    (res,) = dask.compute(root)
+    codes, counts, sums, sq, bits, bad = res
+    return Coreset(sums / counts[:, None], counts, sums, sq, int(bits), int(bad))
+
+
+def label_and_sum(block: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label one chunk (..., C) like :func:`bigquant.kmeans.label_block`, and sum each
+    cluster's pixels: the label pass that is also an exact Lloyd step.
+
+    Returns
+    -------
+    labels : ndarray of the shape of ``block`` without its last axis
+    stats : ndarray of shape (K + 3 + K * C,), float64
+        :func:`bigquant.kmeans.label_block`'s stats, then the per-cluster sums (K x C).
+    """
+    from ._kernels import coreset as kc
+
+    k = codebook.shape[0]
+    flat = block.reshape(-1, block.shape[-1])
+    labels = np.empty(len(flat), dtype=labels_dtype(k))
+    stats = kc.label_and_sum(flat, np.ascontiguousarray(codebook, dtype=np.float64), labels)
+    return labels.reshape(block.shape[:-1]), stats
+
+
+def combine_fused(parts: list[np.ndarray], k: int) -> np.ndarray:
+    """Combine the :func:`label_and_sum` stats of several chunks for K = ``k``: counts, error
+    and sums added in list order, the data range's minimum and maximum taken."""
+    stack = np.stack([np.asarray(p, dtype=np.float64).reshape(-1) for p in parts])
+    out = stack.sum(0)
+    out[k + 1] = stack[:, k + 1].min()
+    out[k + 2] = stack[:, k + 2].max()
+    return out

@@ -1,0 +1,146 @@
+"""The pixel path's grid coreset and its exact polish, against NumPy and scikit-learn.
+
+The images are real photographs resampled in floating point (a Lanczos resize of each channel
+as float32), so 16-bit values have real low-order bits, never 8-bit x 257.
+"""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.cluster import KMeans
+
+import bigquant
+from bigquant import coreset, kmeans, metrics, params, seeding
+
+
+def _lanczos(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """Each channel of ``rgb`` (0..255) resized by ``scale`` with Lanczos, in float32."""
+    h, w = rgb.shape[:2]
+    size = (round(w * scale), round(h * scale))
+    chans = [
+        np.asarray(Image.fromarray(rgb[..., i].astype(np.float32), mode="F").resize(size, Image.LANCZOS))
+        for i in range(rgb.shape[2])
+    ]
+    return np.clip(np.stack(chans, axis=-1), 0.0, 255.0)
+
+
+def _image(kind: str) -> np.ndarray:
+    from skimage import data, filters
+
+    rgb = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea}[kind.split("-")[0]]()
+    f = _lanczos(rgb.astype(np.float32), 0.61)
+    if kind.endswith("f32"):
+        return (f / 255.0).astype(np.float32)
+    u16 = np.rint(f * (65535.0 / 255.0)).astype(np.uint16)
+    if kind.endswith("4band"):
+        # a real fourth band: the luminance of a blurred copy of the photograph
+        lum = filters.gaussian(f.mean(axis=2), sigma=3, preserve_range=True)
+        band = np.rint(np.clip(lum, 0, 255) * (65535.0 / 255.0)).astype(np.uint16)
+        return np.concatenate([u16, band[..., None]], axis=2)
+    return u16
+
+
+IMAGES = [
+    "astronaut-u16",  # uint16 RGB with real low-order bits
+    "coffee-f32",  # float32 RGB in [0, 1]
+    "chelsea-4band",  # 4-band uint16 stack
+]
+
+
+@pytest.fixture(scope="module", params=IMAGES)
+def photo(request) -> np.ndarray:
+    return _image(request.param)
+
+
+def _nearest(px: np.ndarray, cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    d = (px * px).sum(1)[:, None] - 2 * px @ cb.T + (cb * cb).sum(1)[None, :]
+    lab = d.argmin(1)
+    return lab, ((px - cb[lab]) ** 2).sum(1)
+
+
+def _psnr(img: np.ndarray, cb: np.ndarray) -> float:
+    px = img.reshape(-1, img.shape[-1]).astype(np.float64)
+    _, err = _nearest(px, cb.astype(np.float64))
+    peak = metrics.peak_value(img.dtype, (float(px.min()), float(px.max())))
+    return metrics.psnr(float(err.sum()) / px.size, peak)
+
+
+def test_distinct_values_are_real_16_bit():
+    img = _image("astronaut-u16")
+    assert all(len(np.unique(img[..., i])) > 4000 for i in range(3))
+
+
+def test_cells_hold_every_pixel_exactly(photo):
+    x = da.from_array(photo, chunks=(97, 130, -1))
+    px = photo.reshape(-1, photo.shape[-1]).astype(np.float64)
+    sample = seeding.sample_pixels(x, 20_000, 0)
+    for budget in (coreset.CORESET_CELLS, 512):  # the default grid, and one coarsened by the merges
+        cells = coreset.coreset(x, sample, budget)
+        assert len(cells.counts) <= max(budget, 1)
+        assert cells.pixels == len(px)
+        np.testing.assert_allclose(cells.sums.sum(0), px.sum(0), rtol=1e-12)
+        np.testing.assert_allclose(cells.sq.sum(), (px * px).sum(), rtol=1e-12)
+        assert cells.scale() == pytest.approx(kmeans.data_scale(px), rel=1e-9)
+        cb = seeding.init_centroids(sample, 6, 0)
+        # the cells' error for a codebook bounds the pixels' from above
+        assert cells.sse(cb) >= _nearest(px, cb)[1].sum() * (1 - 1e-12)
+    assert coreset.coreset(x, sample, 512).bits < cells.bits or len(cells.counts) <= 512
+
+
+def test_fused_label_pass_is_an_exact_lloyd_step(photo):
+    x = da.from_array(photo, chunks=(97, 130, -1))
+    cb = seeding.init_centroids(seeding.sample_pixels(x, 20_000, 0), 7, 0)
+    labels, stats = coreset.label_and_sum(photo, cb)
+    (total,) = __import__("dask").compute(kmeans.lloyd_step_graph(x, cb))
+    k, c = cb.shape
+    np.testing.assert_array_equal(stats[:k], total[:k, c])
+    np.testing.assert_allclose(stats[k + 3 :].reshape(k, c), total[:k, :c], rtol=1e-12)
+    ref, _ = kmeans.label_block(photo, cb)
+    np.testing.assert_array_equal(labels, ref)
+
+
+def _compress(img, tmp_path, name, **kw):
+    return bigquant.compress(img, tmp_path / f"{name}.bq.zarr", chunks=(97, 130), **kw)
+
+
+def test_codebook_is_a_fixed_point_of_exact_lloyd(photo, tmp_path):
+    st = _compress(photo, tmp_path, "a", k=12, seed=1)
+    cb = st.codebook.astype(np.float64)
+    meta = st.metadata
+    assert meta["converged"] and meta["stopped_by"] in ("shift", "gain")
+    px = photo.reshape(-1, photo.shape[-1]).astype(np.float64)
+    lab, err = _nearest(px, cb)
+    np.testing.assert_array_equal(np.asarray(st.labels).reshape(-1), lab)
+    assert meta["inertia"] == pytest.approx(err.sum(), rel=1e-9)
+    # one more exact Lloyd step, in NumPy, from the stored codebook:
+    counts = np.bincount(lab, minlength=len(cb))
+    new = np.stack([px[lab == j].mean(0) for j in range(len(cb))])
+    moved = metrics.round_codebook(new, photo.dtype).astype(np.float64) - cb
+    gain = float((counts * ((new - cb) ** 2).sum(1)).sum())
+    if meta["stopped_by"] == "shift":  # it moves no centre by more than the tolerance
+        assert np.sqrt((moved**2).sum(1)).max() <= params.tol_abs(1e-4, kmeans.data_scale(px))
+    else:  # its update would lower the error by at most the gain tolerance
+        assert gain <= params.pixel_gain_rtol(1e-4) * err.sum()
+    assert meta["shift_history"][-1] == pytest.approx(np.sqrt((moved**2).sum(1)).max(), rel=1e-6, abs=1e-9)
+
+
+def test_matches_full_lloyd_from_the_same_centres(photo, tmp_path):
+    px = photo.reshape(-1, photo.shape[-1]).astype(np.float64)
+    init = seeding.init_centroids(px[:: max(1, len(px) // 50_000)], 16, 3)
+    ref = KMeans(16, init=init, n_init=1, algorithm="lloyd", max_iter=1000, tol=1e-9).fit(px)
+    ref_psnr = _psnr(photo, metrics.round_codebook(ref.cluster_centers_, photo.dtype))
+    st = _compress(photo, tmp_path, "b", k=16, init=init)
+    assert abs(_psnr(photo, st.codebook) - ref_psnr) <= 0.01
+    assert abs(st.metadata["psnr"] - ref_psnr) <= 0.01
+
+
+def test_reruns_are_bit_identical(photo, tmp_path):
+    a = _compress(photo, tmp_path, "c", k=9, seed=4)
+    b = _compress(photo, tmp_path, "d", k=9, seed=4)
+    np.testing.assert_array_equal(a.codebook, b.codebook)
+    np.testing.assert_array_equal(np.asarray(a.labels), np.asarray(b.labels))
+    assert a.metadata["inertia"] == b.metadata["inertia"]
+    assert a.metadata["shift_history"] == b.metadata["shift_history"]
