@@ -33,7 +33,7 @@ from bigquant.cli import main
 def inputs(tmp_path_factory, china):
     d = tmp_path_factory.mktemp("inputs")
     rng = np.random.default_rng(11)
-    # float32: the pixel path, one Lloyd map-reduce per iteration over 144 chunks of 32 x 32.
+    # float32: the pixel path (a coreset pass, then label passes) over 144 chunks of 32 x 32.
     f = (china[:384, :384].astype(np.float32) / 255 + rng.normal(0, 0.02, (384, 384, 3))).astype(np.float32)
     tifffile.imwrite(d / "float.tif", f, tile=(32, 32), photometric="rgb")
     # uint8 noise, 512 x 512 in 32 x 32 tiles: 256 label chunks to write, about a second of writing.
@@ -143,11 +143,12 @@ def test_worker_killed_mid_compress_gives_identical_output(cluster, inputs, tmp_
     pids = cluster.worker_pids()
     victim, victim_pid = sorted(pids.items())[0]
     job = _Job([*args, "-o", str(tmp_path / "hit.bq.zarr"), "--scheduler", cluster.address], tmp_path)
-    job.wait_for("Lloyd 2/", timeout=120)  # Lloyd's is under way on both workers
+    # The coreset pass is under way on both workers (the image itself persisted on them).
+    job.wait_for("pass 2 · coreset", timeout=120)
     os.kill(victim_pid, signal.SIGKILL)  # the worker process itself; its nanny starts a new one
     assert job.proc.poll() is None, "the job ended before the worker was killed"
     assert job.wait(timeout=180) == 0, job.text
-    assert "Lloyd: 10 iterations" in job.text
+    assert "coreset:" in job.text and "labels:" in job.text
     _same_store(tmp_path / "alone.bq.zarr", tmp_path / "hit.bq.zarr")
 
     # The scheduler did lose that worker mid-job (so tasks were rerun elsewhere).
@@ -271,8 +272,8 @@ def test_two_jobs_sharing_a_cluster_get_what_they_would_alone(cluster, inputs, t
         )
         for name, extra in jobs.items()
     }
-    for job in running.values():  # both connected and iterating before either finished
-        job.wait_for("Lloyd 1/", timeout=120)
+    for job in running.values():  # both connected and reading before either finished
+        job.wait_for("pass 1 · sample", timeout=120)
     assert all(job.proc.poll() is None for job in running.values()), "the jobs did not overlap"
     for name, job in running.items():
         assert job.wait(timeout=180) == 0, job.text
