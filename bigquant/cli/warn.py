@@ -85,6 +85,9 @@ def captured(err: TextIO) -> Iterator[Hub]:
         # The command keeps sparse out of its process (bigquant._runtime.lean_dask_import), so
         # numba's entry point for sparse's extension cannot load: nothing a user can act on.
         warnings.filterwarnings("ignore", message="Numba extension module 'sparse")
+        # A signal that interrupts zarr's event loop leaves its coroutine unawaited; Python says
+        # so when it is collected, after the one "interrupted" line: nothing a user can act on.
+        warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
         warnings.showwarning = hub.showwarning  # restored by catch_warnings
         root.addHandler(handler)
         try:
