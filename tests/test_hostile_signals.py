@@ -300,4 +300,8 @@ def test_scheduler_killed_while_writing(inputs, tmp_path):
     assert len(said_lines) == 1 and said_lines[0].startswith("bigquant: the Dask cluster failed: "), said
     assert len(said_lines[0]) < 400, said
     assert not target.exists()
-    assert _hidden(tmp_path, target.name) == []
+    # With the scheduler gone no worker can be asked to stop, so one may still write a chunk
+    # after the cleanup (docs/guarantees.md): at most a hidden, incomplete .partial is left,
+    # which the next run writing this target removes.
+    left = _hidden(tmp_path, target.name)
+    assert all(".partial-" in name for name in left), left
