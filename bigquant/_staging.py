@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -43,7 +44,8 @@ HOST = "".join(ch if ch.isalnum() else "_" for ch in socket.gethostname()) or "h
 #: same once the new output is in place (being deleted), a write probe.
 KINDS = ("partial", "old", "trash", "probe")
 #: Test only: a step name of :func:`move_into_place` (one of :data:`STEPS`) at which the process
-#: kills itself with SIGKILL, so tests can check what a kill at each rename leaves behind.
+#: kills itself with SIGKILL (or with the signal named after a colon, ``aside:SIGINT``), so tests
+#: can check what a kill or a Ctrl-C at each rename leaves behind.
 KILL_AT_ENV = "BIGQUANT_TEST_KILL_AT"
 #: The steps of :func:`move_into_place`: the new output complete (before any rename), the old
 #: one moved aside, the new one in place, the old one renamed to trash (before its deletion).
@@ -183,9 +185,49 @@ def remove(p: Path) -> None:
 
 
 def _step(name: str) -> None:
-    """Die here if the test hook :data:`KILL_AT_ENV` names this step (never set outside tests)."""
-    if os.environ.get(KILL_AT_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Signal this process here if the test hook :data:`KILL_AT_ENV` names this step (never set
+    outside tests): ``STEP`` sends SIGKILL, ``STEP:SIGNAL`` (``aside:SIGINT``) that signal."""
+    step, _, sig = os.environ.get(KILL_AT_ENV, "").partition(":")
+    if step == name:
+        os.kill(os.getpid(), signal.Signals[sig] if sig else signal.SIGKILL)
+
+
+#: The signals a user or a supervisor sends to stop a run; held back while a folder is swapped.
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block, then deliver any that came, as they came.
+
+    The renames that swap a folder must not be parted: a Ctrl-C between them would leave the
+    target missing (the old output hidden aside, the new one never moved in). In the main
+    thread the signals are blocked (``pthread_sigmask``), and their handlers swapped for one
+    that only records them, since another thread of the process (a thread pool's, a cluster
+    client's) may receive a process-directed signal and have Python run the handler in the main
+    thread all the same. After the block the mask and the handlers are restored and what was
+    recorded is raised again, so Ctrl-C still stops the run (with the new output in place). Off
+    the main thread, where Python can neither install handlers nor run them, a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+
+    def record(signum: int, frame: object) -> None:
+        if signum not in came:
+            came.append(signum)
+
+    handlers = {s: signal.signal(s, record) for s in HELD_SIGNALS}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending one reaches record() here
+        for s, h in handlers.items():
+            signal.signal(s, signal.SIG_DFL if h is None else h)  # None: a handler set outside Python
+        for s in came:
+            signal.raise_signal(s)
 
 
 def move_into_place(tmp: Path, target: Path) -> None:
@@ -202,22 +244,26 @@ def move_into_place(tmp: Path, target: Path) -> None:
         _step("placed")
         return
     old = staging_path(target, "old")
+    trash = staging_path(target, "trash")
     had_old = _exists(target)
-    if had_old:
-        os.replace(target, old)
-        _step("aside")
     try:
-        os.replace(tmp, target)
-    except BaseException:
-        if had_old and not _exists(target):
-            os.replace(old, target)
-        raise
-    _step("placed")
-    if had_old:
-        trash = staging_path(target, "trash")
-        os.replace(old, trash)
-        _step("trashed")
-        remove(trash)
+        with signals_held():  # a Ctrl-C here lands after the swap: the new output in place
+            if had_old:
+                os.replace(target, old)
+                _step("aside")
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                if had_old and not _exists(target):
+                    os.replace(old, target)
+                raise
+            _step("placed")
+            if had_old:
+                os.replace(old, trash)
+                _step("trashed")
+    finally:  # also when a held signal stops the run: the replaced output is not needed
+        if had_old and _exists(target):
+            remove(trash)
 
 
 def _real(p: PathLike) -> Path:

@@ -294,6 +294,23 @@ def test_compress_killed_between_the_renames_then_rerun(tmp_path, monkeypatch, c
     assert _store_ok(tmp_path / "s.bq.zarr", 3) and hidden(tmp_path) == []
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signal_between_the_renames_lands_after_the_swap(tmp_path, monkeypatch, capsys, photo, signum):
+    """Ctrl-C (or SIGTERM) arriving with the old store moved aside and the new one not yet in
+    place is held back until the new one is at the target: the run then stops as interrupted
+    (130, 143), with a complete store at the target and nothing hidden left beside it."""
+    iio.imwrite(tmp_path / "photo.png", photo)
+    monkeypatch.chdir(tmp_path)
+    assert main(["compress", "photo.png", "-k", "2", "-o", "s.bq.zarr", "-q"]) == 0
+    name = signal.Signals(signum).name
+    argv = ["compress", "photo.png", "-k", "3", "-o", "s.bq.zarr", "--overwrite", "-q"]
+    r = _cli(argv, tmp_path, kill_at=f"aside:{name}")
+    assert r.returncode == 128 + signum, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.splitlines() == [f"bigquant: interrupted ({name})"], r.stderr
+    assert _store_ok(tmp_path / "s.bq.zarr", 3)  # the new store, complete, at the target
+    assert hidden(tmp_path) == []  # the old one deleted, no .partial nor .old left
+
+
 def test_kill_before_a_first_store_is_renamed_keeps_the_finished_store(tmp_path, capsys):
     # No old store: killed between the last write and the rename, the finished .partial store is
     # the only complete copy; the next writer moves it into place instead of deleting it.
