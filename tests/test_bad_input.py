@@ -34,6 +34,11 @@ from bigquant.errors import InputError
 pytestmark = pytest.mark.timeout(120)
 
 
+#: The messages for a folder whose zarr.json is JSON but not an object: as a store, as an input.
+NOT_AN_OBJECT_STORE = ".zarr' is not a bigquant store: zarr.json is not a JSON object"
+NOT_AN_OBJECT_INPUT = ".zarr' is not a readable zarr array or group: zarr.json is not a JSON object"
+
+
 # --- Inputs, each made in the working folder on demand ------------------------------------------
 
 
@@ -102,6 +107,10 @@ def _make(name: str, d: Path, photo: np.ndarray, template: Path) -> None:
         (d / name).write_bytes(data[: len(data) // 2])
     elif name.startswith("text."):
         (d / name).write_text("this is not an image\n")
+    elif name.startswith("json_") and name.endswith(".zarr"):  # zarr.json valid JSON, but no object
+        (d / name).mkdir()
+        doc = {"json_list.zarr": "[]", "json_number.zarr": "3", "json_string.zarr": '"group"'}[name]
+        (d / name / "zarr.json").write_text(doc)
     elif name == "zero_rows.zarr":
         zarr.create_array(str(d / name), shape=(0, 10, 3), dtype="uint8", chunks=(1, 10, 3))
     elif name == "zero_cols.zarr":
@@ -217,6 +226,16 @@ CASES = [
     ("text-as-tiff", ["text.tif"], ["compress", "text.tif"], "(extension '.tif') is not an image bigquant can read"),
     # an extension no reader claims, holding no known format
     ("unknown-extension", ["text.bmp"], ["compress", "text.bmp"], "(extension '.bmp') is not an image"),
+    # a folder whose zarr.json is valid JSON but not an object: said plainly (was a Python
+    # AttributeError named in the message) by info, by compress and fit (as an input), by decode
+    ("info-json-list", ["json_list.zarr"], ["info", "json_list.zarr"], NOT_AN_OBJECT_STORE),
+    ("info-json-number", ["json_number.zarr"], ["info", "json_number.zarr"], NOT_AN_OBJECT_STORE),
+    ("info-json-string", ["json_string.zarr"], ["info", "json_string.zarr"], NOT_AN_OBJECT_STORE),
+    ("compress-json-list", ["json_list.zarr"], ["compress", "json_list.zarr"], NOT_AN_OBJECT_INPUT),
+    ("compress-json-number", ["json_number.zarr"], ["compress", "json_number.zarr"], NOT_AN_OBJECT_INPUT),
+    ("fit-json-string", ["json_string.zarr"], ["fit", "json_string.zarr", "-o", "p.bq.zarr"], NOT_AN_OBJECT_INPUT),
+    ("decode-json-list", ["json_list.zarr"], ["decode", "json_list.zarr", "-o", "r.tif"], NOT_AN_OBJECT_STORE),
+    ("preview-json-list", ["json_list.zarr"], ["preview", "json_list.zarr", "-o", "r.png"], NOT_AN_OBJECT_STORE),
     # --- arrays bigquant cannot quantize
     # zero height, then zero width: no pixels, so no k-means
     ("zero-height", ["zero_rows.zarr"], ["compress", "zero_rows.zarr"], "shape (0, 10, 3): it holds no pixels"),

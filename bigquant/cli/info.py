@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any, TextIO
 
 from . import options
@@ -16,13 +17,6 @@ EXAMPLES = """
   bigquant info palette.bq.zarr               # a palette from bigquant fit
   bigquant info slide.svs -k 32               # an input: series, levels, pixel size, plan, estimate
   bigquant info cells.zarr --axes CYX --json  # a channels-first array, for scripts
-"""
-
-
-EXAMPLES = """
-  bigquant info scan.bq.zarr                  # the summary of compress, the bound, the source
-  bigquant info scan.bq.zarr --json | jq .psnr
-  bigquant info palette.bq.zarr               # a palette from bigquant fit
 """
 
 
@@ -65,8 +59,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import store
 
-    if store.is_store(args.path):
-        return _store_info(args, out)
+    if store.is_store(args.path) or _not_an_object(args.path):
+        return _store_info(args, out)  # the latter refused as a store: its zarr.json is no JSON object
     from .. import io, planning, report
 
     info = io.inspect(args.path, level=args.level, series=args.series, axes=args.axes)
@@ -102,3 +96,17 @@ def _store_info(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print("\n".join(report.info_lines(info)), file=out)
     return 0
+
+
+def _not_an_object(path: str) -> bool:
+    """True for a folder whose ``zarr.json`` is valid JSON but not an object (a list, a number):
+    neither a store nor a Zarr image, which the store's reader says in one plain line."""
+    from ..store.metadata import MAX_METADATA_BYTES
+
+    zj = Path(path) / "zarr.json"
+    try:
+        if not zj.is_file() or zj.stat().st_size > MAX_METADATA_BYTES:
+            return False
+        return not isinstance(json.loads(zj.read_bytes()), dict)
+    except (OSError, ValueError):
+        return False

@@ -4,6 +4,7 @@ chunk per zarr chunk."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,10 +68,36 @@ def _open_node(p: Path) -> Any:
         raise InputError(f"{where} is a file; a .zarr input must be a directory (a zarr array or group)")
     if not is_zarr_dir(p):
         raise InputError(f"{where} is a directory but not a zarr array or group (no zarr.json, .zarray or .zgroup)")
+    problem = _metadata_problem(p)
+    if problem:
+        raise InputError(f"{where} is not a readable zarr array or group: {problem}")
     try:
         return zarr.open(str(p), mode="r")
     except Exception as exc:
         raise InputError(f"{where} is not a readable zarr array or group: {type(exc).__name__}: {exc}") from exc
+
+
+#: Metadata documents bigquant parses itself before zarr does (so that what zarr would fail on
+#: with a Python error, an AttributeError on a list, is said plainly); larger ones are left to zarr.
+_PARSED_METADATA_BYTES = 64 * 2**20
+
+
+def _metadata_problem(p: Path) -> str | None:
+    """What is wrong with the metadata documents of folder ``p`` (JSON that is not valid, or not
+    a JSON object), in words; None if nothing is."""
+    for name in (*ZARR_MARKERS, ".zattrs"):
+        f = p / name
+        try:
+            if not f.is_file() or f.stat().st_size > _PARSED_METADATA_BYTES:
+                continue
+            doc = json.loads(f.read_bytes())
+        except OSError:
+            continue  # unreadable: zarr's own message says how
+        except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+            return f"{name} is not valid JSON ({exc})"
+        if not isinstance(doc, dict):
+            return f"{name} is not a JSON object"
+    return None
 
 
 def _only_array(where: str, p: Path, node: Any) -> str:

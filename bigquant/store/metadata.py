@@ -194,7 +194,9 @@ def validate_metadata(p: Path, doc: Any) -> dict:
         K or dtype (guards against allocating from corrupt metadata), or a key the summaries
         need missing or of the wrong type.
     """
-    if not isinstance(doc, dict) or doc.get("node_type") != "group" or not is_store_document(doc):
+    if not isinstance(doc, dict):
+        raise StoreFormatError(f"{str(p)!r} is not a bigquant store: zarr.json is not a JSON object")
+    if doc.get("node_type") != "group" or not is_store_document(doc):
         raise StoreFormatError(f"{str(p)!r} is not a bigquant store (no 'bigquant' metadata)")
     meta = doc["attributes"][ATTRS]
     _check_version(p, meta)
