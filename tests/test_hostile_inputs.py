@@ -390,6 +390,58 @@ def test_disk_full_while_writing_the_store_is_exit_2(tmp_path, capsys, china):
         assert os.listdir(small) == []  # the partial store is gone
 
 
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else "dir"
+        for f in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compress", "china.png", "-k", "16", "-o", "c.bq.zarr", "-q"],
+        ["decode", "done.bq.zarr", "-o", "r.tif"],
+        ["decode", "done.bq.zarr", "-o", "r.zarr"],
+    ],
+    ids=["compress", "decode-tiff", "decode-zarr"],
+)
+def test_file_size_limit_while_writing_is_exit_2(tmp_path, china, argv):
+    """A full disk without a mount (which needs root): ``ulimit -f`` (RLIMIT_FSIZE) below the
+    size of the largest file the command writes, SIGXFSZ ignored as a shell's ``ulimit`` user's
+    would be, so write() fails with EFBIG. One line, exit 2, nothing left: no output at the
+    target, no hidden .partial folder, the inputs untouched."""
+    resource = pytest.importorskip("resource")
+    import signal
+    import sys
+
+    Image.fromarray(china).save(tmp_path / "china.png")
+    # Unlimited first (numba's cache is then warm, so the limited run writes only its output):
+    # the largest file of the finished store sets the limit below it.
+    assert main(["compress", str(tmp_path / "china.png"), "-k", "16", "-o", str(tmp_path / "done.bq.zarr"), "-q"]) == 0
+    limit = max(f.stat().st_size for f in (tmp_path / "done.bq.zarr").rglob("*") if f.is_file()) // 2
+    before = _snapshot(tmp_path)
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    r = subprocess.run(
+        [sys.executable, "-m", "bigquant.cli", *argv],
+        cwd=tmp_path,
+        preexec_fn=small_files,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert r.returncode == 2, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("bigquant")]
+    assert "Traceback" not in r.stderr and len(said) == 1, r.stderr
+    assert r.stderr.splitlines()[-1] == said[0] and "File too large" in said[0], r.stderr
+    assert f"'{argv[argv.index('-o') + 1]}'" in said[0], said[0]
+    assert _snapshot(tmp_path) == before  # no output, no .partial folder, the inputs as they were
+
+
 # --- Absurd but valid: these work --------------------------------------------------------------
 
 
