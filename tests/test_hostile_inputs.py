@@ -332,6 +332,36 @@ def test_zarr_input_changing_while_read_is_refused(tmp_path, photo_array, change
     assert set(tmp_path.iterdir()) == before  # no store, no partial folder
 
 
+def _replace_chunk_same_size_same_mtime(path: Path) -> None:
+    """Chunk (0, 0) rewritten as a tool that writes atomically does it: a temporary file of the
+    same size moved over it by rename, its modification time set to the old one's (as a rewrite
+    within the timestamp resolution would leave it). Size and mtime alone cannot see it."""
+    chunk = path / "c" / "0" / "0" / "0"
+    old = chunk.stat()
+    data = chunk.read_bytes()
+    tmp = path / "c" / "0" / "0" / ".0.tmp"
+    tmp.write_bytes(bytes(255 - b for b in data))  # uncompressed: same size, other pixels
+    os.utime(tmp, ns=(old.st_atime_ns, old.st_mtime_ns))
+    os.replace(tmp, chunk)
+    new = chunk.stat()
+    assert (new.st_size, new.st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+
+
+def test_zarr_chunk_replaced_by_rename_same_size_and_mtime_is_refused(tmp_path, photo_array):
+    # The histogram path reads the input again on the label pass: the replaced chunk is caught
+    # by its new inode (and status-change time), not by its size or modification time.
+    src = tmp_path / "in.zarr"
+    # Uncompressed chunks: every full chunk file has the same size, so the rewrite keeps it.
+    arr = zarr.create_array(str(src), shape=(60, 120, 3), dtype="uint8", chunks=(32, 32, 3), compressors=None)
+    arr[:, :80] = photo_array
+    progress, passes = _change_on_second_pass(src, _replace_chunk_same_size_same_mtime)
+    before = set(tmp_path.iterdir())
+    with pytest.raises(InputError, match=r"in.zarr' changed on disk while it was read \(its chunk 'c/0/0/0'"):
+        bigquant.compress(src, tmp_path / "out.bq.zarr", k=4, chunks=(32, 32), progress=progress)
+    assert len(passes) >= 2
+    assert set(tmp_path.iterdir()) == before  # no store, no partial folder
+
+
 def test_zarr_input_held_in_memory_by_the_pixel_path_is_read_once(tmp_path, photo_array):
     # An image within a quarter of the budget is decoded once and kept: a chunk rewritten after
     # that read changes nothing, and the store is that of the input as it was first read.

@@ -5,8 +5,18 @@ one file, stamped by its (mtime, size); a Zarr array is a folder of chunk files,
 stored chunk (a shard, where the array has shards) and the array's metadata document are stamped
 once, before any pixel is read, and every read re-stamps the chunks it covered, after reading
 them. A chunk rewritten, deleted or added between or during the passes is an InputError, never a
-store that mixes two versions of the input. The one limit: a file rewritten with the same size
-within the filesystem's timestamp resolution looks unchanged.
+store that mixes two versions of the input.
+
+A stamp is the file's size, inode number, modification and status-change times (``st_size``,
+``st_ino``, ``st_mtime_ns``, ``st_ctime_ns``). A chunk replaced by a rename (written to a
+temporary file, then moved over the old one) has a new inode, so it is caught whatever its size
+and times. The status-change time cannot be set back (``touch -d`` moves it too), so a rewrite
+in place is caught as soon as the clock that stamps it has ticked since the file's previous
+change. The one change that looks unchanged: the same inode (a rewrite in place, or a delete
+and re-create that happens to get the inode number back) with the same size, whose write falls
+in the same tick of the file system's timestamp clock as the change before bigquant stamped
+the file: within a few milliseconds on Linux file systems with nanosecond timestamps (the
+kernel's coarse clock), 1 or 2 s on those without (ext3, FAT, some network file systems).
 """
 
 from __future__ import annotations
@@ -27,20 +37,25 @@ MAX_SOURCE_CHUNKS = 2**20
 _METADATA = ("zarr.json", ".zarray")
 
 
-def _stamp(path: str) -> tuple[int, int]:
-    """(mtime_ns, size) of ``path``; (-1, -1) where there is no file (zarr reads a fill value)."""
+#: The stamp of a chunk with no file (zarr reads the fill value there).
+_MISSING = (-1, -1, -1, -1)
+
+
+def _stamp(path: str) -> tuple[int, int, int, int]:
+    """(mtime_ns, size, inode, ctime_ns) of ``path``; :data:`_MISSING` where there is no file."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return -1, -1
-    return st.st_mtime_ns, st.st_size
+        return _MISSING
+    return st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns
 
 
 class ZarrReader:
     """Picklable stand-in for one Zarr array, for :func:`dask.array.from_array`.
 
-    Holds the array's path, its storage grid and the stamps of its chunk files (two int64 per
-    stored chunk), so it pickles small enough to travel in the graph once.
+    Holds the array's path, its storage grid and the stamps of its chunk files (four int64 per
+    stored chunk: 32 MiB at :data:`MAX_SOURCE_CHUNKS`), so it pickles small enough to travel in
+    the graph once.
 
     Parameters
     ----------
@@ -74,7 +89,7 @@ class ZarrReader:
         self._encode = arr.metadata.encode_chunk_key
         self.folder = os.path.join(root, self.component) if self.component else root
         self.meta_stamp = self._meta_stamp()
-        self.stamps = np.empty(counts + (2,), np.int64)
+        self.stamps = np.empty(counts + (len(_MISSING),), np.int64)
         for coords in np.ndindex(*counts):
             self.stamps[coords] = _stamp(self._key_path(coords))
 
@@ -96,12 +111,12 @@ class ZarrReader:
     def _key_path(self, coords: tuple[int, ...]) -> str:
         return os.path.join(self.folder, *self._encode(tuple(int(c) for c in coords)).split("/"))
 
-    def _meta_stamp(self) -> tuple[int, int]:
+    def _meta_stamp(self) -> tuple[int, int, int, int]:
         for name in _METADATA:
             stamp = _stamp(os.path.join(self.folder, name))
-            if stamp[0] >= 0:
+            if stamp != _MISSING:
                 return stamp
-        return -1, -1
+        return _MISSING
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
