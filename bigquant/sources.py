@@ -104,6 +104,9 @@ def source_metadata(src: Source) -> dict[str, Any]:
         "source_series": info.series,
         "source_level": info.level,
         "source_axes": info.axes,
+        # Bytes on disk (a Zarr folder's files, a URL's object or listing), for the ratio against
+        # the input file; 0 means unknown (a refused listing).
+        "source_bytes": int(info.file_bytes) or None,
         "bands": list(info.bands),
     }
     size = in_micrometres(info.pixel_size)  # the store's unit; info INPUT shows the input's own

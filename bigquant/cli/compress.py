@@ -185,12 +185,13 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             storage_options=parse_storage_options(args.storage_options),
         )
     info = store.info()
+    nbytes = info.get("source_bytes") or input_bytes(source)  # recorded, unless a URL's was unknown
     if args.json:
         print(f"wrote {store.path}", file=err)
-        print(json.dumps(report.summary_object(info, input_bytes(source)), default=str), file=out)
+        print(json.dumps(report.summary_object(info, nbytes), default=str), file=out)
         return 0
     print(f"wrote {store.path}", file=out)
-    print("\n".join(report.summary_lines(info, input_bytes=input_bytes(source))), file=out)
+    print("\n".join(report.summary_lines(info, input_bytes=nbytes)), file=out)
     if args.target_psnr is not None:
         print(report.auto_k_line(info, args.target_psnr), file=out)
     return 0

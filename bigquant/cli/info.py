@@ -91,8 +91,8 @@ def _store_info(args: argparse.Namespace, out: TextIO) -> int:
             print("\n".join(report.palette_lines(args.path, meta)), file=out)
         return 0
     info = opened.info()
-    if args.json:
-        print(json.dumps(info, default=str), file=out)
+    if args.json:  # with input_bytes and input_ratio from the recorded source_bytes, as compress --json
+        print(json.dumps(report.summary_object(info, info.get("source_bytes")), default=str), file=out)
     else:
         print("\n".join(report.info_lines(info)), file=out)
     return 0

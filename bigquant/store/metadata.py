@@ -126,6 +126,7 @@ OPTIONAL = {
     "source_format": lambda v: isinstance(v, str),
     "source_series": lambda v: v is None or _int(v),
     "source_level": lambda v: _int(v),
+    "source_bytes": lambda v: v is None or (_int(v) and v > 0),
     "pixel_size": _pixel_size,
     "target_psnr": lambda v: v is None or _num(v),
     "sources": lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
