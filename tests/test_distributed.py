@@ -10,9 +10,11 @@ second job on the same scheduler) silently gets the results of the first.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from pathlib import Path
 
 import dask
 import dask.array as da
@@ -163,6 +165,43 @@ def test_workers_option_starts_a_local_cluster(inputs, tmp_path, capsys):
     assert main([*common, "-o", str(tmp_path / "lc.bq.zarr"), "--workers", "1"]) == 0
     assert "dask: tcp://127.0.0.1:" in capsys.readouterr().err  # a LocalCluster of processes
     _same_store(tmp_path / "local.bq.zarr", tmp_path / "lc.bq.zarr")
+
+
+@pytest.mark.timeout(300)
+def test_workers_run_says_nothing_from_distributed(inputs, tmp_path):
+    """A --workers run prints bigquant's lines only: no "Port 8787 is already in use" while
+    another service holds the dashboard's default port, no nanny's "killing worker" at the end,
+    nothing else of distributed's logs, from this process or from the worker processes."""
+    import os
+    import subprocess
+    import sys
+
+    holder = socket.socket()
+    with contextlib.suppress(OSError):  # another cluster may hold it already: the same case
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen()
+    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(bigquant.__file__).parents[1]), env.get("PYTHONPATH")]))
+    argv = ["compress", str(inputs / "float.tif"), "-k", "5", "--max-iter", "4", "--chunks", "128,128"]
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "bigquant.cli", *argv, "-o", str(tmp_path / "w.bq.zarr"), "--workers", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    finally:
+        holder.close()
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines and lines[0].startswith("dask: tcp://127.0.0.1:"), r.stderr
+    noisy = [
+        line
+        for line in lines
+        if any(word in line for word in ("distributed", "Port 8787", "killing", " - INFO - ", " - WARNING - "))
+    ]
+    assert noisy == [], r.stderr
 
 
 def _refused_address() -> str:

@@ -144,6 +144,8 @@ def _local_cluster(factory: Any, workers: Any) -> Any:
         n_workers=workers,
         threads_per_worker=1,
         # A free port: the default, 8787, is often another cluster's (a warning, every run).
+        # Not None: the scheduler's HTTP server (health, metrics) starts even without bokeh,
+        # and None means 8787 to it.
         dashboard_address=":0",
         processes=True,
         # distributed's own warnings (a worker slow to stop, tasks cancelled by an interrupt)
