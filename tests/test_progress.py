@@ -14,7 +14,7 @@ import pytest
 import tifffile
 
 import bigquant
-from bigquant.cli.render import Renderer, bar, duration, iterations_left
+from bigquant.cli.render import Renderer, bar, duration, eta_seconds, iterations_left
 from bigquant.cli.warn import captured
 from bigquant.progress import Iteration, Pass, Step
 
@@ -315,3 +315,56 @@ def test_iterations_left_from_the_inertia(gains, expected):
     inertias = _inertias(gains)
     shifts = [1.0] * len(inertias)  # not falling
     assert iterations_left(shifts, 0.01, 100, inertias, 1e-6) == expected
+
+
+def test_eta_is_the_rate_of_the_work_done_across_the_phase():
+    # 2 iterations done in 10 s, 8 left (the one under way among them): 40 s at that pace.
+    assert eta_seconds(10.0, 2, 8, 0.0) == pytest.approx(40.0)
+    # Half-way through the third at the same pace (12.5 s in): 2.5 s fewer, not more.
+    assert eta_seconds(12.5, 2, 8, 0.5) == pytest.approx(37.5)
+    # The third done but not yet reported, at the same pace: 7 left at 5 s each.
+    assert eta_seconds(15.0, 2, 8, 1.0) == pytest.approx(35.0)
+    # Slower than so far (the third half done after 20 s): the estimate rises, honestly.
+    assert eta_seconds(20.0, 2, 8, 0.5) > 40.0
+    assert eta_seconds(0.0, 0, 8, 0.0) == float("inf")  # nothing done yet: no rate
+
+
+def _eta(line: str) -> float:
+    text = line.split("ETA ")[1].lstrip("~≤ ").split(" s")[0]
+    return float(text)
+
+
+def test_eta_counts_down_within_an_in_memory_iteration():
+    # In-memory iterations report no tasks: between two of them the time spent counts against
+    # the mean pace, so the ETA falls while the iteration runs (it used to grow with that time).
+    r, out, clock = _renderer(live=True)
+    r(Step("start"))
+    for it, shift in enumerate([4.0, 2.0, 1.0], start=1):
+        clock.t += 1.0
+        r(Iteration("Lloyd", it, 100, 1e6 / it, shift, 0.125))
+    etas = []
+    for _ in range(4):
+        etas.append(_eta(r.status()))
+        clock.t += 0.25
+    assert etas == pytest.approx([3.0, 2.75, 2.5, 2.25], abs=0.051)  # shown to 0.1 s
+    clock.t += 5.0  # far slower than the mean: the iteration under way counts as one, no more
+    assert _eta(r.status()) > 2.25
+    r.close()
+
+
+def test_eta_falls_as_the_tasks_of_the_pass_under_way_finish():
+    r, out, clock = _renderer(live=True)
+    shifts = [0.5, 0.25, 0.2]
+    for it in (1, 2, 3):
+        r(Pass("Lloyd", it, 10))
+        r.tasks_started(4)
+        etas = []
+        for _ in range(4):
+            clock.t += 0.25
+            r.task_done()
+            if it == 3:
+                etas.append(_eta(r.status()))
+        r(Iteration("Lloyd", it, 10, 100.0, shifts[it - 1], 0.01))
+    # iteration 3 at the pace of the first two (1 s each, 8 left as it began): 8, 7.75, ... s
+    assert etas == pytest.approx([7.75, 7.5, 7.25, 7.0], abs=0.051)  # shown to 0.1 s
+    r.close()

@@ -99,6 +99,21 @@ def iterations_left(
     return left, False
 
 
+def eta_seconds(elapsed: float, iterations_done: int, left: int, fraction: float) -> float:
+    """Seconds until ``left`` more iterations (the one under way among them) are done.
+
+    The rate is that of the work completed across the whole phase, not restarted at each
+    iteration: ``iterations_done`` whole iterations plus ``fraction`` (0 to 1) of the one under
+    way, in ``elapsed`` seconds. So the estimate falls as the iteration under way progresses,
+    instead of growing with the time spent in it; it rises only where the work goes slower than
+    it went so far.
+    """
+    work = iterations_done + min(max(fraction, 0.0), 1.0)
+    if work <= 0:
+        return math.inf
+    return max(left - min(max(fraction, 0.0), 1.0), 0.0) * elapsed / work
+
+
 @dataclass
 class _Phase:
     """What the current line shows."""
@@ -292,9 +307,19 @@ class Renderer:
         left = p.max_iter - p.it
         if left > 0 and p.it >= 2:
             n, estimated = iterations_left(p.shifts, p.stop, left, p.inertias, p.stop_gain)
-            per = (now - p.started) / p.it
-            line += f" · ETA {'~' if estimated else '≤ '}{duration(n * per)}"
+            eta = eta_seconds(now - p.started, p.it, n, self._fraction(p, now, done, total))
+            line += f" · ETA {'~' if estimated else '≤ '}{duration(eta)}"
         return line + tasks
+
+    @staticmethod
+    def _fraction(p: _Phase, now: float, done: int, total: int) -> float:
+        """How far the iteration under way is: its pass's tasks (pixel path), else the time spent
+        in it over the mean time of an iteration so far (in-memory iterations report no tasks;
+        capped at 1, so an iteration slower than the mean raises the estimate)."""
+        if p.current > p.it and total:
+            return done / total
+        per = (p.it_ended - p.started) / p.it
+        return min((now - p.it_ended) / per, 1.0) if per > 0 else 0.0
 
     def _fit(self, text: str) -> str:
         if not self.unicode:
