@@ -176,6 +176,28 @@ def deaf_to_ctrl_c(client: Any) -> None:
     client.register_plugin(DeafToCtrlC())
 
 
+def quiet_workers(client: Any) -> None:
+    """Keep distributed's own log records in the workers of a cluster started here off stderr.
+
+    ``silence_logs`` reaches only the nannies' logger: a worker process still prints its errors
+    with a traceback, such as the failed heartbeat of a worker outliving the scheduler by a
+    moment when the cluster closes after a run that went well. A task's failure still reaches
+    the command as its exception, and other libraries' warnings come through
+    ``forward_logging`` (bigquant.cli.warn prints each once).
+    """
+    from distributed import WorkerPlugin
+
+    class QuietWorker(WorkerPlugin):  # nested: pickled by value
+        name = "bigquant-quiet-worker"
+
+        def setup(self, worker: Any) -> None:
+            import logging
+
+            logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
+
+    client.register_plugin(QuietWorker())
+
+
 @contextlib.contextmanager
 def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
     """Connect to a cluster (--scheduler / $DASK_SCHEDULER_ADDRESS) or start one (--workers).
@@ -207,6 +229,7 @@ def scheduler(args: Any, err: TextIO) -> Iterator[Any]:
             # which print each once (bigquant.cli.warn), instead of to the workers' stderr.
             client.forward_logging(level=logging.WARNING)
             deaf_to_ctrl_c(client)
+            quiet_workers(client)
         except BaseException:
             cluster.close()
             raise
