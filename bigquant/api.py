@@ -22,6 +22,7 @@ from . import display, fitting, metrics, params, polishing
 from . import sources as _sources
 from . import store as _store
 from ._dask import on_default_scheduler
+from ._objstore import location
 from ._runtime import release_freed_memory
 from ._staging import check_apart
 from .chunking import parse_memory_limit
@@ -143,7 +144,7 @@ def _write_store(
                 )
         meta["time_s"] = round(time.perf_counter() - t0, 3)
         path = writer.commit(fit.codebook, meta)
-    return _store.open_store(path)
+    return Store(path)
 
 
 @on_default_scheduler
@@ -245,7 +246,7 @@ def compress(
     Returns
     -------
     Store
-        The written store, opened (a :class:`bigquant.store.remote.RemoteStore` for a URL).
+        The written store, opened (its ``path`` the URL for one on object storage).
     """
     t0 = time.perf_counter()
     say = or_silent(progress)
@@ -381,9 +382,17 @@ def fit(
         "time_s": round(time.perf_counter() - t0, 3),
     }
     path = _store.write_palette(target, f.codebook, meta, overwrite=overwrite)
-    return _store.read_palette(path)
+    return Palette.read(path)
 
 
-def open_store(path: PathLike) -> Store:
-    """Open and validate a bigquant store (``bigquant.open``); a palette is refused."""
-    return Store(path)
+def open_store(path: PathLike, *, storage_options: dict | None = None) -> Store:
+    """Open and validate a bigquant store (``bigquant.open``) at a local path or a URL (``s3://``,
+    ``gs://``, ``az://``, ``https://``, ``memory://``, with fsspec's ``storage_options``); a
+    palette is refused.
+
+    Raises
+    ------
+    StoreFormatError
+        Nothing there, not a store, incomplete, damaged, or a request refused (one line).
+    """
+    return Store(location(path, storage_options) or path)

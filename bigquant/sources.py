@@ -132,7 +132,7 @@ def fixed_codebook(codebook: Any, storage_options: dict | None = None) -> tuple[
     """A fixed codebook (K, C) from a palette or store path or URL, or an array; and where it came from."""
     where = location(codebook, storage_options) if isinstance(codebook, str) else None
     if where is not None:
-        return _store.read_remote_codebook(where)[0], where.url
+        return _store.read_codebook(where)[0], where.url
     if isinstance(codebook, (str, os.PathLike)):
         return _store.read_codebook(codebook)[0], str(codebook)
     return params.check_codebook(codebook), "<array>"

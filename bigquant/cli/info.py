@@ -16,13 +16,7 @@ EXAMPLES = """
   bigquant info palette.bq.zarr               # a palette from bigquant fit
   bigquant info slide.svs -k 32               # an input: series, levels, pixel size, plan, estimate
   bigquant info cells.zarr --axes CYX --json  # a channels-first array, for scripts
-"""
-
-
-EXAMPLES = """
-  bigquant info scan.bq.zarr                  # the summary of compress, the bound, the source
-  bigquant info scan.bq.zarr --json | jq .psnr
-  bigquant info palette.bq.zarr               # a palette from bigquant fit
+  bigquant info s3://bucket/scan.bq.zarr      # a store (or an input) on object storage
 """
 
 
@@ -37,8 +31,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         epilog=options.epilog(EXAMPLES),
     )
     g = options.groups(i, "input", "fit", "output", "diagnostics")
-    g["input"].add_argument("path", metavar="PATH", help="a bigquant store or palette (.bq.zarr), or an input image")
-    options.add(g["input"], "level", "series", "axes")
+    g["input"].add_argument(
+        "path", metavar="PATH", help="a bigquant store or palette (.bq.zarr), or an input image; a path or a URL"
+    )
+    options.add(g["input"], "level", "series", "axes", "storage_options")
     g["input"].add_argument(
         "--chunks",
         type=options.pair,
@@ -64,12 +60,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import store
+    from .._objstore import location, parse_storage_options
 
-    if store.is_store(args.path):
-        return _store_info(args, out)
+    storage_options = parse_storage_options(args.storage_options)
+    path = location(args.path, storage_options) or args.path
+    if store.is_store(path):
+        return _store_info(path, args, out)
     from .. import io, planning, report
 
-    info = io.inspect(args.path, level=args.level, series=args.series, axes=args.axes)
+    info = io.inspect(args.path, level=args.level, series=args.series, axes=args.axes, storage_options=storage_options)
     est = planning.estimate(
         info,
         k=options.k_value(args.k),
@@ -85,10 +84,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _store_info(args: argparse.Namespace, out: TextIO) -> int:
+def _store_info(path: Any, args: argparse.Namespace, out: TextIO) -> int:
     from .. import report, store
 
-    opened = store.open(args.path)
+    opened = store.open(path)
     if isinstance(opened, store.Palette):  # a codebook without labels
         meta = opened.metadata
         if args.json:

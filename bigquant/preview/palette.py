@@ -180,7 +180,7 @@ def palette_image(
     ncols = math.ceil(n / nrows)
 
     total = int(counts.sum())
-    name = s.path.name
+    name = s.name
     header = f"Codebook of {name}: K={s.k}, sorted by pixel count ({total:,} px)"
     hidden = s.k - n
     footer = ""
