@@ -31,7 +31,8 @@ BUCKETED = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl")
 #: object storage puts first (``complete: false``), so an unfinished output of any kind reads as
 #: an unfinished bigquant store and the next run writing there replaces it.
 ATTRS = "bigquant"
-#: The most bytes of a root ``zarr.json`` parsed here (a store's limit, :mod:`bigquant.store.format`).
+#: The most bytes of a ``zarr.json`` anything parses: the store format's limit on its metadata
+#: documents (``bigquant.store.format.MAX_METADATA_BYTES`` is this), and of roots read here.
 MAX_DOCUMENT_BYTES = 64 << 20
 
 
@@ -229,9 +230,7 @@ def _has_keys(where: Location) -> bool:
     return bool(fs.exists(where.path) and (fs.isfile(where.path) or fs.ls(where.path)))
 
 
-def check_target(
-    where: Location, overwrite: bool, replaceable: Callable[[Location], bool], refusal: str
-) -> Location:
+def check_target(where: Location, overwrite: bool, replaceable: Callable[[Location], bool], refusal: str) -> Location:
     """Validate an output URL before any work; raises OutputError (one line).
 
     Refused: a read-only scheme, a missing bucket, a denied write (probed by a PUT and a DELETE
@@ -250,11 +249,10 @@ def check_target(
                 fs.ls(bucket, detail=False)  # exists() would answer False for any failure
             except FileNotFoundError:
                 raise OutputError(f"bucket {bucket!r} of output {quoted} does not exist") from None
-        if _has_keys(where) and not (not fs.isfile(where.path) and is_placeholder(root_document(where))):
+        dead_run = not fs.isfile(where.path) and is_placeholder(root_document(where))
+        if _has_keys(where) and not dead_run:
             if not replaceable(where):
-                raise OutputError(
-                    f"output {quoted} exists and {refusal}: remove it or choose another output"
-                )
+                raise OutputError(f"output {quoted} exists and {refusal}: remove it or choose another output")
             if not overwrite:
                 raise OutputError(f"output {quoted} exists; pass --overwrite to replace it")
         probe = f"{where.path}/.bigquant-probe-{uuid.uuid4().hex[:8]}"

@@ -9,6 +9,7 @@ through the bucket.
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -305,3 +306,98 @@ def test_http_input_reads_tiles_by_range(s3):
     assert np.array_equal(bigquant.read_image(url, chunks=(128, 128)).compute(), local)
     with pytest.raises(OutputError, match="read-only"):
         bigquant.compress(local, f"{s3['opts']['endpoint_url']}/bq-test/x.bq.zarr", k=4)
+
+
+# --- decode and info of a store in the bucket; decode to the bucket --------------------------------
+
+
+@pytest.fixture(scope="module")
+def bucket_store(s3, tmp_path_factory):
+    """A store compressed locally from the bucket's TIFF, and the same files copied to the bucket;
+    with its local decodes to Zarr, OME-Zarr and TIFF to compare with."""
+    d = tmp_path_factory.mktemp("bucket-store")
+    local = bigquant.compress(s3["local"] / "slide.tif", d / "s.bq.zarr", k=6, chunks=(128, 128))
+    s3["fs"].put(str(d / "s.bq.zarr"), "bq-test/copy.bq.zarr", recursive=True)
+    for name in ("r.zarr", "r.ome.zarr", "r.tif"):
+        bigquant.decode(local, d / name)
+    return {"local": local, "dir": d, "url": "s3://bq-test/copy.bq.zarr"}
+
+
+def test_info_and_decode_of_a_bucket_store_equal_the_local_ones(s3, bucket_store, tmp_path, capsys):
+    local, url, opts = bucket_store["local"], bucket_store["url"], ["--storage-options", s3["json"]]
+    assert main(["info", str(local.path), "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)
+    assert main(["info", url, "--json", *opts]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got.pop("path") == url and want.pop("path") == str(local.path)
+    assert got == want  # store_bytes included: the listing sums the same objects
+    assert main(["decode", url, "-o", str(tmp_path / "r.tif"), "-q", *opts]) == 0
+    assert np.array_equal(tifffile.imread(tmp_path / "r.tif"), tifffile.imread(bucket_store["dir"] / "r.tif"))
+    opened = bigquant.open_store(url, storage_options=s3["opts"])
+    assert np.array_equal(opened.reconstruct().compute(), local.reconstruct().compute())
+    assert [x.shape for x in opened.levels] == [x.shape for x in local.levels]
+
+
+def test_decode_to_the_bucket_opens_with_plain_zarr_and_equals_the_local_decode(s3, bucket_store, capsys):
+    fs, d, opts = s3["fs"], bucket_store["dir"], s3["opts"]
+    base = ["decode", bucket_store["url"], "-q", "--storage-options", s3["json"]]
+    for name in ("r.zarr", "r.ome.zarr", "r.tif"):
+        assert main([*base, "-o", f"s3://bq-test/out/{name}"]) == 0, capsys.readouterr().err
+    got = zarr.open_array("s3://bq-test/out/r.zarr", mode="r", storage_options=opts)
+    assert np.array_equal(got[...], zarr.open_array(d / "r.zarr", mode="r")[...])
+    remote, here = (
+        zarr.open_group("s3://bq-test/out/r.ome.zarr", mode="r", storage_options=opts),
+        zarr.open_group(d / "r.ome.zarr", mode="r"),
+    )
+    assert remote.attrs.asdict() == here.attrs.asdict() and "bigquant" not in remote.attrs
+    levels = [d["path"] for d in here.attrs["ome"]["multiscales"][0]["datasets"]]
+    for key in [*levels, "labels/quantized/0"]:
+        assert np.array_equal(remote[key][...], here[key][...]), key
+    assert np.array_equal(tifffile.imread(fs.open("bq-test/out/r.tif")), tifffile.imread(d / "r.tif"))
+    # An existing output needs --overwrite; with it, the same keys again (the old ones deleted).
+    assert main([*base, "-o", "s3://bq-test/out/r.zarr"]) == 2
+    assert "pass --overwrite" in _one_line(capsys.readouterr().err)
+    before = _keys(fs, "bq-test/out/r.zarr")
+    assert main([*base, "-o", "s3://bq-test/out/r.zarr", "--overwrite"]) == 0
+    assert _keys(fs, "bq-test/out/r.zarr") == before
+
+
+def test_an_unfinished_decode_in_the_bucket_is_no_zarr_and_the_next_one_replaces_it(s3, bucket_store):
+    from bigquant._objstore import RemoteStaging
+
+    url, opts = "s3://bq-test/out/dead.zarr", s3["opts"]
+    RemoteStaging(Location(url, opts), overwrite=False)  # a decode killed after its first PUT
+    s3["fs"].pipe_file("bq-test/out/dead.zarr/c/0/0/0", b"stale chunk")
+    with pytest.raises(Exception):
+        zarr.open_array(url, mode="r", storage_options=opts)
+    bigquant.decode(bucket_store["url"], url, storage_options=opts)  # no overwrite needed
+    assert np.array_equal(
+        zarr.open_array(url, mode="r", storage_options=opts)[...],
+        zarr.open_array(bucket_store["dir"] / "r.zarr", mode="r")[...],
+    )
+
+
+def test_decode_and_info_errors_on_object_storage_are_one_line_exit_2(s3, bucket_store, tmp_path, capsys):
+    opts = ["--storage-options", s3["json"], "-q"]
+    out = ["-o", str(tmp_path / "x.tif")]
+    cases = [
+        (["decode", "s3://no-such-bucket/x.bq.zarr", *out], "does not exist"),
+        (["decode", "s3://bq-test/missing.bq.zarr", *out], "does not exist"),
+        (["decode", "s3://bq-test/slide.tif", *out], "not a bigquant store"),
+        (["decode", "s3://bq-test/img.zarr", *out], "not a bigquant store"),
+        (["info", "s3://bq-test/missing.bq.zarr"], "not found"),
+        (["decode", bucket_store["url"], "-o", "s3://no-such-bucket/x.zarr"], "bucket 'no-such-bucket'"),
+        (["decode", bucket_store["url"], "-o", f"{bucket_store['url']}/labels/x.zarr"], "lies inside the store"),
+        (["decode", bucket_store["url"], "-o", "s3://bq-test/junk.tif", "--overwrite"], "holds keys, not one file"),
+        (["decode", bucket_store["url"], "-o", "s3://bq-test/junk.zarr", "--overwrite"], "not a Zarr"),
+    ]
+    s3["fs"].pipe_file("bq-test/junk.zarr/data.bin", b"x")
+    s3["fs"].pipe_file("bq-test/junk.tif/data.bin", b"x")
+    for argv, words in cases:
+        assert main([*argv, *opts] if argv[0] == "decode" else [*argv, opts[0], opts[1]]) == 2, argv
+        line = _one_line(capsys.readouterr().err)
+        assert re.search(words, line), (argv, line)
+    assert s3["fs"].cat_file("bq-test/junk.zarr/data.bin") == s3["fs"].cat_file("bq-test/junk.tif/data.bin") == b"x"
+    # A private store read anonymously over HTTP: denied, in one line.
+    assert main(["info", f"{s3['opts']['endpoint_url']}/bq-test/copy.bq.zarr"]) == 2
+    assert "access denied" in _one_line(capsys.readouterr().err)

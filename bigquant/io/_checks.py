@@ -183,7 +183,10 @@ def check_output_url(where: Location, *, overwrite: bool, extensions: Sequence[s
     if suffix == ".zarr":
         return check_target(where, overwrite, _holds_zarr, "is not a Zarr; --overwrite only replaces a Zarr there")
     return check_target(
-        where, overwrite, lambda w: bool(w.fs.isfile(w.path)), "holds keys, not one file; --overwrite only replaces a file"
+        where,
+        overwrite,
+        lambda w: bool(w.fs.isfile(w.path)),
+        "holds keys, not one file; --overwrite only replaces a file",
     )
 
 

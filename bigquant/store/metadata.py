@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .._objstore import Location, root_document
-from ..errors import ParameterError, StoreFormatError
+from .._objstore import Location, describe_error, root_document
+from ..errors import BigquantError, ParameterError, StoreFormatError
 from ..params import MAX_K
 from .format import (
     ATTRS,
@@ -46,12 +46,15 @@ def is_store_document(doc: Any) -> bool:
 
 def store_document(path: str | os.PathLike | Location) -> dict | None:
     """The group ``zarr.json`` of a folder (or a URL) if it carries bigquant metadata, else None;
-    never raises."""
+    never raises for a local path. At a URL a request refused otherwise than by "not found"
+    (denied, no credentials) raises StoreFormatError, one line."""
     if isinstance(path, Location):
         try:
             doc = root_document(path)
-        except Exception:  # unreachable, denied: not a store we can tell
-            return None
+        except BigquantError:
+            raise
+        except Exception as exc:
+            raise StoreFormatError(f"cannot read {path.url!r}: {describe_error(exc)}") from None
         return doc if is_store_document(doc) else None
     zj = Path(path) / "zarr.json"
     try:
@@ -213,9 +216,17 @@ def read_metadata(path: str | os.PathLike | Location | StoreRoot) -> dict:
     :class:`~.root.StoreRoot`), validated; raises StoreFormatError otherwise."""
     root = path if isinstance(path, StoreRoot) else StoreRoot(path)
     name = root.name
-    if not root.exists():
+    raw = None
+    if root.where is None:
+        size = root.size("zarr.json")
+    else:  # one GET: a refused request (denied, no credentials) says so here
+        try:
+            raw = root.read("zarr.json")
+        except FileNotFoundError:
+            raw = None
+        size = None if raw is None else len(raw)
+    if size is None and not root.exists():
         raise StoreFormatError(f"store {name!r} does not exist")
-    size = root.size("zarr.json")
     if not root.is_folder() or size is None:
         raise StoreFormatError(f"{name!r} is not a bigquant store (no Zarr v3 group there)")
     if size > MAX_METADATA_BYTES:
@@ -224,7 +235,7 @@ def read_metadata(path: str | os.PathLike | Location | StoreRoot) -> dict:
             f"more than the {MAX_METADATA_BYTES} a store's metadata can need"
         )
     try:
-        doc = json.loads(root.read("zarr.json"))
+        doc = json.loads(raw if raw is not None else root.read("zarr.json"))
     except (OSError, ValueError) as exc:
         raise StoreFormatError(f"{name!r} is not a bigquant store: unreadable zarr.json ({exc})") from exc
     return validate_metadata(name, doc)

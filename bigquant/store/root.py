@@ -44,14 +44,20 @@ class StoreRoot:
     def _key(self, key: str) -> str:
         return f"{self.where.path}/{key}"  # type: ignore[union-attr]
 
+    def _ask(self, method: str, *args: Any) -> Any:
+        """One request to the object store; a refusal other than "not found" is one line."""
+        try:
+            return getattr(self._fs, method)(*args)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise StoreFormatError(f"cannot read store {self.name!r}: {describe_error(exc)}") from None
+
     def exists(self) -> bool:
         if self.local is not None:
             return self.local.exists()
-        try:
-            self._fs.invalidate_cache(self.where.path)  # type: ignore[union-attr]
-            return bool(self._fs.exists(self.where.path))  # type: ignore[union-attr]
-        except Exception as exc:
-            raise StoreFormatError(f"cannot open store {self.name!r}: {describe_error(exc)}") from None
+        self._fs.invalidate_cache(self.where.path)  # type: ignore[union-attr]
+        return bool(self._ask("exists", self.where.path))  # type: ignore[union-attr]
 
     def is_folder(self) -> bool:
         return self.local.is_dir() if self.local is not None else not self._fs.isfile(self.where.path)  # type: ignore[union-attr]
@@ -62,7 +68,8 @@ class StoreRoot:
             if self.local is not None:
                 p = self.local / key
                 return p.stat().st_size if p.is_file() else None
-            return int(self._fs.info(self._key(key))["size"])
+            info = self._ask("info", self._key(key))
+            return int(info["size"]) if info.get("type") == "file" else None
         except (OSError, KeyError):
             return None
 
@@ -73,7 +80,7 @@ class StoreRoot:
         """The bytes at ``key``; raises OSError (FileNotFoundError where there are none)."""
         if self.local is not None:
             return (self.local / key).read_bytes()
-        return bytes(self._fs.cat_file(self._key(key)))
+        return bytes(self._ask("cat_file", self._key(key)))
 
     def check(self, key: str) -> None:
         """Refuse a metadata document larger than :data:`MAX_METADATA_BYTES`, before anything parses
