@@ -9,6 +9,7 @@ through the bucket.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -148,6 +149,10 @@ def s3(tmp_path_factory):
     """moto's S3 server on 127.0.0.1 (random port) holding a TIFF and a Zarr array of one image."""
     server_mod = pytest.importorskip("moto.server")
     s3fs = pytest.importorskip("s3fs")
+    # The server logs every request at INFO; pytest would capture and format thousands of them.
+    quiet = logging.getLogger("werkzeug")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -171,6 +176,7 @@ def s3(tmp_path_factory):
     fs.put(str(d / "img.zarr"), "bq-test/img.zarr", recursive=True)
     yield {"opts": opts, "fs": fs, "local": d, "json": json.dumps(opts)}
     server.stop()
+    quiet.setLevel(level)
 
 
 @pytest.fixture(scope="module")
@@ -256,32 +262,27 @@ def test_killed_mid_write_leaves_no_complete_store_and_the_rerun_succeeds(s3, tm
 
 @pytest.mark.timeout(240)
 def test_worker_killed_mid_job_changes_nothing(s3, s3_cluster, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
     fs = s3["fs"]
     base = ["-k", "6", "--chunks", "64,64", "-q", "--storage-options", s3["json"]]
     assert main(["compress", "s3://bq-test/slide.tif", "-o", "s3://bq-test/alone.bq.zarr", *base]) == 0
     victim, victim_pid = sorted(s3_cluster.worker_pids().items())[0]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    argv = [
-        "compress",
-        "s3://bq-test/slide.tif",
-        "-o",
-        "s3://bq-test/hit.bq.zarr",
-        "--scheduler",
-        s3_cluster.address,
-        *base,
-    ]
-    proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *argv], env=env, start_new_session=True)
-    try:
+
+    def job():  # the client in a thread of this process: only the worker is killed
+        with s3_cluster.client() as client, client.as_current():
+            return bigquant.compress(
+                "s3://bq-test/slide.tif", "s3://bq-test/hit.bq.zarr", k=6, chunks=(64, 64), storage_options=s3["opts"]
+            )
+
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(job)
         end = time.monotonic() + 120
         while not any(k.startswith("labels/0/c/") for k in _keys(fs, "bq-test/hit.bq.zarr")):
-            assert proc.poll() is None and time.monotonic() < end, "the job ended before any label was written"
+            assert not running.done() and time.monotonic() < end, "the job ended before any label was written"
             time.sleep(0.1)
         os.kill(victim_pid, signal.SIGKILL)  # the worker itself; its nanny starts a new one
-        assert proc.wait(timeout=180) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        running.result(timeout=180)
     a = bq_store.open(Location("s3://bq-test/alone.bq.zarr", s3["opts"]))
     b = bq_store.open(Location("s3://bq-test/hit.bq.zarr", s3["opts"]))
     assert np.array_equal(a.codebook, b.codebook)
