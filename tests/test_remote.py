@@ -195,6 +195,9 @@ def test_bucket_input_and_store_on_a_cluster_match_a_local_run(s3, s3_cluster, t
             remote = bigquant.compress(
                 f"s3://bq-test/{name}", url, k=6, chunks=(128, 128), storage_options=s3["opts"], overwrite=True
             )
+            if name == "img.zarr":  # decode by URL on the cluster too: the workers write the chunks
+                for out in ("out.zarr", "out.ome.zarr"):
+                    bigquant.decode(url, f"s3://bq-test/{out}", storage_options=s3["opts"], overwrite=True)
     assert np.array_equal(remote.codebook, local.codebook)
     assert np.array_equal(remote.labels.compute(), local.labels.compute())
     assert remote.metadata["source_path"] == f"s3://bq-test/{name}"
@@ -203,6 +206,10 @@ def test_bucket_input_and_store_on_a_cluster_match_a_local_run(s3, s3_cluster, t
     assert g.attrs["bigquant"]["complete"] is True
     decoded = np.asarray(g["codebook"][...])[np.asarray(g["labels/0"][...])]
     assert np.array_equal(decoded, local.reconstruct().compute())
+    if name == "img.zarr":
+        out = zarr.open_array("s3://bq-test/out.zarr", mode="r", storage_options=s3["opts"])[...]
+        ome = zarr.open_group("s3://bq-test/out.ome.zarr", mode="r", storage_options=s3["opts"])
+        assert np.array_equal(out, decoded) and np.array_equal(np.moveaxis(ome["0"][...], 0, -1), decoded)
 
 
 def _one_line(err: str) -> str:
