@@ -365,8 +365,8 @@ def staged(target: PathLike, overwrite: bool, *, noun: str = "output", quoted: s
 
 def write_atomic(path: PathLike, data: bytes | str) -> Path:
     """Write one file whole: ``data`` goes to a hidden sibling (:func:`staging_path`), which is then
-    renamed over ``path``, so a reader sees the old file or the new one, never a part. A killed
-    write leaves only that ``.partial`` sibling, which :func:`clean_stale_staging` removes."""
+    renamed over ``path``, so a reader sees the old file or the new one, never a part. A failed
+    write removes the sibling; a killed one leaves it, named as :func:`clean_stale_staging` knows."""
     target = Path(path)
     tmp = staging_path(target)
     try:
