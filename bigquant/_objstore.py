@@ -139,9 +139,7 @@ class Location:
         return Location(f"{self.url.rsplit('/', 1)[0]}/{name}", self.options)
 
 
-def overlap(out: Location, read: Location) -> str | None:
-    """How an output URL overlaps one that is read (``"is"``, ``"holds"``, ``"lies inside"``), or
-    None: :func:`bigquant._staging.check_apart`'s relations, by key prefix."""
+def _overlap(out: Location, read: Location) -> str | None:
     if scheme_of(out.url) != scheme_of(read.url):
         return None
     a, b = out.path.strip("/"), read.path.strip("/")
@@ -150,6 +148,23 @@ def overlap(out: Location, read: Location) -> str | None:
     if b.startswith(a + "/"):
         return "holds"
     return "lies inside" if a.startswith(b + "/") else None
+
+
+def check_urls_apart(reads: list[Any], writes: list[Any]) -> None:
+    """:func:`bigquant._staging.check_apart` for URLs: refuse an output URL that is, holds or lies
+    inside (by key prefix) one that is read. Local paths and arrays are skipped (check_apart's)."""
+    ins = [r for r in (location(x) for x in reads if isinstance(x, (str, Location))) if r is not None]
+    for w in writes:
+        out = location(w) if isinstance(w, (str, Location)) else None
+        if out is None:
+            continue
+        for r in ins:
+            how = _overlap(out, r)
+            if how is not None:
+                raise OutputError(
+                    f"output {out.url!r} {how} the input {r.url!r}{' itself' if how == 'is' else ''}: "
+                    "writing it could destroy what is read; choose an output apart from the inputs"
+                )
 
 
 def location(x: str | os.PathLike | Location, options: dict | None = None) -> Location | None:

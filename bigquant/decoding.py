@@ -23,10 +23,9 @@ from pathlib import Path
 
 from . import io
 from ._dask import on_default_scheduler
-from ._objstore import Location, location, overlap, upload
+from ._objstore import Location, check_urls_apart, location, upload
 from ._staging import check_apart
 from .chunking import parse_memory_limit
-from .errors import OutputError
 from .store import Store
 
 PathLike = str | os.PathLike
@@ -69,15 +68,6 @@ def _write(
         )
 
 
-def _check_apart(store: PathLike | Store | Location, out: Location) -> None:
-    read = store.root.where if isinstance(store, Store) else store
-    if isinstance(read, Location) and (how := overlap(out, read)) is not None:
-        raise OutputError(
-            f"output {out.url!r} {how} the store {read.url!r}: writing it could destroy what is read; "
-            "choose an output apart from the store"
-        )
-
-
 @on_default_scheduler
 def decode(
     store: PathLike | Store,
@@ -113,7 +103,7 @@ def decode(
         check_apart([store.path if isinstance(store, Store) else store], [output])
     else:
         io.check_output_url(out, overwrite=overwrite)
-        _check_apart(store, out)
+        check_urls_apart([store.root.where if isinstance(store, Store) else store], [out])
     s = store if isinstance(store, Store) else Store(store)
     args = (memory_limit, compression, compression_level)
     if out is None:

@@ -125,6 +125,18 @@ def test_overwrite_on_object_storage(mem):
     assert fs.cat_file(f"{prefix}/other/data.bin") == b"x"
 
 
+def test_an_output_url_inside_an_input_url_is_refused(mem):
+    fs, prefix = mem
+    img = _image()
+    zarr.create_array(f"memory://{prefix}/img.zarr", shape=img.shape, chunks=(64, 64, 3), dtype=img.dtype)[...] = img
+    with pytest.raises(OutputError, match="lies inside the input"):
+        bigquant.compress(f"memory://{prefix}/img.zarr", f"memory://{prefix}/img.zarr/x.bq.zarr", k=4)
+    assert not fs.exists(f"{prefix}/img.zarr/x.bq.zarr")
+    store = bigquant.compress(img, f"memory://{prefix}/s.bq.zarr", k=4)
+    with pytest.raises(OutputError, match="lies inside the input"):
+        bigquant.decode(store, f"memory://{prefix}/s.bq.zarr/labels/r.zarr")
+
+
 def test_failed_run_removes_what_it_wrote(mem):
     fs, prefix = mem
     url = f"memory://{prefix}/f.bq.zarr"
@@ -395,7 +407,7 @@ def test_decode_and_info_errors_on_object_storage_are_one_line_exit_2(s3, bucket
         (["decode", "s3://bq-test/img.zarr", *out], "not a bigquant store"),
         (["info", "s3://bq-test/missing.bq.zarr"], "not found"),
         (["decode", bucket_store["url"], "-o", "s3://no-such-bucket/x.zarr"], "bucket 'no-such-bucket'"),
-        (["decode", bucket_store["url"], "-o", f"{bucket_store['url']}/labels/x.zarr"], "lies inside the store"),
+        (["decode", bucket_store["url"], "-o", f"{bucket_store['url']}/labels/x.zarr"], "lies inside the input"),
         (["decode", bucket_store["url"], "-o", "s3://bq-test/junk.tif", "--overwrite"], "holds keys, not one file"),
         (["decode", bucket_store["url"], "-o", "s3://bq-test/junk.zarr", "--overwrite"], "not a Zarr"),
     ]
