@@ -275,6 +275,8 @@ def check_target(where: Location, overwrite: bool, replaceable: Callable[[Locati
         fs.rm_file(probe)
     except OutputError:
         raise
+    except BigquantError as exc:  # what is there could not be read: its own one line
+        raise OutputError(str(exc)) from None
     except Exception as exc:
         raise OutputError(f"cannot write output {quoted}: {describe_error(exc)}") from None
     return where

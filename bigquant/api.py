@@ -22,9 +22,8 @@ from . import display, fitting, metrics, params, polishing
 from . import sources as _sources
 from . import store as _store
 from ._dask import on_default_scheduler
-from ._objstore import check_urls_apart, location
+from ._objstore import location
 from ._runtime import release_freed_memory
-from ._staging import check_apart
 from .chunking import parse_memory_limit
 from .decoding import decode
 from .errors import BigquantWarning, ParameterError
@@ -264,8 +263,7 @@ def compress(
     pixel = params.check_pixel_size(pixel_size)
     mem = parse_memory_limit(memory_limit)
     target = _sources.check_output(source, output, overwrite, storage_options)
-    check_apart([source, codebook], [target])
-    check_urls_apart([source, codebook], [target])
+    _sources.check_apart([source, codebook], [target])
     src = _sources.load(
         source, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks, storage_options=storage_options
     )
@@ -349,8 +347,7 @@ def fit(
     mem = parse_memory_limit(memory_limit)
     target = _sources.output_target(output, storage_options)
     _store.check_target(target, overwrite)
-    check_apart(sources, [target])
-    check_urls_apart(list(sources), [target])
+    _sources.check_apart(list(sources), [target])
     kw: Any = {"level": level, "series": series, "axes": axes, "chunks": chunks, "memory_limit": mem}
     loaded = [_sources.load(s, storage_options=storage_options, **kw) for s in sources]
     xs, names = [s.x for s in loaded], [s.name for s in loaded]
