@@ -407,3 +407,21 @@ def staged(target: PathLike, overwrite: bool, *, noun: str = "output", quoted: s
     except BaseException:
         staging.abort()
         raise
+
+
+def write_atomic(path: PathLike, data: bytes | str) -> Path:
+    """Write one file whole: ``data`` goes to a hidden sibling (:func:`staging_path`), which is then
+    renamed over ``path``, so a reader sees the old file or the new one, never a part. A failed
+    write removes the sibling; a killed one leaves it, named as :func:`clean_stale_staging` knows."""
+    target = Path(path)
+    tmp = staging_path(target)
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except BaseException:
+        remove(tmp)
+        raise
+    return target

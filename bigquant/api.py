@@ -22,8 +22,8 @@ from . import display, fitting, metrics, params, polishing
 from . import sources as _sources
 from . import store as _store
 from ._dask import on_default_scheduler
+from ._objstore import location
 from ._runtime import release_freed_memory
-from ._staging import check_apart
 from .chunking import parse_memory_limit
 from .decoding import decode
 from .errors import BigquantWarning, ParameterError
@@ -143,7 +143,7 @@ def _write_store(
                 )
         meta["time_s"] = round(time.perf_counter() - t0, 3)
         path = writer.commit(fit.codebook, meta)
-    return _store.open_store(path)
+    return Store(path)
 
 
 @on_default_scheduler
@@ -245,7 +245,7 @@ def compress(
     Returns
     -------
     Store
-        The written store, opened (a :class:`bigquant.store.remote.RemoteStore` for a URL).
+        The written store, opened (its ``path`` the URL for one on object storage).
     """
     t0 = time.perf_counter()
     say = or_silent(progress)
@@ -263,7 +263,7 @@ def compress(
     pixel = params.check_pixel_size(pixel_size)
     mem = parse_memory_limit(memory_limit)
     target = _sources.check_output(source, output, overwrite, storage_options)
-    check_apart([source, codebook], [target])
+    _sources.check_apart([source, codebook], [target])
     src = _sources.load(
         source, level=level, series=series, axes=axes, memory_limit=mem, chunks=chunks, storage_options=storage_options
     )
@@ -347,7 +347,7 @@ def fit(
     mem = parse_memory_limit(memory_limit)
     target = _sources.output_target(output, storage_options)
     _store.check_target(target, overwrite)
-    check_apart(sources, [target])
+    _sources.check_apart(list(sources), [target])
     kw: Any = {"level": level, "series": series, "axes": axes, "chunks": chunks, "memory_limit": mem}
     loaded = [_sources.load(s, storage_options=storage_options, **kw) for s in sources]
     xs, names = [s.x for s in loaded], [s.name for s in loaded]
@@ -381,9 +381,17 @@ def fit(
         "time_s": round(time.perf_counter() - t0, 3),
     }
     path = _store.write_palette(target, f.codebook, meta, overwrite=overwrite)
-    return _store.read_palette(path)
+    return Palette.read(path)
 
 
-def open_store(path: PathLike) -> Store:
-    """Open and validate a bigquant store (``bigquant.open``); a palette is refused."""
-    return Store(path)
+def open_store(path: PathLike, *, storage_options: dict | None = None) -> Store:
+    """Open and validate a bigquant store (``bigquant.open``) at a local path or a URL (``s3://``,
+    ``gs://``, ``az://``, ``https://``, ``memory://``, with fsspec's ``storage_options``); a
+    palette is refused.
+
+    Raises
+    ------
+    StoreFormatError
+        Nothing there, not a store, incomplete, damaged, or a request refused (one line).
+    """
+    return Store(location(path, storage_options) or path)

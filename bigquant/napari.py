@@ -63,7 +63,7 @@ def read_store(path: str | os.PathLike | list) -> list[LayerData]:
     meta = s.metadata
     ps = s.pixel_size
     scale = (ps["y"], ps["x"]) if ps else (1.0, 1.0)
-    name = s.path.name.removesuffix(".zarr").removesuffix(".bq")
+    name = s.name.removesuffix(".zarr").removesuffix(".bq")
     levels = s.pyramid()
     lo, hi = display.display_range(meta["dtype"], meta)
     bands = s.bands

@@ -17,10 +17,10 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from . import io, params
+from . import _staging, io, params
 from . import store as _store
 from ._dask import regular_chunks
-from ._objstore import Location, is_url, location
+from ._objstore import Location, check_urls_apart, is_url, location
 from .errors import ParameterError
 from .io import ImageInfo, as_image, default_bands
 from .io.image_info import in_micrometres
@@ -135,7 +135,7 @@ def fixed_codebook(codebook: Any, storage_options: dict | None = None) -> tuple[
     """A fixed codebook (K, C) from a palette or store path or URL, or an array; and where it came from."""
     where = location(codebook, storage_options) if isinstance(codebook, str) else None
     if where is not None:
-        return _store.read_remote_codebook(where)[0], where.url
+        return _store.read_codebook(where)[0], where.url
     if isinstance(codebook, (str, os.PathLike)):
         return _store.read_codebook(codebook)[0], str(codebook)
     return params.check_codebook(codebook), "<array>"
@@ -166,3 +166,10 @@ def check_output(
         if same:
             raise ParameterError(f"output {str(output)!r} is the input itself")
     return target
+
+
+def check_apart(reads: list[Any], writes: list[Any]) -> None:
+    """Refuse an output that is, holds or lies inside an input: paths
+    (:func:`bigquant._staging.check_apart`) and URLs (:func:`bigquant._objstore.check_urls_apart`)."""
+    _staging.check_apart(reads, writes)
+    check_urls_apart(reads, writes)

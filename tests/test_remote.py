@@ -9,7 +9,9 @@ through the bucket.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,7 +97,7 @@ def test_unfinished_store_is_refused_and_replaced_by_the_next_run(mem):
     zarr.open_array(f"{url}/labels/0", mode="r+")[:32, :32] = 1
     assert _root(fs, f"{prefix}/s.bq.zarr")["attributes"]["bigquant"]["complete"] is False
     with pytest.raises(StoreFormatError, match="incomplete|complete"):
-        bq_store.open_store(Location(url))
+        bq_store.open(Location(url))
     del writer
     # The next run writes there without --overwrite, and nothing of the dead run's survives.
     done = bigquant.compress(img, url, k=6, chunks=(64, 64))
@@ -112,7 +114,7 @@ def test_overwrite_on_object_storage(mem):
     with pytest.raises(OutputError, match="exists; pass --overwrite"):
         bigquant.compress(img, url, k=4)
     new = bigquant.compress(img, url, k=4, chunks=(128, 128), overwrite=True)
-    assert new.k == 4 and bq_store.open_store(Location(url)).k == 4
+    assert new.k == 4 and bq_store.open(Location(url)).k == 4
     # Old chunks (32 x 32) are gone: only the new store's keys are there.
     bigquant.compress(img, f"memory://{prefix}/n.bq.zarr", k=4, chunks=(128, 128))
     assert _keys(fs, f"{prefix}/o.bq.zarr") == _keys(fs, f"{prefix}/n.bq.zarr")
@@ -121,6 +123,18 @@ def test_overwrite_on_object_storage(mem):
     with pytest.raises(OutputError, match="not a bigquant store"):
         bigquant.compress(img, f"memory://{prefix}/other", k=4, overwrite=True)
     assert fs.cat_file(f"{prefix}/other/data.bin") == b"x"
+
+
+def test_an_output_url_inside_an_input_url_is_refused(mem):
+    fs, prefix = mem
+    img = _image()
+    zarr.create_array(f"memory://{prefix}/img.zarr", shape=img.shape, chunks=(64, 64, 3), dtype=img.dtype)[...] = img
+    with pytest.raises(OutputError, match="lies inside the input"):
+        bigquant.compress(f"memory://{prefix}/img.zarr", f"memory://{prefix}/img.zarr/x.bq.zarr", k=4)
+    assert not fs.exists(f"{prefix}/img.zarr/x.bq.zarr")
+    store = bigquant.compress(img, f"memory://{prefix}/s.bq.zarr", k=4)
+    with pytest.raises(OutputError, match="lies inside the input"):
+        bigquant.decode(store, f"memory://{prefix}/s.bq.zarr/labels/r.zarr")
 
 
 def test_failed_run_removes_what_it_wrote(mem):
@@ -147,6 +161,10 @@ def s3(tmp_path_factory):
     """moto's S3 server on 127.0.0.1 (random port) holding a TIFF and a Zarr array of one image."""
     server_mod = pytest.importorskip("moto.server")
     s3fs = pytest.importorskip("s3fs")
+    # The server logs every request at INFO; pytest would capture and format thousands of them.
+    quiet = logging.getLogger("werkzeug")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -170,6 +188,7 @@ def s3(tmp_path_factory):
     fs.put(str(d / "img.zarr"), "bq-test/img.zarr", recursive=True)
     yield {"opts": opts, "fs": fs, "local": d, "json": json.dumps(opts)}
     server.stop()
+    quiet.setLevel(level)
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +207,9 @@ def test_bucket_input_and_store_on_a_cluster_match_a_local_run(s3, s3_cluster, t
             remote = bigquant.compress(
                 f"s3://bq-test/{name}", url, k=6, chunks=(128, 128), storage_options=s3["opts"], overwrite=True
             )
+            if name == "img.zarr":  # decode by URL on the cluster too: the workers write the chunks
+                for out in ("out.zarr", "out.ome.zarr"):
+                    bigquant.decode(url, f"s3://bq-test/{out}", storage_options=s3["opts"], overwrite=True)
     assert np.array_equal(remote.codebook, local.codebook)
     assert np.array_equal(remote.labels.compute(), local.labels.compute())
     assert remote.metadata["source_path"] == f"s3://bq-test/{name}"
@@ -196,6 +218,10 @@ def test_bucket_input_and_store_on_a_cluster_match_a_local_run(s3, s3_cluster, t
     assert g.attrs["bigquant"]["complete"] is True
     decoded = np.asarray(g["codebook"][...])[np.asarray(g["labels/0"][...])]
     assert np.array_equal(decoded, local.reconstruct().compute())
+    if name == "img.zarr":
+        out = zarr.open_array("s3://bq-test/out.zarr", mode="r", storage_options=s3["opts"])[...]
+        ome = zarr.open_group("s3://bq-test/out.ome.zarr", mode="r", storage_options=s3["opts"])
+        assert np.array_equal(out, decoded) and np.array_equal(np.moveaxis(ome["0"][...], 0, -1), decoded)
 
 
 def _one_line(err: str) -> str:
@@ -247,44 +273,38 @@ def test_killed_mid_write_leaves_no_complete_store_and_the_rerun_succeeds(s3, tm
         proc.wait()
     assert _root(fs, "bq-test/killed.bq.zarr")["attributes"]["bigquant"]["complete"] is False
     with pytest.raises(StoreFormatError):
-        bq_store.open_store(Location(url, s3["opts"]))
+        bq_store.open(Location(url, s3["opts"]))
     assert main(argv) == 0  # no --overwrite needed to replace a dead run's store
-    done = bq_store.open_store(Location(url, s3["opts"]))
+    done = bq_store.open(Location(url, s3["opts"]))
     assert done.metadata["complete"] is True and done.k == 6
 
 
 @pytest.mark.timeout(240)
 def test_worker_killed_mid_job_changes_nothing(s3, s3_cluster, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
     fs = s3["fs"]
-    base = ["-k", "6", "--chunks", "64,64", "-q", "--storage-options", s3["json"]]
-    assert main(["compress", "s3://bq-test/slide.tif", "-o", "s3://bq-test/alone.bq.zarr", *base]) == 0
+    # The reference: the same image read locally (a bucket input gives the same labels: tested above).
+    alone = bigquant.compress(s3["local"] / "slide.tif", tmp_path / "alone.bq.zarr", k=6, chunks=(64, 64))
     victim, victim_pid = sorted(s3_cluster.worker_pids().items())[0]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    argv = [
-        "compress",
-        "s3://bq-test/slide.tif",
-        "-o",
-        "s3://bq-test/hit.bq.zarr",
-        "--scheduler",
-        s3_cluster.address,
-        *base,
-    ]
-    proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *argv], env=env, start_new_session=True)
-    try:
+
+    def job():  # the client in a thread of this process: only the worker is killed
+        with s3_cluster.client() as client, client.as_current():
+            return bigquant.compress(
+                "s3://bq-test/slide.tif", "s3://bq-test/hit.bq.zarr", k=6, chunks=(64, 64), storage_options=s3["opts"]
+            )
+
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(job)
         end = time.monotonic() + 120
         while not any(k.startswith("labels/0/c/") for k in _keys(fs, "bq-test/hit.bq.zarr")):
-            assert proc.poll() is None and time.monotonic() < end, "the job ended before any label was written"
+            assert not running.done() and time.monotonic() < end, "the job ended before any label was written"
             time.sleep(0.1)
         os.kill(victim_pid, signal.SIGKILL)  # the worker itself; its nanny starts a new one
-        assert proc.wait(timeout=180) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    a = bq_store.open_store(Location("s3://bq-test/alone.bq.zarr", s3["opts"]))
-    b = bq_store.open_store(Location("s3://bq-test/hit.bq.zarr", s3["opts"]))
-    assert np.array_equal(a.codebook, b.codebook)
-    assert np.array_equal(a.labels.compute(), b.labels.compute())
+        running.result(timeout=180)
+    hit = bq_store.open(Location("s3://bq-test/hit.bq.zarr", s3["opts"]))
+    assert np.array_equal(alone.codebook, hit.codebook)
+    assert np.array_equal(alone.labels.compute(), hit.labels.compute())
     assert victim_pid not in s3_cluster.worker_pids().values()
 
 
@@ -305,3 +325,98 @@ def test_http_input_reads_tiles_by_range(s3):
     assert np.array_equal(bigquant.read_image(url, chunks=(128, 128)).compute(), local)
     with pytest.raises(OutputError, match="read-only"):
         bigquant.compress(local, f"{s3['opts']['endpoint_url']}/bq-test/x.bq.zarr", k=4)
+
+
+# --- decode and info of a store in the bucket; decode to the bucket --------------------------------
+
+
+@pytest.fixture(scope="module")
+def bucket_store(s3, tmp_path_factory):
+    """A store compressed locally from the bucket's TIFF, and the same files copied to the bucket;
+    with its local decodes to Zarr, OME-Zarr and TIFF to compare with."""
+    d = tmp_path_factory.mktemp("bucket-store")
+    local = bigquant.compress(s3["local"] / "slide.tif", d / "s.bq.zarr", k=6, chunks=(128, 128))
+    s3["fs"].put(str(d / "s.bq.zarr"), "bq-test/copy.bq.zarr", recursive=True)
+    for name in ("r.zarr", "r.ome.zarr", "r.tif"):
+        bigquant.decode(local, d / name)
+    return {"local": local, "dir": d, "url": "s3://bq-test/copy.bq.zarr"}
+
+
+def test_info_and_decode_of_a_bucket_store_equal_the_local_ones(s3, bucket_store, tmp_path, capsys):
+    local, url, opts = bucket_store["local"], bucket_store["url"], ["--storage-options", s3["json"]]
+    assert main(["info", str(local.path), "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)
+    assert main(["info", url, "--json", *opts]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got.pop("path") == url and want.pop("path") == str(local.path)
+    assert got == want  # store_bytes included: the listing sums the same objects
+    assert main(["decode", url, "-o", str(tmp_path / "r.tif"), "-q", *opts]) == 0
+    assert np.array_equal(tifffile.imread(tmp_path / "r.tif"), tifffile.imread(bucket_store["dir"] / "r.tif"))
+    opened = bigquant.open_store(url, storage_options=s3["opts"])
+    assert np.array_equal(opened.reconstruct().compute(), local.reconstruct().compute())
+    assert [x.shape for x in opened.levels] == [x.shape for x in local.levels]
+
+
+def test_decode_to_the_bucket_opens_with_plain_zarr_and_equals_the_local_decode(s3, bucket_store, capsys):
+    fs, d, opts = s3["fs"], bucket_store["dir"], s3["opts"]
+    base = ["decode", bucket_store["url"], "-q", "--storage-options", s3["json"]]
+    for name in ("r.zarr", "r.ome.zarr", "r.tif"):
+        assert main([*base, "-o", f"s3://bq-test/out/{name}"]) == 0, capsys.readouterr().err
+    got = zarr.open_array("s3://bq-test/out/r.zarr", mode="r", storage_options=opts)
+    assert np.array_equal(got[...], zarr.open_array(d / "r.zarr", mode="r")[...])
+    remote, here = (
+        zarr.open_group("s3://bq-test/out/r.ome.zarr", mode="r", storage_options=opts),
+        zarr.open_group(d / "r.ome.zarr", mode="r"),
+    )
+    assert remote.attrs.asdict() == here.attrs.asdict() and "bigquant" not in remote.attrs
+    levels = [d["path"] for d in here.attrs["ome"]["multiscales"][0]["datasets"]]
+    for key in [*levels, "labels/quantized/0"]:
+        assert np.array_equal(remote[key][...], here[key][...]), key
+    assert np.array_equal(tifffile.imread(fs.open("bq-test/out/r.tif")), tifffile.imread(d / "r.tif"))
+    # An existing output needs --overwrite; with it, the same keys again (the old ones deleted).
+    assert main([*base, "-o", "s3://bq-test/out/r.zarr"]) == 2
+    assert "pass --overwrite" in _one_line(capsys.readouterr().err)
+    before = _keys(fs, "bq-test/out/r.zarr")
+    assert main([*base, "-o", "s3://bq-test/out/r.zarr", "--overwrite"]) == 0
+    assert _keys(fs, "bq-test/out/r.zarr") == before
+
+
+def test_an_unfinished_decode_in_the_bucket_is_no_zarr_and_the_next_one_replaces_it(s3, bucket_store):
+    from bigquant._objstore import RemoteStaging
+
+    url, opts = "s3://bq-test/out/dead.zarr", s3["opts"]
+    RemoteStaging(Location(url, opts), overwrite=False)  # a decode killed after its first PUT
+    s3["fs"].pipe_file("bq-test/out/dead.zarr/c/0/0/0", b"stale chunk")
+    with pytest.raises(zarr.errors.NodeTypeValidationError):  # the placeholder root is a group
+        zarr.open_array(url, mode="r", storage_options=opts)
+    bigquant.decode(bucket_store["url"], url, storage_options=opts)  # no overwrite needed
+    assert np.array_equal(
+        zarr.open_array(url, mode="r", storage_options=opts)[...],
+        zarr.open_array(bucket_store["dir"] / "r.zarr", mode="r")[...],
+    )
+
+
+def test_decode_and_info_errors_on_object_storage_are_one_line_exit_2(s3, bucket_store, tmp_path, capsys):
+    opts = ["--storage-options", s3["json"], "-q"]
+    out = ["-o", str(tmp_path / "x.tif")]
+    cases = [
+        (["decode", "s3://no-such-bucket/x.bq.zarr", *out], "does not exist"),
+        (["decode", "s3://bq-test/missing.bq.zarr", *out], "does not exist"),
+        (["decode", "s3://bq-test/slide.tif", *out], "not a bigquant store"),
+        (["decode", "s3://bq-test/img.zarr", *out], "not a bigquant store"),
+        (["info", "s3://bq-test/missing.bq.zarr"], "not found"),
+        (["decode", bucket_store["url"], "-o", "s3://no-such-bucket/x.zarr"], "bucket 'no-such-bucket'"),
+        (["decode", bucket_store["url"], "-o", f"{bucket_store['url']}/labels/x.zarr"], "lies inside the input"),
+        (["decode", bucket_store["url"], "-o", "s3://bq-test/junk.tif", "--overwrite"], "holds keys, not one file"),
+        (["decode", bucket_store["url"], "-o", "s3://bq-test/junk.zarr", "--overwrite"], "not a Zarr"),
+    ]
+    s3["fs"].pipe_file("bq-test/junk.zarr/data.bin", b"x")
+    s3["fs"].pipe_file("bq-test/junk.tif/data.bin", b"x")
+    for argv, words in cases:
+        assert main([*argv, *opts] if argv[0] == "decode" else [*argv, opts[0], opts[1]]) == 2, argv
+        line = _one_line(capsys.readouterr().err)
+        assert re.search(words, line), (argv, line)
+    assert s3["fs"].cat_file("bq-test/junk.zarr/data.bin") == s3["fs"].cat_file("bq-test/junk.tif/data.bin") == b"x"
+    # A private store read anonymously over HTTP: denied, in one line.
+    assert main(["info", f"{s3['opts']['endpoint_url']}/bq-test/copy.bq.zarr"]) == 2
+    assert "access denied" in _one_line(capsys.readouterr().err)

@@ -19,6 +19,7 @@ EXAMPLES = """
   bigquant decode scan.bq.zarr -o scan.ome.zarr                      # OME-Zarr image + labels (napari)
   bigquant decode scan.bq.zarr -o scan.ome.tif                       # pyramidal OME-TIFF (sub-IFDs)
   bigquant decode small.bq.zarr -o recon.png                         # PNG/JPEG: images that fit in memory
+  bigquant decode s3://bucket/scan.bq.zarr -o s3://bucket/scan.ome.zarr --storage-options '{"anon": false}'
 """
 
 OUTPUTS = (
@@ -36,8 +37,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         epilog=options.epilog(EXAMPLES),
     )
     g = options.groups(d, "input", "output", "cluster", "diagnostics")
-    g["input"].add_argument("store", help="bigquant store (.bq.zarr)")
-    g["output"].add_argument("-o", "--output", required=True, metavar="OUTPUT", help=f"image to write: {OUTPUTS}")
+    g["input"].add_argument("store", help="bigquant store (.bq.zarr): a path, or a URL (s3://, gs://, az://, https://)")
+    options.add(g["input"], "storage_options")
+    g["output"].add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help=f"image to write: {OUTPUTS}; or a URL: .zarr and .ome.zarr are written in place (root metadata "
+        "last), other formats locally first and then uploaded",
+    )
     g["output"].add_argument(
         "--compression",
         default="zlib",
@@ -58,9 +67,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api
+    from .._objstore import parse_storage_options
     from ..progress import Pass
     from .tasks import watching  # with the library: --help stays light
 
+    storage_options = parse_storage_options(args.storage_options)
     r = renderer(args, err)
     with scheduler(args, err) as client, watching(r, client):
         if r is not None:
@@ -72,6 +83,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             memory_limit=args.memory_limit,
             compression=None if args.compression == "none" else args.compression,
             compression_level=args.compression_level,
+            storage_options=storage_options,
         )
     print(f"wrote {path}", file=out)
     return 0

@@ -17,6 +17,7 @@ EXAMPLES = """
   bigquant info palette.bq.zarr               # a palette from bigquant fit
   bigquant info slide.svs -k 32               # an input: series, levels, pixel size, plan, estimate
   bigquant info cells.zarr --axes CYX --json  # a channels-first array, for scripts
+  bigquant info s3://bucket/scan.bq.zarr      # a store (or an input) on object storage
 """
 
 
@@ -31,8 +32,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         epilog=options.epilog(EXAMPLES),
     )
     g = options.groups(i, "input", "fit", "output", "diagnostics")
-    g["input"].add_argument("path", metavar="PATH", help="a bigquant store or palette (.bq.zarr), or an input image")
-    options.add(g["input"], "level", "series", "axes")
+    g["input"].add_argument(
+        "path", metavar="PATH", help="a bigquant store or palette (.bq.zarr), or an input image; a path or a URL"
+    )
+    options.add(g["input"], "level", "series", "axes", "storage_options")
     g["input"].add_argument(
         "--chunks",
         type=options.pair,
@@ -58,12 +61,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import store
+    from .._objstore import location, parse_storage_options
 
-    if store.is_store(args.path) or _not_an_object(args.path):
-        return _store_info(args, out)  # the latter refused as a store: its zarr.json is no JSON object
+    storage_options = parse_storage_options(args.storage_options)
+    path = location(args.path, storage_options) or args.path
+    if store.is_store(path) or (path is args.path and _not_an_object(args.path)):
+        return _store_info(path, args, out)  # the latter refused as a store: its zarr.json is no JSON object
     from .. import io, planning, report
 
-    info = io.inspect(args.path, level=args.level, series=args.series, axes=args.axes)
+    info = io.inspect(args.path, level=args.level, series=args.series, axes=args.axes, storage_options=storage_options)
     est = planning.estimate(
         info,
         k=options.k_value(args.k),
@@ -79,10 +85,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _store_info(args: argparse.Namespace, out: TextIO) -> int:
+def _store_info(path: Any, args: argparse.Namespace, out: TextIO) -> int:
     from .. import report, store
 
-    opened = store.open(args.path)
+    opened = store.open(path)
     if isinstance(opened, store.Palette):  # a codebook without labels
         meta = opened.metadata
         if args.json:

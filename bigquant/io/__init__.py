@@ -29,7 +29,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from .._objstore import location
+from .._objstore import Location, location
 from ..chunking import parse_memory_limit
 from ..display import bands_of
 from ..errors import ParameterError, show_path
@@ -41,7 +41,10 @@ from ._checks import (
     SUPPORTED_OUTPUT,
     as_image,
     as_output_image,
+    check_index,
+    check_output,
     check_output_path,
+    check_output_url,
     validate_image,
 )
 from .image_info import (
@@ -77,7 +80,9 @@ __all__ = [
     "SUPPORTED_OUTPUT",
     "TIFF_ZLIB_LEVEL",
     "as_image",
+    "check_output",
     "check_output_path",
+    "check_output_url",
     "default_bands",
     "inspect",
     "is_ome_tiff",
@@ -95,18 +100,10 @@ __all__ = [
 PathLike = str | os.PathLike
 
 
-def _check_index(name: str, value: Any, optional: bool) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ParameterError(f"{name} {value!r} is not a non-negative integer")
-    return int(value)
-
-
 def _describe(path: PathLike, level: Any, series: Any, axes: Any, opts: Any = None) -> tuple[Path, ImageInfo, Any]:
     """The input's kind by content, its description, and the plan its reader needs (a URL's: :mod:`.remote`)."""
-    level = _check_index("level", level, False)
-    series = _check_index("series", series, True)
+    level = check_index("level", level, False)
+    series = check_index("series", series, True)
     axes = parse_axes(axes)
     if (where := location(path, opts)) is not None:
         return Path(where.path), *open_remote(where, level, series, axes)
@@ -296,7 +293,7 @@ def read_image(
 
 def write_image(
     image: da.Array | np.ndarray,
-    path: PathLike,
+    path: PathLike | Location,
     *,
     overwrite: bool = False,
     memory_limit: int | str | None = None,
@@ -306,7 +303,7 @@ def write_image(
     palette: np.ndarray | None = None,
     bands: list[str] | None = None,
     pixel_size: dict | None = None,
-) -> Path:
+) -> Path | Location:
     """Stream an image of shape (rows, cols, C) to a TIFF, Zarr, PNG or JPEG file.
 
     Parameters
@@ -322,7 +319,8 @@ def write_image(
           of chunks fits, so no chunk is computed twice; taller row chunks are split, and then
           recomputed once per piece.
         * ``.zarr``: zarr v3 array, one zarr chunk per dask chunk (irregular chunks are first
-          rechunked to the first chunk's shape), zstd compressed.
+          rechunked to the first chunk's shape), zstd compressed; also at a
+          :class:`~bigquant._objstore.Location`, its ``zarr.json`` written last.
         * ``.png`` (uint8/uint16, 1-4 channels) and ``.jpg``/``.jpeg`` (uint8, 1 or 3 channels,
           quality 95): computed whole, so only when the image needs at most half the budget.
     overwrite : bool, default False
@@ -365,7 +363,7 @@ def write_image(
         A PNG/JPEG output that does not fit the memory budget.
     """
     budget = parse_memory_limit(memory_limit)
-    p = check_output_path(path, overwrite=overwrite)
+    p = check_output(path, overwrite=overwrite)
     suffix = p.suffix.lower()
     indices = None
     if palette is not None:
@@ -373,7 +371,9 @@ def write_image(
         palette = np.asarray(palette)
         image = reconstruct(indices, palette)
     image = as_output_image(image)
-    if suffix in (".tif", ".tiff"):
+    if isinstance(p, Location) or suffix == ".zarr":  # a Location is a Zarr (check_output)
+        write_zarr(image, p, overwrite, compression, compression_level)
+    elif suffix in (".tif", ".tiff"):
         write_tiff(
             image,
             p,
@@ -387,8 +387,6 @@ def write_image(
             bands=bands,
             pixel_size=pixel_size,
         )
-    elif suffix == ".zarr":
-        write_zarr(image, p, overwrite, compression, compression_level)
     else:
         names = bands_of({"bands": bands}, image.shape[2]) if bands is not None else None
         if suffix == ".png" and image.shape[2] == 4 and names not in (None, ["red", "green", "blue", "alpha"]):

@@ -1,16 +1,19 @@
-"""Image checks shared by the readers and the writers: dtypes, shapes, the memory budget."""
+"""Image checks shared by the readers and the writers: dtypes, shapes, the memory budget, the
+output's checks and its staging, on disk or on object storage."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
-from .._staging import check_output_folder, clean_stale_staging
+from .._objstore import Location, RemoteStaging, check_target
+from .._staging import check_output_folder, clean_stale_staging, staged
 from ..chunking import choose_chunks, format_bytes, parse_memory_limit
 from ..errors import InputError, MemoryBudgetError, OutputError, ParameterError, show_path
 
@@ -24,6 +27,15 @@ SUPPORTED_OUTPUT = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zarr")
 ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 #: Pixel dtypes bigquant reads and writes (any byte order; arrays come back in native order).
 SUPPORTED_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
+
+
+def check_index(name: str, value: Any, optional: bool) -> int | None:
+    """A level or series index as an int (None where ``optional`` and not given); ParameterError otherwise."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ParameterError(f"{name} {value!r} is not a non-negative integer")
+    return int(value)
 
 
 def check_dtype(dtype: Any, where: str) -> np.dtype:
@@ -154,3 +166,55 @@ def check_output_path(path: PathLike, *, overwrite: bool, extensions: Sequence[s
         )
     check_output_folder(p)
     return p
+
+
+def _holds_zarr(where: Location) -> bool:
+    return any(where.fs.exists(f"{where.path}/{m}") for m in ZARR_MARKERS)
+
+
+def check_output_url(where: Location, *, overwrite: bool, extensions: Sequence[str] = SUPPORTED_OUTPUT) -> Location:
+    """:func:`check_output_path` for a URL: a ``.zarr`` output (a prefix of keys) replaces only a
+    Zarr there, a file output (one object) only an object; a dead run's placeholder is replaced."""
+    suffix = where.suffix.lower()
+    if suffix not in tuple(e.lower() for e in extensions):
+        raise ParameterError(
+            f"output {where.url!r} has extension {suffix or '(none)'!r}; supported: {', '.join(extensions)}"
+        )
+    if suffix == ".zarr":
+        return check_target(where, overwrite, _holds_zarr, "is not a Zarr; --overwrite only replaces a Zarr there")
+    return check_target(
+        where,
+        overwrite,
+        lambda w: bool(w.fs.isfile(w.path)),
+        "holds keys, not one file; --overwrite only replaces a file",
+    )
+
+
+def check_output(path: PathLike | Location, *, overwrite: bool) -> Path | Location:
+    """:func:`check_output_path`, or for a :class:`~bigquant._objstore.Location` the checks of a
+    Zarr written in place there (a file format needs a seekable file: refused, in one line)."""
+    if not isinstance(path, Location):
+        return check_output_path(path, overwrite=overwrite)
+    if path.suffix.lower() in SUPPORTED_OUTPUT and path.suffix.lower() != ".zarr":
+        raise ParameterError(
+            f"output {path.url!r}: a {path.suffix} file needs a seekable file, which object storage is not; "
+            "write .zarr or .ome.zarr there (bigquant decode uploads other formats written locally)"
+        )
+    return check_output_url(path, overwrite=overwrite)
+
+
+@contextlib.contextmanager
+def staged_output(p: Path | Location, overwrite: bool) -> Iterator[Path | Location]:
+    """Where a writer builds its output: a hidden sibling moved into place
+    (:func:`bigquant._staging.staged`), or on object storage the target itself behind a
+    placeholder root (:class:`~bigquant._objstore.RemoteStaging`), whose commit is the root
+    ``zarr.json`` the writer PUTs last."""
+    if not isinstance(p, Location):
+        with staged(p, overwrite) as tmp:
+            yield tmp
+        return
+    with RemoteStaging(p, overwrite, noun="output") as staging:
+        try:
+            yield staging.path
+        except OSError as exc:
+            raise staging.write_error(exc) from exc

@@ -11,17 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import zarr
+import zarr.storage
 
 from .._dask import compute_settled, regular_chunks
-from .._staging import staged
+from .._objstore import Location, chunk_writer
 from ..chunking import resolve_chunks
 from ..errors import InputError, show_path
 from ..params import ZARR_ZSTD_LEVEL, check_compression_level
 from . import ome_zarr_input as oz
-from ._checks import ZARR_MARKERS, check_dtype, check_image_shape
+from ._checks import ZARR_MARKERS, check_dtype, check_image_shape, staged_output
 from .image_info import (
     ImageInfo,
     LevelInfo,
@@ -270,7 +272,10 @@ def read_zarr(
     return x
 
 
-def _write_array(image: da.Array, target: Path, compression: str | None, level: int | None = None) -> None:
+def _write_array(image: da.Array, target: Path | Location, compression: str | None, level: int | None = None) -> bytes:
+    """Write every chunk of ``image`` as a Zarr v3 array at ``target``; returns the array's
+    ``zarr.json``. On disk it is written first; at a URL the tasks write chunks only and the
+    caller PUTs it last (the commit, :func:`write_zarr`)."""
     rows, cols, channels = image.shape
 
     # One dask chunk per zarr chunk, so parallel writes never touch the same zarr chunk.
@@ -279,8 +284,8 @@ def _write_array(image: da.Array, target: Path, compression: str | None, level: 
     compressors = (
         [zarr.codecs.ZstdCodec(level=ZARR_ZSTD_LEVEL if level is None else level)] if compression is not None else None
     )
-    zarr.create_array(
-        store=str(target),
+    created = zarr.create_array(
+        store=zarr.storage.MemoryStore() if isinstance(target, Location) else str(target),
         shape=image.shape,
         chunks=(image.chunks[0][0], image.chunks[1][0], channels),
         dtype=image.dtype,
@@ -288,33 +293,39 @@ def _write_array(image: da.Array, target: Path, compression: str | None, level: 
         zarr_format=3,
         dimension_names=("rows", "cols", "channels"),
     )
-    # Each task opens the array by (absolute) path and writes its one chunk: nothing unpicklable
-    # in the graph, workers in other folders find it, and the keys hash the target path, so two
-    # writes never share a task.
+    doc = created.metadata.to_dict()
+    # Each task opens the array by (absolute) path, or by URL and the document above, and writes
+    # its one chunk: nothing unpicklable in the graph, workers in other folders find it, and the
+    # keys hash the target, so two writes never share a task.
+    dest = dask.delayed((target, doc) if isinstance(target, Location) else os.path.abspath(target), pure=True)
     nr, nc = image.numblocks[:2]
     done = da.map_blocks(
         _write_block,
         image,
-        os.path.abspath(target),
+        dest,
         dtype=np.int8,
         chunks=((1,) * nr, (1,) * nc, (1,)),
         token="bigquant-write-zarr",
         meta=np.empty((0, 0, 0), np.int8),
     )
     compute_settled(*done.to_delayed().ravel().tolist())
+    return json.dumps(doc, indent=2, allow_nan=False).encode()
 
 
-def _write_block(block: np.ndarray, path: str, block_info=None) -> np.ndarray:
+def _write_block(block: np.ndarray, dest: str | tuple[Location, dict], block_info=None) -> np.ndarray:
     (r0, r1), (c0, c1), _ = block_info[0]["array-location"]
-    zarr.open_array(path, mode="r+")[r0:r1, c0:c1] = block
+    arr = chunk_writer(*dest) if isinstance(dest, tuple) else zarr.open_array(dest, mode="r+")
+    arr[r0:r1, c0:c1] = block
     return np.zeros((1, 1, 1), np.int8)
 
 
 def write_zarr(
-    image: da.Array, p: Path, overwrite: bool, compression: str | None, compression_level: int | None
+    image: da.Array, p: Path | Location, overwrite: bool, compression: str | None, compression_level: int | None
 ) -> None:
-    """Write ``image`` (rows, cols, C) as a Zarr v3 array at ``p``: zstd unless ``compression``
-    is None, one zarr chunk per dask chunk (irregular chunks are first rechunked to the first
-    chunk's shape)."""
-    with staged(p, overwrite) as tmp:
-        _write_array(image, tmp, compression, compression_level)
+    """Write ``image`` (rows, cols, C) as a Zarr v3 array at ``p`` (a path or a URL): zstd unless
+    ``compression`` is None, one zarr chunk per dask chunk (irregular chunks are first rechunked
+    to the first chunk's shape). At a URL the array's ``zarr.json`` is the last key written."""
+    with staged_output(p, overwrite) as tmp:
+        doc = _write_array(image, tmp, compression, compression_level)
+        if isinstance(tmp, Location):
+            tmp.fs.pipe_file(f"{tmp.path}/zarr.json", doc)

@@ -63,7 +63,7 @@ def fit_text(fnt: Any, text: str, width: int) -> str:
 def source_name(s: Store) -> str:
     """The input's file name, or the store's name when the input was an array."""
     src = str(s.metadata.get("source") or "")
-    return Path(src).name if src and not src.startswith("<") else s.path.name
+    return Path(src).name if src and not src.startswith("<") else s.name
 
 
 def check_png(output: PathLike, overwrite: bool) -> None:
@@ -73,4 +73,6 @@ def check_png(output: PathLike, overwrite: bool) -> None:
 
 def write_png(image: np.ndarray, output: PathLike, overwrite: bool) -> Path:
     """Write an (rows, cols, 3) uint8 picture through :func:`bigquant.io.write_image` (atomically)."""
-    return io.write_image(image, output, overwrite=overwrite)
+    written = io.write_image(image, output, overwrite=overwrite)
+    assert isinstance(written, Path)  # a local path: check_png refuses anything else
+    return written

@@ -116,7 +116,7 @@ def write_convergence(
     log: bool | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write :func:`convergence_image` to a PNG (via a temporary sibling and ``os.replace``)."""
+    """Write :func:`convergence_image` to a PNG (built under a hidden sibling and moved into place: :func:`bigquant._staging.staged`)."""
     check_png(output_png, overwrite)
     img = convergence_image(store, size=size, log=log)
     return write_png(img, output_png, overwrite)

@@ -180,7 +180,7 @@ def palette_image(
     ncols = math.ceil(n / nrows)
 
     total = int(counts.sum())
-    name = s.path.name
+    name = s.name
     header = f"Codebook of {name}: K={s.k}, sorted by pixel count ({total:,} px)"
     hidden = s.k - n
     footer = ""
@@ -226,7 +226,7 @@ def write_palette(
     display_range: Sequence[float] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write :func:`palette_image` to a PNG (via a temporary sibling and ``os.replace``)."""
+    """Write :func:`palette_image` to a PNG (built under a hidden sibling and moved into place: :func:`bigquant._staging.staged`)."""
     check_png(output_png, overwrite)
     img = palette_image(store, swatch=swatch, top=top, display_range=display_range)
     return write_png(img, output_png, overwrite)

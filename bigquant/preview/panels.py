@@ -374,7 +374,7 @@ def write_preview(
     memory_limit: str | int | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write :func:`preview_image` to a PNG (via a temporary sibling and ``os.replace``).
+    """Write :func:`preview_image` to a PNG (built under a hidden sibling and moved into place: :func:`bigquant._staging.staged`).
 
     Raises :class:`~bigquant.errors.OutputError` before any work if ``output_png`` exists and
     ``overwrite`` is False, and :class:`~bigquant.errors.ParameterError` if it is not a ``.png``.

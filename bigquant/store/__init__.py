@@ -2,8 +2,9 @@
 
 The package's rooms: :mod:`.format` (names, version, limits, codecs), :mod:`.metadata` (reading
 and validating the metadata documents, the writer's limits), :mod:`.writer` (the only code that
-writes stores), :mod:`.reader` and :mod:`.palette`. :func:`open` is the one
-way to open what is at a path: a :class:`Store`, or a :class:`Palette` for a palette.
+writes stores), :mod:`.reader` and :mod:`.palette`, both through :mod:`.root` (a local folder or a URL, one
+face). :func:`open` is the one way to open what is at a path or URL: a :class:`Store`, or a
+:class:`Palette` for a palette.
 
 The store imports no algorithm and no image format: it writes the labels a given function
 computes (:meth:`StoreWriter.write_labels`) and reads them back.
@@ -24,8 +25,8 @@ from .format import (
 )
 from .metadata import check_store_limits, read_metadata
 from .palette import Palette, read_codebook
-from .reader import Store, is_store, lazy_pyramid, open, store_bytes
-from .remote import RemoteStore, open_store, read_palette, read_remote_codebook
+from .reader import Store, is_store, lazy_pyramid, open
+from .root import store_bytes, store_root
 from .writer import StoreWriter, check_target, write_palette
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "PALETTE",
     "ZSTD_LEVEL",
     "Palette",
-    "RemoteStore",
     "Store",
     "StoreWriter",
     "check_store_limits",
@@ -46,12 +46,10 @@ __all__ = [
     "label_chunk_count",
     "labels_codecs",
     "open",
-    "open_store",
     "read_codebook",
-    "read_palette",
-    "read_remote_codebook",
     "read_metadata",
     "store_bytes",
+    "store_root",
     "write_palette",
     "lazy_pyramid",
 ]

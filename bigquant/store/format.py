@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from zarr.codecs import ZstdCodec
 
+from .._objstore import ATTRS as OBJSTORE_ATTRS
+from .._objstore import MAX_DOCUMENT_BYTES
 from ..params import LABELS_ZSTD_LEVEL, check_labels_level
 
 FORMAT_VERSION = 2
@@ -35,7 +37,9 @@ FORMAT_VERSION = 2
 PYRAMID_VERSION = 2
 LABELS = "labels"
 CODEBOOK = "codebook"
-ATTRS = "bigquant"
+#: The group attribute holding the metadata; the placeholder root of a write on object storage
+#: carries it too (:mod:`bigquant._objstore`), so one name serves both.
+ATTRS = OBJSTORE_ATTRS
 #: ``kind`` of a palette store: a codebook fitted across images, without labels.
 PALETTE = "palette"
 #: Largest image a store may claim: guards against allocating from corrupt metadata.
@@ -44,7 +48,7 @@ MAX_PIXELS = 1 << 42
 MAX_CHUNK_PIXELS = 1 << 30
 #: Largest metadata document read or written (bytes), every ``zarr.json`` of a store: the real
 #: ones are a few KiB (the group's, with its consolidated metadata, up to ~1 MiB for K=65536).
-MAX_METADATA_BYTES = 64 << 20
+MAX_METADATA_BYTES = MAX_DOCUMENT_BYTES
 #: Most channels a store may claim.
 MAX_CHANNELS = 64
 #: Default zstd level of the labels (:data:`bigquant.params.LABELS_ZSTD_LEVEL`).

@@ -1,8 +1,8 @@
 """Reading and validating a store's metadata documents, and the limits a writer must keep.
 
 Every JSON document of a store (the group ``zarr.json``, the labels group's, each array's) is
-read through :func:`read_document` or checked by :func:`check_document` before zarr parses it,
-under one size limit (:data:`~bigquant.store.format.MAX_METADATA_BYTES`). The bigquant metadata
+read through :meth:`.root.StoreRoot.document` or checked by :meth:`.root.StoreRoot.check` before
+zarr parses it, on disk or on object storage alike, under one size limit (:data:`~bigquant.store.format.MAX_METADATA_BYTES`). The bigquant metadata
 is validated in full before anything uses it (:func:`validate_metadata`): every key the summaries
 print has the type they need, so ``info`` and ``decode`` either work or refuse in one line,
 never half-way through their output. :func:`check_store_limits` holds the writer to the same
@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError, StoreFormatError
+from .._objstore import Location, describe_error, root_document
+from ..errors import BigquantError, ParameterError, StoreFormatError
 from ..params import MAX_K
 from .format import (
     ATTRS,
@@ -31,32 +32,7 @@ from .format import (
     PALETTE,
     PYRAMID_VERSION,
 )
-
-
-def check_document(path: Path, store: Path) -> None:
-    """Refuse a metadata document of ``store`` larger than :data:`MAX_METADATA_BYTES`, before
-    anything parses it (a missing one is left to the caller)."""
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return
-    if size > MAX_METADATA_BYTES:
-        what = path.relative_to(store).as_posix() if path.is_relative_to(store) else str(path)
-        raise StoreFormatError(
-            f"store {str(store)!r} is damaged: its {what} has {size} bytes, "
-            f"more than the {MAX_METADATA_BYTES} a store's metadata can need"
-        )
-
-
-def read_document(path: Path, store: Path) -> Any:
-    """The parsed JSON document at ``path`` of ``store``, within the size limit."""
-    check_document(path, store)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreFormatError(
-            f"store {str(store)!r} is damaged: unreadable {path.name} ({type(exc).__name__})"
-        ) from exc
+from .root import StoreRoot
 
 
 def is_store_document(doc: Any) -> bool:
@@ -68,8 +44,18 @@ def is_store_document(doc: Any) -> bool:
     )
 
 
-def store_document(path: str | os.PathLike) -> dict | None:
-    """The group ``zarr.json`` of a folder if it carries bigquant metadata, else None; never raises."""
+def store_document(path: str | os.PathLike | Location) -> dict | None:
+    """The group ``zarr.json`` of a folder (or a URL) if it carries bigquant metadata, else None;
+    never raises for a local path. At a URL a request refused otherwise than by "not found"
+    (denied, no credentials) raises StoreFormatError, one line."""
+    if isinstance(path, Location):
+        try:
+            doc = root_document(path)
+        except BigquantError:
+            raise
+        except Exception as exc:
+            raise StoreFormatError(f"cannot read {path.url!r}: {describe_error(exc)}") from None
+        return doc if is_store_document(doc) else None
     zj = Path(path) / "zarr.json"
     try:
         if not zj.is_file() or zj.stat().st_size > MAX_METADATA_BYTES:
@@ -133,7 +119,7 @@ OPTIONAL = {
 }
 
 
-def _check_keys(p: Path, meta: dict, palette: bool) -> None:
+def _check_keys(p: Path | str, meta: dict, palette: bool) -> None:
     rules = {**REQUIRED, **({} if palette else REQUIRED_STORE)}
     for key in rules:
         if key not in meta:
@@ -151,7 +137,7 @@ def _check_keys(p: Path, meta: dict, palette: bool) -> None:
         raise StoreFormatError(f"store {str(p)!r} is damaged: its bands {bands!r} do not name its {channels} channels")
 
 
-def _check_dtype(p: Path, meta: dict) -> None:
+def _check_dtype(p: Path | str, meta: dict) -> None:
     dtype = meta.get("dtype")
     try:
         ok = isinstance(dtype, str) and np.dtype(dtype).kind in "uif"
@@ -161,7 +147,7 @@ def _check_dtype(p: Path, meta: dict) -> None:
         raise StoreFormatError(f"store {str(p)!r} claims an invalid dtype {dtype!r}")
 
 
-def _check_chunk_files(p: Path, meta: dict) -> None:
+def _check_chunk_files(p: Path | str, meta: dict) -> None:
     """Stores since the pyramid record one chunk count per level; without it no check could run."""
     counts = meta.get("label_chunk_files")
     if meta["format_version"] >= PYRAMID_VERSION and not (
@@ -172,7 +158,7 @@ def _check_chunk_files(p: Path, meta: dict) -> None:
         )
 
 
-def _check_version(p: Path, meta: dict) -> None:
+def _check_version(p: Path | str, meta: dict) -> None:
     version = meta.get("format_version")
     if meta.get("complete") is not True or version is None:
         raise StoreFormatError(f"store {str(p)!r} is incomplete (its writing was interrupted); run the compress again")
@@ -185,7 +171,7 @@ def _check_version(p: Path, meta: dict) -> None:
         )
 
 
-def validate_metadata(p: Path, doc: Any) -> dict:
+def validate_metadata(p: Path | str, doc: Any) -> dict:
     """The validated ``bigquant`` metadata of the parsed group ``zarr.json`` ``doc`` of store ``p``.
 
     Raises
@@ -228,25 +214,34 @@ def validate_metadata(p: Path, doc: Any) -> dict:
     return meta
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The ``bigquant`` metadata of a store or palette, validated; raises StoreFormatError otherwise."""
-    p = Path(path)
-    if not p.exists():
-        raise StoreFormatError(f"store {str(p)!r} does not exist")
-    zj = p / "zarr.json"
-    if not p.is_dir() or not zj.is_file():
-        raise StoreFormatError(f"{str(p)!r} is not a bigquant store (no Zarr v3 group there)")
+def read_metadata(path: str | os.PathLike | Location | StoreRoot) -> dict:
+    """The ``bigquant`` metadata of a store or palette (a local path, a Location or a
+    :class:`~.root.StoreRoot`), validated; raises StoreFormatError otherwise."""
+    root = path if isinstance(path, StoreRoot) else StoreRoot(path)
+    name = root.name
+    raw = None
+    if root.where is None:
+        size = root.size("zarr.json")
+    else:  # one GET: a refused request (denied, no credentials) says so here
+        try:
+            raw = root.read("zarr.json")
+        except FileNotFoundError:
+            raw = None
+        size = None if raw is None else len(raw)
+    if size is None and not root.exists():
+        raise StoreFormatError(f"store {name!r} does not exist")
+    if not root.is_folder() or size is None:
+        raise StoreFormatError(f"{name!r} is not a bigquant store (no Zarr v3 group there)")
+    if size > MAX_METADATA_BYTES:
+        raise StoreFormatError(
+            f"{name!r} is not a bigquant store: its zarr.json has {size} bytes, "
+            f"more than the {MAX_METADATA_BYTES} a store's metadata can need"
+        )
     try:
-        size = zj.stat().st_size
-        if size > MAX_METADATA_BYTES:
-            raise StoreFormatError(
-                f"{str(p)!r} is not a bigquant store: its zarr.json has {size} bytes, "
-                f"more than the {MAX_METADATA_BYTES} a store's metadata can need"
-            )
-        doc = json.loads(zj.read_text())
+        doc = json.loads(raw if raw is not None else root.read("zarr.json"))
     except (OSError, ValueError) as exc:
-        raise StoreFormatError(f"{str(p)!r} is not a bigquant store: unreadable zarr.json ({exc})") from exc
-    return validate_metadata(p, doc)
+        raise StoreFormatError(f"{name!r} is not a bigquant store: unreadable zarr.json ({exc})") from exc
+    return validate_metadata(name, doc)
 
 
 def check_store_limits(shape: tuple[Any, ...], k: int, chunks: tuple[Any, ...] | None = None) -> None:

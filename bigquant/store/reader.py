@@ -1,22 +1,22 @@
 """Reading stores: validated metadata, the labels as a lazy dask array, the codebook.
 
-:func:`open` is the one way in: it returns a :class:`Store`, or a :class:`Palette` for a palette.
-Labels are read by path inside the tasks (:class:`LabelsReader`), so the graphs run on
-process-based ``dask.distributed`` workers.
+:func:`open` is the one way in: it returns a :class:`Store`, or a :class:`Palette` for a palette,
+from a local path or a URL (a :class:`~bigquant._objstore.Location`); both are checked alike,
+through :class:`~.root.StoreRoot`. Labels are read by path or URL inside the tasks
+(:class:`LabelsReader`), so the graphs run on process-based ``dask.distributed`` workers.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import dask.array as da
 import numpy as np
-import zarr
 from dask.base import tokenize
 
+from .._objstore import Location, open_array
 from ..display import bands_of
 from ..errors import StoreFormatError
 from ..metrics import seed_bits
@@ -35,28 +35,30 @@ from .format import (
     mode_2x2,
     pyramid_levels,
 )
-from .metadata import check_document, read_document, read_metadata, store_document
+from .metadata import read_metadata, store_document
 from .palette import Palette, checked_codebook
+from .root import StoreRoot, store_bytes
 
 PathLike = str | os.PathLike
 
 
-def is_store(path: PathLike) -> bool:
-    """True when ``path`` is a folder whose group ``zarr.json`` carries bigquant metadata (a store
-    or a palette, complete or not): what :func:`open` is for, rather than an image reader."""
+def is_store(path: PathLike | Location) -> bool:
+    """True when ``path`` is a folder (or a URL) whose group ``zarr.json`` carries bigquant
+    metadata (a store or a palette, complete or not): what :func:`open` is for, rather than an
+    image reader."""
     return store_document(path) is not None
 
 
 class LabelsReader:
-    """Path-based, picklable view of a store's ``labels`` for :func:`dask.array.from_array`.
+    """Path- or URL-based, picklable view of a store's ``labels`` for :func:`dask.array.from_array`.
 
-    Each chunk opens the array by path (no open handle travels in the graph), and a chunk that
-    cannot be read or decoded (truncated, corrupt) raises :class:`StoreFormatError` naming the
-    store and the rows and columns. ``stamp`` (the store's zarr.json inode and mtime) enters the
+    Each chunk opens the array by path or URL (no open handle travels in the graph), and a chunk
+    that cannot be read or decoded (truncated, corrupt) raises :class:`StoreFormatError` naming
+    the store and the rows and columns. ``stamp`` (:meth:`~.root.StoreRoot.stamp`) enters the
     task keys, so a store rewritten at the same path gets new keys.
     """
 
-    def __init__(self, path: str, shape: tuple[int, int], dtype: np.dtype, stamp: tuple[int, int]):
+    def __init__(self, path: str | Location, shape: tuple[int, int], dtype: np.dtype, stamp: tuple):
         self.path = path
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
@@ -71,33 +73,21 @@ class LabelsReader:
 
     def __getitem__(self, key) -> np.ndarray:
         try:
-            block = zarr.open_array(self.path, mode="r")[key]
+            block = open_array(self.path, "r")[key]
         except Exception as exc:
             where = ", ".join(
                 f"{k.start}:{k.stop}" if isinstance(k, slice) else str(k)
                 for k in (key if isinstance(key, tuple) else (key,))
             )
-            path = Path(self.path)
-            store, what = (
-                (path.parent, "labels") if path.name == LABELS else (path.parent.parent, f"labels/{path.name}")
-            )
+            parent, name = str(self.path).rsplit("/", 1)
+            store, what = (parent, "labels") if name == LABELS else (parent.rsplit("/", 1)[0], f"labels/{name}")
             raise StoreFormatError(
-                f"store {str(store)!r} is damaged: {what} [{where}] cannot be read ({type(exc).__name__}: {exc})"
+                f"store {store!r} is damaged: {what} [{where}] cannot be read ({type(exc).__name__}: {exc})"
             ) from exc
         return np.asarray(block, dtype=self.dtype)
 
 
-def _open_array(p: Path, name: str) -> Any:
-    check_document(p / name / "zarr.json", p)
-    try:
-        return zarr.open_array(str(p / name), mode="r")
-    except Exception as exc:  # zarr raises several kinds for damaged metadata
-        raise StoreFormatError(
-            f"store {str(p)!r} is damaged: its '{name}' array cannot be opened ({type(exc).__name__}: {exc})"
-        ) from exc
-
-
-def _check_level(p: Path, meta: dict, labels: Any, lv: int) -> tuple[int, ...]:
+def _check_level(p: str, meta: dict, labels: Any, lv: int) -> tuple[int, ...]:
     """Level ``lv``'s chunk shape, once its shape, dtype and chunks agree with the metadata."""
     want = level_shape(meta["shape"], lv)
     k = meta["k"]
@@ -117,14 +107,15 @@ def _check_level(p: Path, meta: dict, labels: Any, lv: int) -> tuple[int, ...]:
     return chunks
 
 
-def _level_paths(p: Path, meta: dict) -> list[str]:
+def _level_paths(root: StoreRoot, meta: dict) -> list[str]:
     """The labels arrays of a store, full resolution first: ``labels`` (version 1) or the
     ``labels/0``, ``labels/1``, ... its labels group's OME multiscales lists (version 2)."""
     if meta["format_version"] < PYRAMID_VERSION:
         return [LABELS]
-    if not (p / LABELS / "zarr.json").is_file():
-        raise StoreFormatError(f"store {str(p)!r} has no '{LABELS}' group")
-    doc = read_document(p / LABELS / "zarr.json", p)
+    p = root.name
+    if not root.has(f"{LABELS}/zarr.json"):
+        raise StoreFormatError(f"store {p!r} has no '{LABELS}' group")
+    doc = root.document(f"{LABELS}/zarr.json")
     try:
         paths = [d["path"] for d in doc["attributes"]["ome"]["multiscales"][0]["datasets"]]
     except (KeyError, IndexError, TypeError) as exc:
@@ -136,7 +127,9 @@ def _level_paths(p: Path, meta: dict) -> list[str]:
     return [level_path(i) for i in range(len(paths))]
 
 
-def check_chunks_present(p: Path, meta: dict, levels: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> None:
+def check_chunks_present(
+    root: StoreRoot, meta: dict, levels: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+) -> None:
     """Every labels chunk a store says it wrote is there: the one guard against missing chunks.
 
     ``levels`` holds (array key, shape, chunks) per level, full resolution first. zarr reads a
@@ -146,6 +139,7 @@ def check_chunks_present(p: Path, meta: dict, levels: list[tuple[str, tuple[int,
     must have that many chunks, each of whose keys must be present. Stores written before that
     key are not checked, since older versions skipped all-zero chunks.
     """
+    p = root.name
     recorded = meta.get("label_chunk_files")
     counts = recorded if isinstance(recorded, list) else [recorded]
     if recorded is None or len(counts) != len(levels):
@@ -162,7 +156,7 @@ def check_chunks_present(p: Path, meta: dict, levels: list[tuple[str, tuple[int,
             raise StoreFormatError(
                 f"store {str(p)!r}: label_chunk_files {expected} of {key!r} disagrees with its chunk grid of {grid}"
             )
-        missing = sum(1 for c in chunk_keys(shape, chunks) if not (p / key / c).is_file())
+        missing = root.missing(key, chunk_keys(shape, chunks))
         if missing:
             raise StoreFormatError(
                 f"store {str(p)!r} is damaged: {missing} of the {expected} chunks of {key!r} are missing"
@@ -184,15 +178,7 @@ def lazy_pyramid(labels: da.Array, levels: int) -> list[da.Array]:
     return out
 
 
-def store_bytes(path: PathLike) -> int:
-    """Bytes on disk of every file in a store (or any folder or file)."""
-    p = Path(path)
-    if p.is_file():
-        return p.stat().st_size
-    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-
-
-def _lazy_labels(path: str, shape: tuple, dtype: Any, chunks: tuple, stamp: tuple[int, int]) -> da.Array:
+def _lazy_labels(path: str | Location, shape: tuple, dtype: Any, chunks: tuple, stamp: tuple) -> da.Array:
     reader = LabelsReader(path, shape, dtype, stamp)
     return da.from_array(
         reader,
@@ -206,15 +192,20 @@ def _lazy_labels(path: str, shape: tuple, dtype: Any, chunks: tuple, stamp: tupl
 
 
 class Store:
-    """An opened, validated bigquant store.
+    """An opened, validated bigquant store, in a local folder or on object storage.
 
     Opening checks the metadata, that both arrays are there, and that their shapes, dtypes and
-    chunk files agree with it. Labels with values >= K can only be found by reading them;
-    :meth:`reconstruct` checks every chunk it decodes.
+    chunk files agree with it, wherever the store is. Labels with values >= K can only be found
+    by reading them; :meth:`reconstruct` checks every chunk it decodes.
+
+    Parameters
+    ----------
+    path : path or Location
+        A local folder, or a :class:`~bigquant._objstore.Location` (a URL with its storage options).
 
     Attributes
     ----------
-    path : Path
+    path : Path, or str for a URL
     metadata : dict
         The group attribute ``bigquant`` (see the README's store format).
     labels : dask array of shape (rows, cols), uint8 or uint16
@@ -232,34 +223,39 @@ class Store:
         ``path`` is not a complete, valid store (a palette included: it has no labels).
     """
 
-    def __init__(self, path: PathLike) -> None:
-        p = Path(path)
-        meta = read_metadata(p)
+    def __init__(self, path: PathLike | Location) -> None:
+        root = StoreRoot(path)
+        p = root.name
+        meta = read_metadata(root)
         if meta.get("kind") == PALETTE:
             raise StoreFormatError(
-                f"{str(p)!r} is a palette (a codebook without labels); "
+                f"{p!r} is a palette (a codebook without labels); "
                 "use it with `bigquant compress IMAGE --codebook` instead"
             )
-        paths = _level_paths(p, meta)
+        paths = _level_paths(root, meta)
         for name in (paths[0], CODEBOOK):
-            if not (p / name / "zarr.json").is_file():
-                raise StoreFormatError(f"store {str(p)!r} has no '{name}' array")
-        arrays = [_open_array(p, name) for name in paths]
+            if not root.has(f"{name}/zarr.json"):
+                raise StoreFormatError(f"store {p!r} has no '{name}' array")
+        arrays = [root.array(name) for name in paths]
         chunks = [_check_level(p, meta, arr, lv) for lv, arr in enumerate(arrays)]
-        check_chunks_present(p, meta, [(k, tuple(a.shape), c) for k, a, c in zip(paths, arrays, chunks)])
-        self.codebook: np.ndarray = checked_codebook(p, meta)
-        zj = (p / "zarr.json").stat()
-        stamp = (zj.st_ino, zj.st_mtime_ns)
+        check_chunks_present(root, meta, [(k, tuple(a.shape), c) for k, a, c in zip(paths, arrays, chunks)])
+        self.codebook: np.ndarray = checked_codebook(root, meta)
+        stamp = root.stamp()
         #: The stored label levels, full resolution first (version 1 stores: one).
         self.levels: list[da.Array] = [
-            _lazy_labels(os.path.abspath(p / key), tuple(a.shape), a.dtype, c, stamp)
-            for key, a, c in zip(paths, arrays, chunks)
+            _lazy_labels(root.ref(key), tuple(a.shape), a.dtype, c, stamp) for key, a, c in zip(paths, arrays, chunks)
         ]
         self.labels: da.Array = self.levels[0]
-        labels = arrays[0]
-        self.path = p
+        self.root = root
+        #: A Path, or the URL of a store on object storage.
+        self.path = root.path
         self.metadata: dict = meta
-        self.labels_codec = describe_codecs(labels)
+        self.labels_codec = describe_codecs(arrays[0])
+
+    @property
+    def name(self) -> str:
+        """The store's own name: the last component of its path or URL."""
+        return str(self.path).rstrip("/").rsplit("/", 1)[-1]
 
     @property
     def attrs(self) -> dict:
@@ -308,7 +304,7 @@ class Store:
         rows, cols, c = m["shape"]
         n = rows * cols
         raw = n * c * np.dtype(m["dtype"]).itemsize
-        nbytes = store_bytes(self.path)
+        nbytes = self.root.nbytes()
         seeds = seed_bits(n, m["k"], 8 * c * np.dtype(m["dtype"]).itemsize)
         m.update(
             path=str(self.path),
@@ -329,8 +325,9 @@ class Store:
         return f"<bigquant.Store {str(self.path)!r}: {r} x {c} x {ch} {self.metadata['dtype']}, K={self.k}>"
 
 
-def open(path: PathLike) -> Store | Palette:  # noqa: A001 - the store's own open, like zarr.open
-    """Open and validate what is at ``path``: a :class:`Palette` for a palette, else a :class:`Store`.
+def open(path: PathLike | Location) -> Store | Palette:  # noqa: A001 - the store's own open, like zarr.open
+    """Open and validate what is at ``path`` (a local path or a
+    :class:`~bigquant._objstore.Location`): a :class:`Palette` for a palette, else a :class:`Store`.
 
     Raises
     ------

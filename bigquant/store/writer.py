@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -31,8 +30,8 @@ import zarr
 
 from .. import ngff
 from .._dask import compute_settled, tree_reduce
-from .._objstore import Location
-from .._staging import Staging, check_output_folder, clean_stale_staging
+from .._objstore import Location, RemoteStaging, open_array, open_group
+from .._staging import Staging, check_output_folder, clean_stale_staging, write_atomic
 from ..display import bands_of
 from ..errors import OutputError, ParameterError
 from ..params import labels_dtype
@@ -55,7 +54,6 @@ from .format import (
     pyramid_levels,
 )
 from .metadata import check_store_limits, store_document
-from .remote import RemoteStaging, open_array, open_group
 
 PathLike = str | os.PathLike
 
@@ -101,7 +99,7 @@ def check_target(path: PathLike | Location, overwrite: bool) -> Any:
 
 def _new_group(target: Any, overwrite: bool) -> Staging | RemoteStaging:
     """A staging for ``target`` holding an empty, incomplete Zarr v3 group (on object storage:
-    the target itself, :class:`~bigquant.store.remote.RemoteStaging`)."""
+    the target itself, :class:`~bigquant._objstore.RemoteStaging`)."""
     if isinstance(target, Location):
         return RemoteStaging(target, overwrite)
     staging = Staging(target, overwrite, noun="store", quoted=repr(str(target)), complete=is_complete_store)
@@ -141,13 +139,12 @@ def _node_documents(root: Path) -> dict[str, dict]:
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    """Write ``doc`` to ``path`` by a sibling file renamed over it: readers see the old or the new."""
+    """Write ``doc`` to ``path`` whole (:func:`bigquant._staging.write_atomic`): readers see the
+    old document or the new one."""
     text = json.dumps(doc, indent=2, allow_nan=False)
     if len(text) > MAX_METADATA_BYTES:  # the reader's limit: a store it would refuse is never written
         raise OutputError(f"metadata {path} would have {len(text)} bytes, more than the {MAX_METADATA_BYTES} allowed")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def _write_group(path: Any, attributes: dict) -> None:
