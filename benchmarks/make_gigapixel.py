@@ -101,13 +101,9 @@ class Mosaic:
             "cshift": rng.normal(0.0, 4.0, size=3),
         }
 
-    def cell_view(self, cy: int, cx: int) -> tuple[np.ndarray, np.ndarray]:
-        """(view, lut): a (cell, cell, 3) strided view into a photo, and a (3, 256) uint8 LUT."""
-        if self._row != cy:  # tiles come row by row: keep only the current row of cells
-            self._row, self._cache = cy, {}
-        if cx in self._cache:
-            return self._cache[cx]
-        q = self.params(cy, cx)
+    def crop(self, q: dict, side: int) -> np.ndarray:
+        """A ``side`` x ``side`` view of the photo that ``q`` (a cell's ``params``) names, turned
+        and flipped as it says, at its relative position (fy, fx)."""
         img = self.full[q["photo"]]
         if q["transpose"]:
             img = img.transpose(1, 0, 2)
@@ -115,10 +111,18 @@ class Mosaic:
             img = img[::-1]
         if q["flip_lr"]:
             img = img[:, ::-1]
-        c = self.cell
-        y0 = int(q["fy"] * (img.shape[0] - c + 1))
-        x0 = int(q["fx"] * (img.shape[1] - c + 1))
-        view = img[y0 : y0 + c, x0 : x0 + c]
+        y0 = int(q["fy"] * (img.shape[0] - side + 1))
+        x0 = int(q["fx"] * (img.shape[1] - side + 1))
+        return img[y0 : y0 + side, x0 : x0 + side]
+
+    def cell_view(self, cy: int, cx: int) -> tuple[np.ndarray, np.ndarray]:
+        """(view, lut): a (cell, cell, 3) strided view into a photo, and a (3, 256) uint8 LUT."""
+        if self._row != cy:  # tiles come row by row: keep only the current row of cells
+            self._row, self._cache = cy, {}
+        if cx in self._cache:
+            return self._cache[cx]
+        q = self.params(cy, cx)
+        view = self.crop(q, self.cell)
         v = np.arange(256, dtype=np.float64) / 255.0
         curve = 255.0 * v ** q["gamma"] * q["gain"] + q["shift"]
         lut = np.clip(np.rint(curve[None, :] + q["cshift"][:, None]), 0, 255).astype(np.uint8)

@@ -71,18 +71,9 @@ class FloatMosaic(Mosaic):
             return self._cells[cx]
         q = self.params(cy, cx)
         s = float(np.random.default_rng([self.seed, cy, cx, 1]).uniform(0.85, 1.15))
-        img = self.full[q["photo"]]
-        if q["transpose"]:
-            img = img.transpose(1, 0, 2)
-        if q["flip_ud"]:
-            img = img[::-1]
-        if q["flip_lr"]:
-            img = img[:, ::-1]
         c = self.cell
-        side = min(round(c * s), img.shape[0], img.shape[1])
-        y0 = int(q["fy"] * (img.shape[0] - side + 1))
-        x0 = int(q["fx"] * (img.shape[1] - side + 1))
-        f = lanczos(img[y0 : y0 + side, x0 : x0 + side].astype(np.float32) / np.float32(255.0), (c, c))
+        side = min(round(c * s), *self.full[q["photo"]].shape[:2])
+        f = lanczos(self.crop(q, side).astype(np.float32) / np.float32(255.0), (c, c))
         offset = ((q["shift"] + q["cshift"]) / 255.0).astype(np.float32)
         f = np.float32(q["gain"]) * f ** np.float32(q["gamma"]) + offset
         np.clip(f, 0.0, 1.0, out=f)
