@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     storage_options = parse_storage_options(args.storage_options)
     path = location(args.path, storage_options) or args.path
-    if store.is_store(path) or (path is args.path and _not_an_object(args.path)):
+    if store.is_store(path) or (path is args.path and _not_an_object(str(args.path))):
         return _store_info(path, args, out)  # the latter refused as a store: its zarr.json is no JSON object
     from .. import io, planning, report
 
