@@ -48,6 +48,15 @@ def test_mode_2x2_is_the_most_frequent_label_ties_to_smallest(shape, dtype, k):
     assert mode_2x2(labels).dtype == dtype
 
 
+def test_mode_2x2_every_block_of_four_labels():
+    """Every 2 x 2 block over four labels (all 256 orders of ties and repeats), as the reference."""
+    blocks = np.array(np.meshgrid(*[np.arange(4)] * 4, indexing="ij")).reshape(4, -1).T
+    labels = np.empty((2, 2 * len(blocks)), np.uint8)
+    labels[0, 0::2], labels[0, 1::2], labels[1, 0::2], labels[1, 1::2] = blocks.T
+    assert np.array_equal(mode_2x2(labels), _mode_reference(labels))
+    assert np.array_equal(mode_2x2(labels[:, :-1]), _mode_reference(labels[:, :-1]))  # an odd edge
+
+
 def _iterated(labels: np.ndarray, n: int) -> list[np.ndarray]:
     out = [labels]
     for _ in range(1, n):

@@ -93,36 +93,22 @@ def two_nearest(row, centroids):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **JIT)
-def search_from(row, a, dsq, centroids, order, ring, ringed):  # pragma: no cover - compiled
-    """:func:`two_nearest` of ``row`` (C,), whose centroid ``a`` is at squared distance ``dsq``:
-    the others nearest to ``a`` first while they can still be among the two nearest
-    (``ringed``), else every other one in index order."""
-    k, c = centroids.shape
-    da = np.sqrt(dsq)
-    b1 = a
-    d1 = dsq
-    d2 = np.inf
-    reach = np.inf
-    for r in range(1, k):
-        if ringed:
-            if ring[a, r] - da > reach:
-                break
-            j = order[a, r]
-        else:  # every other centroid, in index order
-            j = r - 1 if r - 1 < a else r
-        d = 0.0
+def move_point(out, row, wi, a, b):  # pragma: no cover - compiled
+    """Move a point ``row`` (C,) of weight ``wi`` from cluster ``a`` (none if negative) to ``b``
+    in :func:`hamerly_step`'s carried sums ``out`` (K, C + 2)."""
+    c = row.shape[0]
+    q = 0.0
+    for ch in range(c):
+        q += row[ch] * row[ch]
+    for ch in range(c):
+        out[b, ch] += wi * row[ch]
+    out[b, c] += wi
+    out[b, c + 1] += wi * q
+    if a >= 0:
         for ch in range(c):
-            diff = row[ch] - centroids[j, ch]
-            d += diff * diff
-        if d < d1 or (d == d1 and j < b1):
-            d2 = d1
-            d1 = d
-            b1 = j
-            reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
-        elif d < d2:
-            d2 = d
-            reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
-    return b1, d1, d2
+            out[a, ch] -= wi * row[ch]
+        out[a, c] -= wi
+        out[a, c + 1] -= wi * q
 
 
 @njit(**JIT)
@@ -207,10 +193,32 @@ def hamerly_step(
             if dsq <= z * z and z > 0.0:
                 upper[i] = np.sqrt(dsq) * UP
                 continue
-            if tree is None:
-                b1, d1, d2 = search_from(row, a, dsq, centroids, order, ring, ringed)
-            else:
+            if tree is not None:
                 b1, d1, d2 = kt.two_nearest(row, tree, stack, bounds)
+            else:
+                # The others nearest to ``a`` first while they can still be among the two
+                # nearest (``ringed``), else every other one in index order. Written out here:
+                # as an inlined function the same loop made the whole fit about 35 % slower.
+                da = np.sqrt(dsq)
+                b1, d1, d2 = a, dsq, np.inf
+                reach = np.inf
+                for r in range(1, k):
+                    if ringed:
+                        if ring[a, r] - da > reach:
+                            break
+                        j = order[a, r]
+                    else:
+                        j = r - 1 if r - 1 < a else r
+                    d = 0.0
+                    for ch in range(c):
+                        diff = row[ch] - centroids[j, ch]
+                        d += diff * diff
+                    if d < d1 or (d == d1 and j < b1):
+                        d2, d1, b1 = d1, d, j
+                        reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
+                    elif d < d2:
+                        d2 = d
+                        reach = np.sqrt(d2) * (1.0 + 1e-9) + 1e-9
         else:
             for ch in range(c):
                 row[ch] = np.float64(x[i, ch])
@@ -223,17 +231,5 @@ def hamerly_step(
         if b1 == a:
             continue
         assign[i] = b1
-        wi = w[i]
-        q = 0.0
-        for ch in range(c):
-            q += row[ch] * row[ch]
-        for ch in range(c):
-            out[b1, ch] += wi * row[ch]
-        out[b1, c] += wi
-        out[b1, c + 1] += wi * q
-        if a >= 0:
-            for ch in range(c):
-                out[a, ch] -= wi * row[ch]
-            out[a, c] -= wi
-            out[a, c + 1] -= wi * q
+        move_point(out, row, w[i], a, b1)
     return out

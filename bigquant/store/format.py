@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 from zarr.codecs import ZstdCodec
 
 from .._objstore import ATTRS as OBJSTORE_ATTRS
@@ -121,26 +122,37 @@ def mode_2x2(labels: np.ndarray) -> np.ndarray:
     Categorical, never an interpolation: every output label occurs in its block. Returns an
     array of shape (ceil(rows / 2), ceil(cols / 2)) and the same dtype.
     """
+    return _mode_2x2(np.ascontiguousarray(labels))
+
+
+# Compiled, not NumPy: the label pass runs this on every chunk, and the array expression (four
+# strided views, a dozen temporaries) took a quarter of the label pass. Branches follow the
+# common case: most blocks of a label image hold one label.
+@njit(nogil=True, cache=True)
+def _mode_2x2(labels):  # pragma: no cover - compiled
     rows, cols = labels.shape
-    if rows % 2 or cols % 2:
-        # Repeating the last row/column doubles every count of those blocks: same winner.
-        labels = np.pad(labels, ((0, rows % 2), (0, cols % 2)), mode="edge")
-    a, b = labels[0::2, 0::2], labels[0::2, 1::2]
-    c, d = labels[1::2, 0::2], labels[1::2, 1::2]
-    # Of four labels, those that occur twice or more are the candidates (two at most, and one
-    # alone if it occurs three times); the smallest candidate wins, and with none (all four
-    # differ) the smallest label.
-    top = np.iinfo(labels.dtype).max
-    a_twice = (a == b) | (a == c) | (a == d)
-    b_twice = (b == c) | (b == d)
-    c_twice = c == d
-    best = np.where(c_twice, c, top)
-    np.minimum(best, np.where(b_twice, b, top), out=best)
-    np.minimum(best, np.where(a_twice, a, top), out=best)
-    a_twice |= b_twice
-    a_twice |= c_twice
-    smallest = np.minimum(np.minimum(a, b), np.minimum(c, d))
-    return np.where(a_twice, best, smallest)
+    out = np.empty(((rows + 1) // 2, (cols + 1) // 2), dtype=labels.dtype)
+    for i in range(out.shape[0]):
+        r0 = 2 * i
+        r1 = min(r0 + 1, rows - 1)  # an odd edge repeats its last row: the same winner
+        for j in range(out.shape[1]):
+            c0 = 2 * j
+            c1 = min(c0 + 1, cols - 1)
+            a, b, c, d = labels[r0, c0], labels[r0, c1], labels[r1, c0], labels[r1, c1]
+            if a == b:  # a twice or more; only c == d can tie with it
+                out[i, j] = c if (c == d and c < a) else a
+            elif c == d:  # c twice or more, and no other label twice
+                out[i, j] = c
+            else:  # a != b, c != d: a and b may each occur twice (with c or d), or all differ
+                twice_a = a == c or a == d
+                twice_b = b == c or b == d
+                if twice_a and twice_b:
+                    out[i, j] = min(a, b)
+                elif twice_a or twice_b:
+                    out[i, j] = a if twice_a else b
+                else:
+                    out[i, j] = min(min(a, b), min(c, d))
+    return out
 
 
 def chunk_keys(shape: tuple[int, ...], chunks: tuple[int, ...]) -> Iterator[str]:
