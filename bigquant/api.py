@@ -18,7 +18,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from . import display, fitting, metrics, params, polishing
+from . import autok, display, fitting, metrics, params, polishing
 from . import sources as _sources
 from . import store as _store
 from ._dask import on_default_scheduler
@@ -67,7 +67,7 @@ def _fit_image(
     data = fitting.prepare(x, use_hist, opts, f"input {name!r}", say)
     k = fitting.reduce_k(opts.k, data.distinct)
     if target_psnr is not None:
-        return fitting.auto_k(data, opts, target_psnr, min(k, max_k), init=init, say=say)
+        return autok.auto_k(data, opts, target_psnr, min(k, max_k), init=init, say=say)
     return fitting.fit_k(data, k, opts, init=init, progress=say)
 
 

@@ -31,6 +31,14 @@ CORESET_CELLS = 1 << 20
 #: A chunk's own cells are coarsened to at most this share of the budget, so the first merges of
 #: a tree rarely need a second grouping.
 CHUNK_SHARE = 4
+#: k-means++ starts :func:`best_start` compares on a coarse grid.
+RESTARTS = 8
+#: Most cells of that coarse grid (5-6 bits per channel for RGB, 4-5 for four bands): finer
+#: ranks starts better (measured on the 4-band photographs of benchmarks/make_pixel_images.py)
+#: at a cost that grows with it; a fit on it takes a fraction of a second.
+COARSE_CELLS = 1 << 17
+#: Fewer coarse cells than this many per centroid cannot rank the starts.
+COARSE_MIN_CELLS_PER_K = 8
 #: Parts merged by one task of the tree.
 MERGE_FAN_IN = 4
 #: Finest grid: bits per channel (fewer where the packed code would pass 60 bits, and no finer
@@ -62,6 +70,8 @@ class Coreset:
         Bits per channel of the grid the cells ended on.
     nonfinite : int
         Pixels holding NaN or inf (left out of every cell).
+    codes : ndarray of shape (m,), int64
+        Each cell's packed grid code (sorted), from which :meth:`coarser` merges cells.
     """
 
     points: np.ndarray
@@ -70,11 +80,18 @@ class Coreset:
     sq: np.ndarray
     bits: int
     nonfinite: int
+    codes: np.ndarray
 
     @property
     def pixels(self) -> float:
         """Pixels in the cells."""
         return float(self.counts.sum())
+
+    def coarser(self, budget: int) -> Coreset:
+        """The same pixels on the finest coarser grid (whole bits per channel) with at most
+        ``budget`` cells: every cell a union of these, every sum exact."""
+        part = (self.codes, self.counts, self.sums, self.sq, self.bits, self.nonfinite)
+        return _as_coreset(_fit_budget(part, budget))
 
     def scale(self) -> float:
         """The data's scale (square root of the mean per-channel variance) over every pixel, exact
@@ -195,8 +212,42 @@ def coreset(xs: Any, sample: np.ndarray, budget: int = CORESET_CELLS) -> Coreset
         parts += [part(b, lo, unit, bits, budget) for b in arr.to_delayed().ravel().tolist()]
     root = tree_reduce(parts, lambda ps: merge_parts(ps, budget), split_every=MERGE_FAN_IN)
     (res,) = dask.compute(root)
-    codes, counts, sums, sq, bits, bad = res
-    return Coreset(sums / counts[:, None], counts, sums, sq, int(bits), int(bad))
+    return _as_coreset(res)
+
+
+def _as_coreset(part: Part) -> Coreset:
+    codes, counts, sums, sq, bits, bad = part
+    return Coreset(sums / counts[:, None], counts, sums, sq, int(bits), int(bad), codes)
+
+
+def best_start(
+    cells: Coreset, start: np.ndarray, seed: int, tol_abs: float, inertia_rtol: float, max_iter: int
+) -> np.ndarray | None:
+    """The best of :data:`RESTARTS` fits on a coarse grid of ``cells`` (at most
+    :data:`COARSE_CELLS` cells): from ``start`` (K, C) and from weighted k-means++ on the coarse
+    cells with seeds drawn from ``seed``. Returns the converged centroids of the one with the
+    least inertia, from which a second fit on every cell is worth running, or None when that is
+    ``start``'s own or the grid has too few cells to rank starts.
+
+    A single k-means++ start can end in a local optimum some hundredths of a dB from a better
+    one; on the coarse cells a fit costs little, and their inertia ranks the starts (not
+    perfectly: the caller keeps the second fit only if it ends better than the first).
+    """
+    from .hamerly import lloyd_in_memory
+    from .seeding import kmeans_plusplus
+
+    k = len(start)
+    coarse = cells.coarser(COARSE_CELLS)
+    if RESTARTS < 2 or len(coarse.points) < COARSE_MIN_CELLS_PER_K * k:
+        return None
+    seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=RESTARTS - 1)
+    starts = [start] + [kmeans_plusplus(coarse.points, k, int(s), coarse.counts)[0] for s in seeds]
+    fits = [
+        lloyd_in_memory(coarse.points, coarse.counts, s, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol)
+        for s in starts
+    ]
+    best = min(range(len(fits)), key=lambda i: fits[i].inertia)  # the first on ties
+    return None if best == 0 else fits[best].centroids
 
 
 def label_and_sum(block: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

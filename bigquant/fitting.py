@@ -218,17 +218,28 @@ def _fit_cells(data: FitData, k: int, opts: FitOptions, init: Any, progress: Pro
     start = initial(init, sample, k, sample.shape[1], opts.seed)
     tol_abs = params.tol_abs(opts.tol, cells.scale())
     pts = np.ascontiguousarray(sample, dtype=np.float64)
-    res = lloyd_in_memory(
-        cells.points,
-        cells.counts,
-        start,
-        max_iter=CORESET_MAX_ITER,
-        tol_abs=tol_abs,
-        inertia_rtol=opts.inertia_rtol,
-        sample=pts,
-        progress=progress,
-        stage="coreset",
-    )
+
+    def fit_from(centres: np.ndarray, shown: Progress | None) -> kmeans.LloydResult:
+        return lloyd_in_memory(
+            cells.points,
+            cells.counts,
+            centres,
+            max_iter=CORESET_MAX_ITER,
+            tol_abs=tol_abs,
+            inertia_rtol=opts.inertia_rtol,
+            sample=pts,
+            progress=shown,
+            stage="coreset",
+        )
+
+    other = None
+    if init is None:
+        or_silent(progress)(Step(f"seeding: the best of {coreset.RESTARTS} starts on a coarse grid"))
+        other = coreset.best_start(cells, start, opts.seed, tol_abs, opts.inertia_rtol, CORESET_MAX_ITER)
+    res = fit_from(start, progress)
+    if other is not None:  # kept only if it ends better: never worse than the one start
+        alt = fit_from(other, None)
+        res = alt if alt.inertia < res.inertia else res
     if not res.converged:
         warnings.warn(
             f"Lloyd's on the coreset stopped at {CORESET_MAX_ITER} iterations before converging; "
@@ -272,61 +283,6 @@ def training_error(fit: FitResult) -> tuple[float, float]:
     n = float(sum(x.shape[0] * x.shape[1] for x in as_list(data.xs))) * data.channels
     peak = metrics.peak_value(data.dtype, (float(data.sample.min()), float(data.sample.max())))
     return fit.result.inertia / n, peak
-
-
-def search_k(
-    fit_of: Callable[[int], FitResult], target: float, max_k: int, say: Progress
-) -> tuple[int, FitResult, dict[str, float]]:
-    """Smallest K in [1, max_k] whose :func:`fit_psnr` reaches ``target`` (bisection; PSNR grows
-    with K). Returns the K, its fit, and the PSNR of every K tried."""
-    cache: dict[int, tuple[FitResult, float]] = {}
-
-    def trial(k: int) -> float:
-        if k not in cache:
-            f = fit_of(k)
-            cache[k] = (f, fit_psnr(f))
-            say(Step(f"auto K: K={k} gives {cache[k][1]:.2f} dB"))
-        return cache[k][1]
-
-    if trial(max_k) < target:
-        warnings.warn(
-            f"PSNR {cache[max_k][1]:.2f} dB at --max-k {max_k} stays below the target {target} dB; using K={max_k}",
-            BigquantWarning,
-            stacklevel=4,
-        )
-        best = max_k
-    else:
-        lo, hi = 1, max_k  # psnr(hi) >= target
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if trial(mid) >= target:
-                hi = mid
-            else:
-                lo = mid + 1
-        best = hi
-    tried = {str(k): round(v[1], 4) for k, v in sorted(cache.items())}
-    return best, cache[best][0], tried
-
-
-def auto_k(data: FitData, opts: FitOptions, target: float, max_k: int, *, init: Any, say: Progress) -> FitResult:
-    """The fit of the smallest K up to ``max_k`` whose PSNR reaches ``target`` dB.
-
-    Exact on the histogram path. On the pixel path each trial fits the coreset, whose PSNR is a
-    lower bound on the pixels' for the same codebook (the passes over the pixels only raise it).
-    """
-
-    def fit_of(kk: int) -> FitResult:
-        return fit_k(data, kk, opts, init=init)
-
-    k, fit, tried = search_k(fit_of, target, max_k, say)
-    if data.colours is not None:
-        estimate = "exact (histogram)"
-    else:
-        assert data.cells is not None
-        estimate = f"lower bound (coreset of {len(data.cells.counts)} cells)"
-    say(Step(f"auto K: chose K={k}"))
-    fit.extra = dict(target_psnr=float(target), max_k=int(max_k), auto_k_trials=tried, auto_k_estimate=estimate)
-    return fit
 
 
 @dataclass

@@ -144,3 +144,22 @@ def test_reruns_are_bit_identical(photo, tmp_path):
     np.testing.assert_array_equal(np.asarray(a.labels), np.asarray(b.labels))
     assert a.metadata["inertia"] == b.metadata["inertia"]
     assert a.metadata["shift_history"] == b.metadata["shift_history"]
+
+
+def test_restarts_are_never_worse_than_one_start(photo, monkeypatch):
+    """The coarse-grid restarts keep the better of two fits on the cells: never a worse inertia
+    than the single k-means++ start, and on some seed a strictly better one."""
+    from bigquant import fitting
+
+    x = da.from_array(photo, chunks=(97, 130, photo.shape[-1]))
+    opts = params.FitOptions()
+    data = fitting.prepare(x, False, opts, "test")
+
+    def inertia(seed: int, restarts: int) -> float:
+        monkeypatch.setattr(coreset, "RESTARTS", restarts)
+        return fitting.fit_k(data, 12, params.FitOptions(seed=seed)).result.inertia
+
+    restarts = coreset.RESTARTS
+    pairs = [(inertia(s, restarts), inertia(s, 1)) for s in range(4)]
+    assert all(best <= one for best, one in pairs)
+    assert any(best < one for best, one in pairs)
