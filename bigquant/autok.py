@@ -57,9 +57,13 @@ def auto_k(data: FitData, opts: FitOptions, target: float, max_k: int, *, init: 
     """
 
     def fit_of(kk: int) -> FitResult:
-        return fit_k(data, kk, opts, init=init)
+        return fit_k(data, kk, opts, init=init, restarts=False)
 
     k, fit, tried = search_k(fit_of, target, max_k, say)
+    if data.cells is not None and init is None:
+        # the trials fit from one start each; the chosen K's fit may only get better with the
+        # best of several (never worse on the cells, so the target still holds)
+        fit = fit_k(data, k, opts)
     if data.colours is not None:
         estimate = "exact (histogram)"
     else:

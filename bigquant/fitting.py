@@ -172,12 +172,21 @@ def initial(init: Any, sample: np.ndarray, k: int, channels: int, seed: int) -> 
     return start
 
 
-def fit_k(data: FitData, k: int, opts: FitOptions, *, init: Any = None, progress: Progress | None = None) -> FitResult:
+def fit_k(
+    data: FitData,
+    k: int,
+    opts: FitOptions,
+    *,
+    init: Any = None,
+    progress: Progress | None = None,
+    restarts: bool = True,
+) -> FitResult:
     """Fit ``k`` centroids on the path ``data`` was prepared for; ``progress`` receives the
-    :class:`~bigquant.progress.Iteration` of every step."""
+    :class:`~bigquant.progress.Iteration` of every step. Without ``restarts`` the pixel path
+    fits from its one k-means++ start only (a quicker trial, as auto K's)."""
     if data.colours is not None:
         return _fit_histogram(data, k, opts, init, progress)
-    return _fit_cells(data, k, opts, init, progress)
+    return _fit_cells(data, k, opts, init if init is not None or restarts else False, progress)
 
 
 def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None) -> FitResult:
@@ -212,8 +221,11 @@ def _fit_histogram(data: FitData, k: int, opts: FitOptions, init: Any, progress:
 
 def _fit_cells(data: FitData, k: int, opts: FitOptions, init: Any, progress: Progress | None) -> FitResult:
     """Weighted Lloyd's on the coreset's cells, in memory, to convergence (not capped by
-    ``max_iter``, which counts passes over the pixels; :data:`CORESET_MAX_ITER` bounds it)."""
+    ``max_iter``, which counts passes over the pixels; :data:`CORESET_MAX_ITER` bounds it).
+    ``init`` None: k-means++ and the best of :func:`.coreset.best_start`; False: k-means++ alone."""
     cells, sample = data.cells, data.sample
+    restarts = init is None
+    init = None if init is False else init
     assert cells is not None and sample is not None
     start = initial(init, sample, k, sample.shape[1], opts.seed)
     tol_abs = params.tol_abs(opts.tol, cells.scale())
@@ -233,7 +245,7 @@ def _fit_cells(data: FitData, k: int, opts: FitOptions, init: Any, progress: Pro
         )
 
     other = None
-    if init is None:
+    if restarts:
         or_silent(progress)(Step(f"seeding: the best of {coreset.RESTARTS} starts on a coarse grid"))
         other = coreset.best_start(cells, start, opts.seed, tol_abs, opts.inertia_rtol, CORESET_MAX_ITER)
     res = fit_from(start, progress)
