@@ -5,8 +5,9 @@ The estimate is a cost model, not a dry run:
 
 * **passes** are exact for the histogram path (one to count the colours, one to write the
   labels) and a range for the pixel path (a sample pass over at most
-  :data:`~bigquant.seeding.SAMPLE_MAX_BLOCKS` chunks, one pass per Lloyd iteration, at least
-  one and at most ``max_iter``, then the label pass), with a typical count;
+  :data:`~bigquant.seeding.SAMPLE_MAX_BLOCKS` chunks, the coreset pass, the label pass, then
+  none to ``max_iter`` exact Lloyd passes and a second label pass where the codebook still
+  moves), with a typical count: none for 1-3 channels, :data:`TYPICAL_EXACT_PASSES` for more;
 * **time** = process start + for every pass the pixels' read cost and the kernel's cost,
   divided among the threads the chunks can keep busy, + the fit on the histogram. The read cost
   is *measured* (:func:`bigquant.io.probe_read`: a few of the source's own tiles decoded and timed on one
@@ -66,9 +67,14 @@ TABLE_BYTES = 40 << 20
 LUT_BYTES = 16 << 20
 #: Bytes per distinct colour the fit holds (the colour, its count, bounds and labels).
 COLOUR_BYTES = 16
-#: Lloyd passes assumed "typical" on the pixel path; the real count depends on the image and K
-#: (measured 10 at K = 8 and 66 at K = 32 on the same photograph), hence the range.
-TYPICAL_LLOYD_PASSES = 30
+#: Exact Lloyd passes assumed "typical" on the pixel path after its coreset fit, for images of 4
+#: or more channels, whose coarser cells leave more to polish (median of the six 4-band
+#: photographs at K = 32: 6, range 1-18; images of 1-3 channels: none).
+TYPICAL_EXACT_PASSES = 6
+#: Seconds of the in-memory fit on the coreset (the best of 8 starts, then the fit on every
+#: cell), for 1-3 channels and for more (measured at K = 32 on 14.7 Mpx photographs: 0.7-1.2 s
+#: and 1.1-8 s).
+CORESET_FIT_S = (1.0, 4.0)
 #: Tiles :func:`bigquant.io.probe_read` decodes, spread along the image's diagonal.
 PROBE_TILES = 6
 
@@ -94,9 +100,9 @@ class Estimate:
     peak_bytes : int
         Estimated peak resident memory.
     pass_s : float
-        Seconds of one more pass: a Lloyd pass (pixel path) or the label pass (histogram path).
+        Seconds of one more pass: an exact Lloyd pass (pixel path) or the label pass (histogram path).
     fit_s : float
-        Seconds of the fit on the histogram (0 on the pixel path, whose fit is its passes).
+        Seconds of the in-memory fit: on the histogram, or on the pixel path's coreset.
     read_ns : float
         Read cost per pixel and thread used for the time (measured, or the PNG/JPEG constant).
     read_basis : str
@@ -166,13 +172,15 @@ def estimate(
         passes, times = (2, 2, 2), (t, t, t)
         peak += busy * TABLE_BYTES * (c == 3) + LUT_BYTES + COLOUR_BYTES * distinct
     else:
-        fit_s, pass_s = 0.0, ns.pass_s(LLOYD_NS + LLOYD_NS_PER_KC * k * c)
+        fit_s, pass_s = CORESET_FIT_S[c > 3], ns.pass_s(LLOYD_NS + LLOYD_NS_PER_KC * k * c)
         share = min(1.0, SAMPLE_MAX_BLOCKS / n_chunks)  # the sample pass reads at most 64 chunks
-        # The sample pass (or the one decode of a PNG/JPEG), the label pass, then n Lloyd passes.
-        fixed = START_S + (ns.first_s(0.0) if whole else ns.again * share) + ns.pass_s(LABEL_NS)
-        counts = (1, min(TYPICAL_LLOYD_PASSES, max_iter), max_iter)
-        passes = (3, counts[1] + 2, max_iter + 2)
-        times = (fixed + counts[0] * pass_s, fixed + counts[1] * pass_s, fixed + counts[2] * pass_s)
+        # The sample pass (or the one decode of a PNG/JPEG), the coreset pass, its fit and the
+        # label pass; then n exact Lloyd passes and, after any, the label pass again.
+        fixed = START_S + (ns.first_s(0.0) if whole else ns.again * share) + 2 * ns.pass_s(LABEL_NS) + fit_s
+        counts = (0, min(TYPICAL_EXACT_PASSES if c > 3 else 0, max_iter), max_iter)
+        p0, p1, p2 = (3 + n + (n > 0) for n in counts)
+        t0, t1, t2 = (fixed + n * pass_s + (n > 0) * ns.pass_s(LABEL_NS) for n in counts)
+        passes, times = (p0, p1, p2), (t0, t1, t2)
     return Estimate(
         "histogram" if hist else "pixels",
         k,

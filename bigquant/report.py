@@ -253,8 +253,11 @@ def estimate_lines(est: dict) -> list[str]:
         passes = f"{lo} passes over the image"
         when = f"about {_seconds(t_typ)}"
     else:
-        passes = f"{lo} to {hi} passes over the image (one per Lloyd iteration, plus 2; say {typical})"
-        when = f"about {_seconds(t_typ)} ({_seconds(t_lo)} to {_seconds(t_hi)}; {est['pass_s']:.2g} s a Lloyd pass)"
+        passes = (
+            f"{lo} to {hi} passes over the image (sample, coreset and labels, then any exact Lloyd passes "
+            f"and the labels again; say {typical})"
+        )
+        when = f"about {_seconds(t_typ)} ({_seconds(t_lo)} to {_seconds(t_hi)}; {est['pass_s']:.2g} s an exact pass)"
     return [
         f"  plan        {est['path']} path, chunks {_shape(est['chunks'])} ({est['n_chunks']} chunk{'s' if est['n_chunks'] != 1 else ''}), "
         f"{est['threads']} threads, memory limit {format_bytes(est['memory_limit'])}",

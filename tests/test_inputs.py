@@ -186,7 +186,9 @@ def test_info_of_inputs_text_and_json(tmp_path, photo, capsys):
     assert "TIFF; classic TIFF, little-endian" in text and "400 x 600 x 3 uint16" in text
     assert (
         "pixels path" in text
-        and "K=32: 3 to 42 passes over the image (one per Lloyd iteration, plus 2; say 32)" in text
+        and "K=32: 3 to 44 passes over the image (sample, coreset and labels, then any exact Lloyd passes "
+        "and the labels again; say 3)"
+        in text
     )
     assert "pixel size  unknown" in text
     zarr.create_array(str(tmp_path / "img.zarr"), shape=photo.shape, chunks=(100, 100, 3), dtype="u1")[...] = photo
