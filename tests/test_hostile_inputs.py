@@ -227,6 +227,26 @@ def test_hostile_input_one_line_exit_2_nothing_touched(
     refused(capsys, argv, tmp_path, message, case)
 
 
+@pytest.mark.parametrize(
+    "workers, budget, message",
+    [
+        # a worker process with bigquant's kernels loaded holds about 250 MiB before any data
+        # (benchmarks/README.md, "Limits on chunks and workers"): 1 GiB holds four of them
+        (5, "1GiB", "the memory budget 1.0 GiB holds 4 worker processes of 256.0 MiB); use at most 4"),
+        # the least budget still runs one worker
+        (2, "64MB", "the memory budget 61.0 MiB holds 1 worker processes of 256.0 MiB); use at most 1"),
+    ],
+)
+def test_workers_beyond_the_memory_budget_are_refused(tmp_path, monkeypatch, capsys, china, workers, budget, message):
+    import bigquant.chunking
+
+    monkeypatch.setattr(bigquant.chunking, "available_cores", lambda: 16)  # memory binds, not cores
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(china).save(tmp_path / "china.png")
+    argv = _compress("china.png", "--workers", str(workers), "--memory-limit", budget)
+    refused(capsys, argv, tmp_path, message, f"workers-{workers}-{budget}")
+
+
 # --- An input that changes while it is read -----------------------------------------------------
 
 
