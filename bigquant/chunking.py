@@ -86,9 +86,10 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-#: Memory a worker process of ``--workers`` takes before it holds any data (Python, NumPy, Dask,
-#: distributed, zarr and numba loaded), out of the job's budget.
-WORKER_PROCESS_BYTES = 128 * 2**20
+#: Memory a worker process of ``--workers`` takes before it holds any data, out of the job's
+#: budget: Python, NumPy, Dask, distributed and zarr are half of it, numba with bigquant's
+#: kernels loaded (as the first task of any compress loads them) the other half.
+WORKER_PROCESS_BYTES = 256 * 2**20
 
 
 def available_cores() -> int:

@@ -46,6 +46,22 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
+@pytest.fixture(scope="module")
+def photo_array(china) -> np.ndarray:
+    """A 60 x 80 x 3 uint8 crop of china.jpg: the good input of the bad-input tables."""
+    return np.ascontiguousarray(china[100:160, 200:280])
+
+
+@pytest.fixture(scope="module")
+def template_store(tmp_path_factory, photo_array) -> Path:
+    """A small good store (K=4, 2 x 3 label chunks of 32 x 32) that the tables copy and damage."""
+    import bigquant
+
+    path = tmp_path_factory.mktemp("template") / "good.bq.zarr"
+    bigquant.compress(photo_array, path, k=4, max_iter=3, chunks=(32, 32))
+    return path
+
+
 _RNG = np.random.default_rng(1234)
 
 

@@ -11,13 +11,10 @@ headers and metadata, before any allocation.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import struct
-import tracemalloc
-import zlib
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -25,6 +22,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from cli_harness import error_line, png_claiming, refused, snapshot, table
 from PIL import Image
 
 import bigquant
@@ -42,18 +40,6 @@ NOT_AN_OBJECT_INPUT = ".zarr' is not a readable zarr array or group: zarr.json i
 # --- Inputs, each made in the working folder on demand ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def photo_array(china) -> np.ndarray:
-    return np.ascontiguousarray(china[100:160, 200:280])  # 60 x 80 x 3 uint8
-
-
-@pytest.fixture(scope="module")
-def template_store(tmp_path_factory, photo_array) -> Path:
-    path = tmp_path_factory.mktemp("template") / "good.bq.zarr"
-    bigquant.compress(photo_array, path, k=4, max_iter=3, chunks=(32, 32))
-    return path
-
-
 def _edit_json(path: Path, fn) -> None:
     doc = json.loads(path.read_text())
     fn(doc)
@@ -65,15 +51,7 @@ def _edit_meta(store: Path, **changes) -> None:
 
 
 def _huge_png(path: Path, rows: int = 100_000, cols: int = 100_000) -> None:
-    """A valid PNG signature and IHDR (CRC included) claiming rows x cols RGB, and almost no data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", cols, rows, 8, 2, 0, 0, 0)  # 8-bit RGB
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-    )
+    path.write_bytes(png_claiming(rows, cols))
 
 
 def _huge_jpeg(path: Path, photo: np.ndarray, side: int = 60_000) -> None:
@@ -422,27 +400,7 @@ CASES = [
 ]
 
 
-def _snapshot(folder: Path) -> dict[str, str]:
-    """Every entry under ``folder`` (hidden ones too) with a hash of each file's bytes."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = str(p.relative_to(folder))
-        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-    return out
-
-
-def _error_line(err: str) -> str:
-    """The one error line, the last; the compact progress log of the steps done before the
-    input was found bad (stderr is no terminal here) may precede it, never a usage block."""
-    assert "Traceback" not in err and "usage:" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    said = [line for line in lines if line.startswith("bigquant")]
-    assert len(said) == 1 and lines[-1] == said[0], err
-    assert said[0].startswith("bigquant") and "error" in said[0], err
-    return said[0]
-
-
-@pytest.mark.parametrize("case, make, argv, message", CASES, ids=[c[0] for c in CASES])
+@table(CASES)
 def test_bad_input_one_line_exit_2_nothing_touched(
     tmp_path, monkeypatch, capsys, photo_array, template_store, case, make, argv, message
 ):
@@ -451,22 +409,9 @@ def test_bad_input_one_line_exit_2_nothing_touched(
     monkeypatch.chdir(tmp_path)
     for name in make:
         _make(name, tmp_path, photo_array, template_store)
-    before = _snapshot(tmp_path)
-    tracemalloc.start()
-    try:
-        status = main(list(argv))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    cap = capsys.readouterr()
-    assert status == 2, cap.err
-    line = _error_line(cap.err)
-    assert message in line, line
-    assert "Traceback" not in cap.out
-    assert _snapshot(tmp_path) == before  # nothing written, deleted or changed, partial folders included
-    # No case needs more than a few MiB: the bombs (100000^2 PNG, 60000^2 JPEG, 10^18-pixel store,
-    # 2^42-pixel chunks) are refused from their headers.
-    assert peak < 64 * 2**20, f"{case}: {peak / 2**20:.0f} MiB allocated"
+    # stderr is no terminal here: the compact progress log of the steps done before the input
+    # was found bad may come before the error line.
+    refused(capsys, argv, tmp_path, message, case, progress_before=True)
 
 
 # --- Cases that need more than one command line ------------------------------------------------
@@ -514,11 +459,11 @@ def test_unwritable_folder_by_permissions(tmp_path, monkeypatch, capsys, photo_a
             ["compress", str(tmp_path / "photo.png"), "-o", str(out_dir / "x.bq.zarr")],
             ["decode", str(tmp_path / "s.bq.zarr"), "-o", str(out_dir / "r.tif")],
         ):
-            before = _snapshot(tmp_path)
+            before = snapshot(tmp_path)
             assert main(argv) == 2
-            line = _error_line(capsys.readouterr().err)
+            line = error_line(capsys.readouterr().err, progress_before=True)
             assert f"folder '{out_dir}' of output" in line and "is not writable" in line
-            assert _snapshot(tmp_path) == before
+            assert snapshot(tmp_path) == before
     finally:
         out_dir.chmod(0o755)
 

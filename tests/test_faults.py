@@ -11,19 +11,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import pty
 import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from cli_harness import CliJob, tree_digest
 
 import bigquant
 from bigquant.cli import main
@@ -51,72 +46,6 @@ def _same_store(a, b):
         assert sa.metadata[key] == sb.metadata[key], key
 
 
-def _tree_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(path.rglob("*")):
-        h.update(str(p.relative_to(path)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
-
-
-class _Job:
-    """The `bigquant` CLI in a subprocess whose stderr is a pseudo-terminal, so it prints its
-    progress line ("Lloyd N/MAX ...") as it goes; ``text`` collects them."""
-
-    def __init__(self, argv, cwd: Path, name: str = "job"):
-        master, slave = pty.openpty()
-        self.text = ""
-        self._cond = threading.Condition()
-        with open(cwd / f"{name}.out", "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bigquant.cli", *argv],
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=slave,
-                start_new_session=True,
-            )
-        os.close(slave)
-        self._thread = threading.Thread(target=self._read, args=(master,), daemon=True)
-        self._thread.start()
-
-    def _read(self, fd: int) -> None:
-        try:
-            while True:
-                try:
-                    data = os.read(fd, 4096)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not data:
-                    break
-                with self._cond:
-                    self.text += data.decode(errors="replace")
-                    self._cond.notify_all()
-        finally:
-            os.close(fd)
-            with self._cond:
-                self._cond.notify_all()
-
-    def wait_for(self, needle: str, timeout: float) -> None:
-        end = time.monotonic() + timeout
-        with self._cond:
-            while needle not in self.text:
-                left = end - time.monotonic()
-                assert left > 0 and self.proc.poll() is None, f"never saw {needle!r}:\n{self.text}"
-                self._cond.wait(min(left, 0.5))
-
-    def wait(self, timeout: float) -> int:
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._thread.join(5)
-        return rc
-
-
 # --- (a) a worker dies in the middle of a compress -----------------------------------------------
 
 
@@ -142,12 +71,12 @@ def test_worker_killed_mid_compress_gives_identical_output(cluster, inputs, tmp_
 
     pids = cluster.worker_pids()
     victim, victim_pid = sorted(pids.items())[0]
-    job = _Job([*args, "-o", str(tmp_path / "hit.bq.zarr"), "--scheduler", cluster.address], tmp_path)
+    job = CliJob([*args, "-o", str(tmp_path / "hit.bq.zarr"), "--scheduler", cluster.address], tmp_path)
     # The coreset pass is under way on both workers (the image itself persisted on them).
     job.wait_for("pass 2 · coreset", timeout=120)
     os.kill(victim_pid, signal.SIGKILL)  # the worker process itself; its nanny starts a new one
     assert job.proc.poll() is None, "the job ended before the worker was killed"
-    assert job.wait(timeout=180) == 0, job.text
+    assert job.finish(timeout=180)[0] == 0, job.text
     assert "coreset:" in job.text and "labels:" in job.text
     _same_store(tmp_path / "alone.bq.zarr", tmp_path / "hit.bq.zarr")
 
@@ -158,18 +87,6 @@ def test_worker_killed_mid_compress_gives_identical_output(cluster, inputs, tmp_
 
 
 # --- (b) bigquant itself dies while writing the store ----------------------------------------------
-
-
-def _wait_until_writing(proc: subprocess.Popen, folder: Path, name: str, timeout: float = 120) -> Path:
-    """Poll for the hidden partial store; return it once its first label chunks are on disk."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for p in folder.glob(f".{name}.partial-*"):
-            if (p / "labels" / "0" / "c").exists():
-                return p
-        assert proc.poll() is None, "bigquant finished before it could be killed while writing"
-        time.sleep(0.002)
-    raise AssertionError("bigquant never started writing")
 
 
 @pytest.mark.timeout(180)
@@ -203,28 +120,22 @@ def test_bigquant_killed_while_writing_leaves_no_store(inputs, tmp_path, capsys,
     args = command(target)
     if existing:
         assert main(["compress", str(inputs / "noise.tif"), "-o", str(target), "-k", "3", "--max-iter", "1", "-q"]) == 0
-        before = _tree_digest(target)
+        before = tree_digest(target)
         args.append("--overwrite")
-    with open(tmp_path / "killed.err", "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bigquant.cli", *args],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+    job = CliJob(args, tmp_path)
     try:
-        partial = _wait_until_writing(proc, tmp_path, target.name)
-        proc.send_signal(signal.SIGKILL)
+        partial = job.wait_for_chunks(tmp_path, target.name, timeout=120)
+        job.signal(signal.SIGKILL)
     finally:
-        proc.kill()
-        proc.wait(30)  # reaped: its PID is free, so the next run may clean its partial folder
-    assert proc.returncode == -signal.SIGKILL
+        # Reaped (the group killed if need be): its PID is free, so the next run may clean its
+        # partial folder.
+        rc, _ = job.finish(timeout=30)
+    assert rc == -signal.SIGKILL
     assert partial.is_dir()  # what a killed run leaves: a hidden folder, never a store at the target
 
     capsys.readouterr()
     if existing:
-        assert _tree_digest(target) == before
+        assert tree_digest(target) == before
         assert main(["info", str(target)]) == 0 and "K           3" in capsys.readouterr().out
     else:
         assert not target.exists()
@@ -267,8 +178,10 @@ def test_two_jobs_sharing_a_cluster_get_what_they_would_alone(cluster, inputs, t
     for name, extra in jobs.items():
         assert main([*common, *extra, "-o", str(tmp_path / f"{name}-alone.bq.zarr"), "-q"]) == 0
     running = {
-        name: _Job(
-            [*common, *extra, "-o", str(tmp_path / f"{name}.bq.zarr"), "--scheduler", cluster.address], tmp_path, name
+        name: CliJob(
+            [*common, *extra, "-o", str(tmp_path / f"{name}.bq.zarr"), "--scheduler", cluster.address],
+            tmp_path,
+            tmp_path / f"{name}.out",
         )
         for name, extra in jobs.items()
     }
@@ -276,6 +189,6 @@ def test_two_jobs_sharing_a_cluster_get_what_they_would_alone(cluster, inputs, t
         job.wait_for("pass 1 · sample", timeout=120)
     assert all(job.proc.poll() is None for job in running.values()), "the jobs did not overlap"
     for name, job in running.items():
-        assert job.wait(timeout=180) == 0, job.text
+        assert job.finish(timeout=180)[0] == 0, job.text
     for name in jobs:
         _same_store(tmp_path / f"{name}-alone.bq.zarr", tmp_path / f"{name}.bq.zarr")

@@ -11,20 +11,18 @@ they are read, a full disk, and the sizes that must work come after the table.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io as _io
 import os
 import shutil
 import struct
 import subprocess
-import tracemalloc
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 import zarr
+from cli_harness import error_line, png_claiming, refused, snapshot, table
 from PIL import Image
 
 import bigquant
@@ -33,18 +31,6 @@ from bigquant.errors import InputError
 from bigquant.progress import Pass
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def photo_array(china) -> np.ndarray:
-    return np.ascontiguousarray(china[100:160, 200:280])  # 60 x 80 x 3 uint8
-
-
-@pytest.fixture(scope="module")
-def template_store(tmp_path_factory, photo_array) -> Path:
-    path = tmp_path_factory.mktemp("template") / "good.bq.zarr"
-    bigquant.compress(photo_array, path, k=4, max_iter=3, chunks=(32, 32))
-    return path
 
 
 def _jpeg_bytes(image: np.ndarray, **options) -> bytes:
@@ -61,16 +47,6 @@ def _eoi_inside_scan(data: bytes, keep_tail: bool) -> bytes:
     while data[mid - 1] == 0xFF:  # not between a 0xFF and its stuffed zero
         mid += 1
     return data[:mid] + b"\xff\xd9" + (data[mid:] if keep_tail else b"")
-
-
-def _png(rows: int, cols: int) -> bytes:
-    """A valid PNG signature and IHDR (CRC included) claiming rows x cols RGB, and almost no data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", cols, rows, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def _tiff_claiming(path: Path, photo: np.ndarray, side: int) -> None:
@@ -110,11 +86,11 @@ def _make(name: str, d: Path, photo: np.ndarray, template: Path, china: np.ndarr
     elif name == "huge_tiff.tif":
         _tiff_claiming(d / name, photo, 1_000_000)
     elif name == "tall.png":
-        (d / name).write_bytes(_png(2**31 - 1, 1))
+        (d / name).write_bytes(png_claiming(2**31 - 1, 1))
     elif name == "new\nline.png":
         (d / name).write_text("not an image\n")
     elif name == "zero_rows.png":
-        (d / name).write_bytes(_png(0, 10))
+        (d / name).write_bytes(png_claiming(0, 10))
     elif name == "zero_size.tif":
         _tiff_claiming(d / name, photo, 0)
     elif name == "good.bq.zarr":
@@ -240,46 +216,35 @@ CASES = [
 ]
 
 
-def _snapshot(folder: Path) -> dict[str, str]:
-    """Every entry under ``folder`` (hidden ones too) with a hash of each file's bytes."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = str(p.relative_to(folder))
-        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-    return out
-
-
-def _error_line(err: str) -> str:
-    """The one error line; nothing else on stderr (every case runs with -q or fails before any
-    progress), and never a usage block or a traceback."""
-    assert "Traceback" not in err and "usage:" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("bigquant") and "error" in lines[0], err
-    return lines[0]
-
-
-@pytest.mark.parametrize("case, make, argv, message", CASES, ids=[c[0] for c in CASES])
+@table(CASES)
 def test_hostile_input_one_line_exit_2_nothing_touched(
     tmp_path, monkeypatch, capsys, photo_array, template_store, china, case, make, argv, message
 ):
     monkeypatch.chdir(tmp_path)
     for name in make:
         _make(name, tmp_path, photo_array, template_store, china)
-    before = _snapshot(tmp_path)
-    tracemalloc.start()
-    try:
-        status = main(list(argv))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    cap = capsys.readouterr()
-    assert status == 2, cap.err
-    line = _error_line(cap.err)
-    assert message in line, line
-    assert _snapshot(tmp_path) == before  # nothing written, deleted or changed, partial folders included
-    # The absurd sizes are refused from their headers: no case allocates more than a few MiB.
-    assert peak < 64 * 2**20, f"{case}: {peak / 2**20:.0f} MiB allocated"
+    # Every case runs with -q or fails before any progress: the error line is all there is.
+    refused(capsys, argv, tmp_path, message, case)
+
+
+@pytest.mark.parametrize(
+    "workers, budget, message",
+    [
+        # a worker process with bigquant's kernels loaded holds about 250 MiB before any data
+        # (benchmarks/README.md, "Limits on chunks and workers"): 1 GiB holds four of them
+        (5, "1GiB", "the memory budget 1.0 GiB holds 4 worker processes of 256.0 MiB); use at most 4"),
+        # the least budget still runs one worker
+        (2, "64MB", "the memory budget 61.0 MiB holds 1 worker processes of 256.0 MiB); use at most 1"),
+    ],
+)
+def test_workers_beyond_the_memory_budget_are_refused(tmp_path, monkeypatch, capsys, china, workers, budget, message):
+    import bigquant.chunking
+
+    monkeypatch.setattr(bigquant.chunking, "available_cores", lambda: 16)  # memory binds, not cores
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(china).save(tmp_path / "china.png")
+    argv = _compress("china.png", "--workers", str(workers), "--memory-limit", budget)
+    refused(capsys, argv, tmp_path, message, f"workers-{workers}-{budget}")
 
 
 # --- An input that changes while it is read -----------------------------------------------------
@@ -415,16 +380,9 @@ def test_disk_full_while_writing_the_store_is_exit_2(tmp_path, capsys, china):
         status = main(["compress", str(tmp_path / "china.png"), "-k", "16", "-o", str(small / "c.bq.zarr"), "-q"])
         err = capsys.readouterr().err
         assert status == 2, err
-        line = _error_line(err)
+        line = error_line(err)
         assert f"cannot write the store '{small / 'c.bq.zarr'}': No space left on device" in line, line
         assert os.listdir(small) == []  # the partial store is gone
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {
-        str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else "dir"
-        for f in sorted(folder.rglob("*"))
-    }
 
 
 @pytest.mark.parametrize(
@@ -450,7 +408,7 @@ def test_file_size_limit_while_writing_is_exit_2(tmp_path, china, argv):
     # the largest file of the finished store sets the limit below it.
     assert main(["compress", str(tmp_path / "china.png"), "-k", "16", "-o", str(tmp_path / "done.bq.zarr"), "-q"]) == 0
     limit = max(f.stat().st_size for f in (tmp_path / "done.bq.zarr").rglob("*") if f.is_file()) // 2
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
 
     def small_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -469,7 +427,7 @@ def test_file_size_limit_while_writing_is_exit_2(tmp_path, china, argv):
     assert "Traceback" not in r.stderr and len(said) == 1, r.stderr
     assert r.stderr.splitlines()[-1] == said[0] and "File too large" in said[0], r.stderr
     assert f"'{argv[argv.index('-o') + 1]}'" in said[0], said[0]
-    assert _snapshot(tmp_path) == before  # no output, no .partial folder, the inputs as they were
+    assert snapshot(tmp_path) == before  # no output, no .partial folder, the inputs as they were
 
 
 # --- Absurd but valid: these work --------------------------------------------------------------

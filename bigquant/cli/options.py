@@ -217,7 +217,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             default=None,
             metavar="N",
             help="start a local dask.distributed cluster of N single-threaded worker processes for this run "
-            "(not with --scheduler; at most the cores here, and one per 128 MiB of --memory-limit)",
+            "(not with --scheduler; at most the cores here, and one per 256 MiB of --memory-limit)",
         ),
     ),
     "quiet": (
