@@ -1,4 +1,5 @@
-"""Helpers shared by the compiled kernels: the jit options, centroid norms, the nearest centroid."""
+"""Helpers shared by the compiled kernels: the jit options, centroid norms, the nearest centroid,
+the row load that keeps the data range."""
 
 from __future__ import annotations
 
@@ -39,6 +40,20 @@ def nearest(row, centroids, cn):  # pragma: no cover - compiled
             bestd = d
             best = j
     return best
+
+
+@njit(inline="always", **JIT)
+def load_row(x, i, row, stats, lo):  # pragma: no cover - compiled
+    """Copy row ``i`` of ``x`` into ``row`` (C,) as float64 (OUT), widening the data range kept
+    in ``stats[lo]`` (minimum) and ``stats[lo + 1]`` (maximum), both IN/OUT. Inlined: it runs
+    once a pixel in the labelling kernels."""
+    for ch in range(row.shape[0]):
+        v = np.float64(x[i, ch])
+        row[ch] = v
+        if v < stats[lo]:
+            stats[lo] = v
+        if v > stats[lo + 1]:
+            stats[lo + 1] = v
 
 
 @njit(inline="always", **JIT)

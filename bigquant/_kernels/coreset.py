@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .common import JIT, nearest, sq_norms
+from .common import JIT, load_row, nearest, sq_norms
 
 
 @njit(**JIT)
@@ -160,13 +160,7 @@ def label_and_sum(x, centroids, labels):  # pragma: no cover - compiled
     cn = sq_norms(centroids)
     row = np.empty(c, dtype=np.float64)
     for i in range(n):
-        for ch in range(c):
-            v = np.float64(x[i, ch])
-            row[ch] = v
-            if v < stats[k + 1]:
-                stats[k + 1] = v
-            if v > stats[k + 2]:
-                stats[k + 2] = v
+        load_row(x, i, row, stats, k + 1)
         best = nearest(row, centroids, cn)
         labels[i] = best
         err = 0.0

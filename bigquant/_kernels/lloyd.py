@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .common import JIT, sq_norms
+from .common import JIT, load_row, sq_norms
 from .kdtree import find, searcher
 
 
@@ -91,13 +91,7 @@ def assign_labels(x, centroids, labels, tree=None):  # pragma: no cover - compil
     srch = searcher(tree, cn)
     row = np.empty(c, dtype=np.float64)
     for i in range(n):
-        for ch in range(c):
-            v = np.float64(x[i, ch])
-            row[ch] = v
-            if v < stats[k + 1]:
-                stats[k + 1] = v
-            if v > stats[k + 2]:
-                stats[k + 2] = v
+        load_row(x, i, row, stats, k + 1)
         best = find(row, centroids, cn, tree, srch)
         labels[i] = best
         err = 0.0
