@@ -54,14 +54,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="compress scikit-learn's sample photograph (china.jpg) instead of an input, "
         "to ./china.bq.zarr (replacing an earlier sample store there)",
     )
-    options.add(g["input"], "level", "series", "axes", "storage_options")
-    g["input"].add_argument(
-        "--chunks",
-        type=options.pair,
-        default=None,
-        metavar="ROWS,COLS",
-        help="chunk shape in pixels instead of one derived from --memory-limit (at most 4096 chunks)",
-    )
+    options.add(g["input"], "level", "series", "axes", "storage_options", "chunks")
     options.add(g["fit"], "k", "seed", "max_iter", "tol", "method")
     c.set_defaults(k=None)  # so that a -k given with --codebook is seen (and refused)
     g["fit"].add_argument(

@@ -188,6 +188,15 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "C channels, T and Z of length 1 (default: from the input's metadata)",
         ),
     ),
+    "chunks": (
+        ("--chunks",),
+        dict(
+            type=pair,
+            default=None,
+            metavar="ROWS,COLS",
+            help="chunk shape in pixels instead of one derived from --memory-limit (at most 4096 chunks)",
+        ),
+    ),
     "debug": (
         ("--debug",),
         dict(action="store_true", default=argparse.SUPPRESS, help="print the traceback of an unexpected error"),
