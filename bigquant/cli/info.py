@@ -37,10 +37,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     options.add(
         g["input"],
-        "level",
-        "series",
-        "axes",
-        "storage_options",
+        *options.SOURCE_OPTIONS,
         "chunks",
         chunks="chunk shape of the compress to plan, instead of one derived from --memory-limit (inputs only)",
     )
