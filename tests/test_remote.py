@@ -68,6 +68,27 @@ def mem():
     fs.rm(prefix, recursive=True)
 
 
+@pytest.mark.parametrize(
+    ("photometric", "planar", "channels"),
+    [
+        # RGB as three planes: the source's channel axis comes first and is moved last.
+        ("rgb", "separate", 3),
+        # Greyscale: the source has no channel axis; a length-1 one is added.
+        ("minisblack", None, 1),
+    ],
+)
+def test_a_remote_tiff_in_strips_reads_as_the_local_one(mem, tmp_path, photometric, planar, channels):
+    fs, prefix = mem
+    img = _image()[:, :, :channels]
+    data = np.moveaxis(img, 2, 0) if planar else img[:, :, 0]
+    tifffile.imwrite(tmp_path / "s.tif", data, photometric=photometric, planarconfig=planar, rowsperstrip=16)
+    fs.pipe_file(f"{prefix}/s.tif", (tmp_path / "s.tif").read_bytes())  # strips: read through tifffile's store
+    remote = bigquant.read_image(f"memory://{prefix}/s.tif", chunks=(48, 80))
+    assert remote.shape == img.shape
+    np.testing.assert_array_equal(remote.compute(), img)
+    np.testing.assert_array_equal(remote.compute(), bigquant.read_image(tmp_path / "s.tif").compute())
+
+
 def test_memory_store_equals_local_one(mem, tmp_path):
     fs, prefix = mem
     img = _image()
