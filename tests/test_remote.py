@@ -26,6 +26,7 @@ import zarr
 from conftest import dask_cluster
 
 import bigquant
+import bigquant.io
 from bigquant import store as bq_store
 from bigquant._objstore import Location
 from bigquant.cli import main
@@ -87,6 +88,22 @@ def test_a_remote_tiff_in_strips_reads_as_the_local_one(mem, tmp_path, photometr
     assert remote.shape == img.shape
     np.testing.assert_array_equal(remote.compute(), img)
     np.testing.assert_array_equal(remote.compute(), bigquant.read_image(tmp_path / "s.tif").compute())
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        # No bytes at all: the same line as for an empty local file.
+        (b"", "is empty (0 bytes)"),
+        # Bytes of no format bigquant reads.
+        (b"hello, world\n", "is not an image bigquant can read: its content is none of TIFF"),
+    ],
+)
+def test_a_remote_object_of_no_known_kind_is_one_input_error(mem, data, said):
+    fs, prefix = mem
+    fs.pipe_file(f"{prefix}/x.tif", data)
+    with pytest.raises(InputError, match=re.escape(f"input 'memory://{prefix}/x.tif' {said}")):
+        bigquant.io.inspect(f"memory://{prefix}/x.tif")
 
 
 def test_memory_store_equals_local_one(mem, tmp_path):
