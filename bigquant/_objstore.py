@@ -16,9 +16,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from ._abort import AbortOnError
 from .errors import BigquantError, OutputError, ParameterError
 
 #: Schemes whose file system needs an optional extra, and the extra that installs it.
@@ -282,7 +282,7 @@ def check_target(where: Location, overwrite: bool, replaceable: Callable[[Locati
     return where
 
 
-class RemoteStaging:
+class RemoteStaging(AbortOnError):
     """The in-place write of an output at ``target`` (a URL), the object-storage face of
     :class:`bigquant._staging.Staging` (docs/store-format.md, "On object storage").
 
@@ -319,15 +319,6 @@ class RemoteStaging:
             self.target.fs.rm(self.target.path, recursive=True)
         except Exception:  # the next run writing here replaces a placeholder anyway
             pass
-
-    def __enter__(self) -> RemoteStaging:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None:
-            self.abort()
 
 
 def upload(local: Path, where: Location) -> Location:

@@ -31,8 +31,8 @@ import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 
+from ._abort import AbortOnError
 from ._signals import signals_held
 from .errors import OutputError
 
@@ -284,7 +284,7 @@ def _samefile(a: PathLike, b: PathLike) -> bool:
         return False
 
 
-class Staging:
+class Staging(AbortOnError):
     """A hidden sibling of ``target`` to build an output in, then :meth:`commit` or :meth:`abort`.
 
     Creating it removes the leftovers of killed runs (:func:`clean_stale_staging`); nothing is
@@ -341,15 +341,6 @@ class Staging:
     def abort(self) -> None:
         """Remove whatever was written at :attr:`path`."""
         remove(self.path)
-
-    def __enter__(self) -> Staging:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None:
-            self.abort()
 
 
 @contextlib.contextmanager

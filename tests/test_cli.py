@@ -260,3 +260,24 @@ def test_preview_writes_three_pngs(photo, tmp_path, capsys):
     assert main(args) == 2  # outputs exist now
     assert "exists" in _one_error_line(capsys.readouterr().err)
     assert main(["preview", str(store)]) == 2
+
+
+def test_compress_and_fit_pass_every_fit_option_to_the_library(tmp_path, capsys, china):
+    source = tmp_path / "pyramid.tif"  # two levels, so that --level and --series differ
+    with tifffile.TiffWriter(source) as tw:
+        tw.write(china, tile=(64, 64), photometric="rgb", subifds=1)
+        tw.write(china[::2, ::2], tile=(64, 64), photometric="rgb", subfiletype=1)
+    # Each option a value other than its default, so that one dropped or passed as another shows.
+    given = ["-k", "5", "--seed", "7", "--max-iter", "2", "--tol", "0.01", "--method", "pixels"]
+    given += ["--memory-limit", "256MiB", "--level", "1", "--series", "0", "--axes", "YXC", "-q"]
+    store, palette = tmp_path / "s.bq.zarr", tmp_path / "p.bq.zarr"
+    assert main(["compress", str(source), "-o", str(store), "--chunks", "100,150", *given]) == 0
+    assert main(["fit", str(source), "-o", str(palette), *given]) == 0
+    capsys.readouterr()
+    expected = dict(k=5, seed=7, max_iter=2, tol=0.01, method="pixels", memory_limit=256 << 20)
+    expected.update(level=1, series=0, axes="YXC")
+    for opened, chunks in ((bigquant.open(store), [100, 150]), (bigquant.store.Palette.read(palette), None)):
+        recorded = opened.metadata["options"]
+        assert {key: recorded[key] for key in expected} == expected, opened
+        assert recorded["chunks"] == chunks
+    assert bigquant.open(store).shape == (214, 320, 3)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from bigquant.errors import InputError, MemoryBudgetError
-from bigquant.io import read_image, write_image
+from bigquant.io import inspect, read_image, write_image
 
 
 @pytest.mark.parametrize(
@@ -113,6 +113,14 @@ def test_jpeg_decompression_bomb_becomes_budget_error(tmp_path, china, monkeypat
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(MemoryBudgetError, match="bomb.jpg.*too large.*tiled TIFF or Zarr"):
         read_image(path)
+
+
+def test_a_jpeg_pillow_cannot_open_is_one_input_error(tmp_path):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"\xff\xd8\xff" + b"\x00" * 64)  # sniffed as JPEG by its SOI marker, no header after it
+    for read in (inspect, read_image):  # the header's description and the decode open it the same way
+        with pytest.raises(InputError, match="broken.jpg.*is not a readable JPEG file"):
+            read(path)
 
 
 def test_pillow_bomb_guard_left_alone(tmp_path, china):

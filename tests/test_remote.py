@@ -26,6 +26,7 @@ import zarr
 from conftest import dask_cluster
 
 import bigquant
+import bigquant.io
 from bigquant import store as bq_store
 from bigquant._objstore import Location
 from bigquant.cli import main
@@ -66,6 +67,43 @@ def mem():
     fs.mkdir(prefix)
     yield fs, prefix
     fs.rm(prefix, recursive=True)
+
+
+@pytest.mark.parametrize(
+    ("photometric", "planar", "channels"),
+    [
+        # RGB as three planes: the source's channel axis comes first and is moved last.
+        ("rgb", "separate", 3),
+        # Greyscale: the source has no channel axis; a length-1 one is added.
+        ("minisblack", None, 1),
+    ],
+)
+def test_a_remote_tiff_in_strips_reads_as_the_local_one(mem, tmp_path, photometric, planar, channels):
+    fs, prefix = mem
+    img = _image()[:, :, :channels]
+    data = np.moveaxis(img, 2, 0) if planar else img[:, :, 0]
+    tifffile.imwrite(tmp_path / "s.tif", data, photometric=photometric, planarconfig=planar, rowsperstrip=16)
+    fs.pipe_file(f"{prefix}/s.tif", (tmp_path / "s.tif").read_bytes())  # strips: read through tifffile's store
+    remote = bigquant.read_image(f"memory://{prefix}/s.tif", chunks=(48, 80))
+    assert remote.shape == img.shape
+    np.testing.assert_array_equal(remote.compute(), img)
+    np.testing.assert_array_equal(remote.compute(), bigquant.read_image(tmp_path / "s.tif").compute())
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        # No bytes at all: the same line as for an empty local file.
+        (b"", "is empty (0 bytes)"),
+        # Bytes of no format bigquant reads.
+        (b"hello, world\n", "is not an image bigquant can read: its content is none of TIFF"),
+    ],
+)
+def test_a_remote_object_of_no_known_kind_is_one_input_error(mem, data, said):
+    fs, prefix = mem
+    fs.pipe_file(f"{prefix}/x.tif", data)
+    with pytest.raises(InputError, match=re.escape(f"input 'memory://{prefix}/x.tif' {said}")):
+        bigquant.io.inspect(f"memory://{prefix}/x.tif")
 
 
 def test_memory_store_equals_local_one(mem, tmp_path):

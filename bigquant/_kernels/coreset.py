@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .common import JIT, nearest, sq_norms
+from .common import JIT, load_row, nearest_t, transposed
 
 
 @njit(**JIT)
@@ -157,17 +157,11 @@ def label_and_sum(x, centroids, labels):  # pragma: no cover - compiled
     stats[k + 1] = np.inf
     stats[k + 2] = -np.inf
     base = k + 3
-    cn = sq_norms(centroids)
+    ct, cn, d = transposed(centroids)
     row = np.empty(c, dtype=np.float64)
     for i in range(n):
-        for ch in range(c):
-            v = np.float64(x[i, ch])
-            row[ch] = v
-            if v < stats[k + 1]:
-                stats[k + 1] = v
-            if v > stats[k + 2]:
-                stats[k + 2] = v
-        best = nearest(row, centroids, cn)
+        load_row(x, i, row, stats, k + 1)
+        best = nearest_t(row, ct, cn, d)
         labels[i] = best
         err = 0.0
         for ch in range(c):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .common import JIT, nearest, sq_norms
+from .common import JIT, load_row, nearest_t, transposed
 from .kdtree import find, searcher
 
 
@@ -38,7 +38,7 @@ def lloyd_partials(x, w, centroids, tree=None):  # pragma: no cover - compiled
     n, c = x.shape
     k = centroids.shape[0]
     out = np.zeros((k + 1, c + 2), dtype=np.float64)
-    cn = sq_norms(centroids)
+    ct, cn, d = transposed(centroids)
     srch = searcher(tree, cn)
     weighted = w.shape[0] > 0
     row = np.empty(c, dtype=np.float64)
@@ -53,7 +53,7 @@ def lloyd_partials(x, w, centroids, tree=None):  # pragma: no cover - compiled
             out[k, 0] += 1.0
             continue
         if tree is None:  # decided here: inside the inlined find() it cost 40 %
-            best = nearest(row, centroids, cn)
+            best = nearest_t(row, ct, cn, d)
         else:
             best = find(row, centroids, cn, tree, srch)
         wi = w[i] if weighted else 1.0
@@ -90,19 +90,13 @@ def assign_labels(x, centroids, labels, tree=None):  # pragma: no cover - compil
     stats = np.zeros(k + 3, dtype=np.float64)
     stats[k + 1] = np.inf
     stats[k + 2] = -np.inf
-    cn = sq_norms(centroids)
+    ct, cn, d = transposed(centroids)
     srch = searcher(tree, cn)
     row = np.empty(c, dtype=np.float64)
     for i in range(n):
-        for ch in range(c):
-            v = np.float64(x[i, ch])
-            row[ch] = v
-            if v < stats[k + 1]:
-                stats[k + 1] = v
-            if v > stats[k + 2]:
-                stats[k + 2] = v
+        load_row(x, i, row, stats, k + 1)
         if tree is None:  # decided here: inside the inlined find() it cost 40 %
-            best = nearest(row, centroids, cn)
+            best = nearest_t(row, ct, cn, d)
         else:
             best = find(row, centroids, cn, tree, srch)
         labels[i] = best
@@ -124,7 +118,7 @@ def nearest_sq_dist(x, centroids, out, labels, tree=None):  # pragma: no cover -
     ``tree`` as for :func:`lloyd_partials`.
     """
     n, c = x.shape
-    cn = sq_norms(centroids)
+    ct, cn, dd = transposed(centroids)
     srch = searcher(tree, cn)
     row = np.empty(c, dtype=np.float64)
     with_labels = labels.shape[0] > 0
@@ -132,7 +126,7 @@ def nearest_sq_dist(x, centroids, out, labels, tree=None):  # pragma: no cover -
         for ch in range(c):
             row[ch] = np.float64(x[i, ch])
         if tree is None:  # decided here: inside the inlined find() it cost 40 %
-            j = nearest(row, centroids, cn)
+            j = nearest_t(row, ct, cn, dd)
         else:
             j = find(row, centroids, cn, tree, srch)
         s = 0.0

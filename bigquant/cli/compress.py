@@ -16,8 +16,6 @@ from ._cluster import scheduler
 from .common import UsageError, compile_notice, renderer
 
 NAME = "compress"
-#: -k when it is not given.
-DEFAULT_K = "16"
 #: errno values of a write that the user can fix: a full disk or quota, a file-size limit, a
 #: read-only filesystem.
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
@@ -54,15 +52,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="compress scikit-learn's sample photograph (china.jpg) instead of an input, "
         "to ./china.bq.zarr (replacing an earlier sample store there)",
     )
-    options.add(g["input"], "level", "series", "axes", "storage_options")
-    g["input"].add_argument(
-        "--chunks",
-        type=options.pair,
-        default=None,
-        metavar="ROWS,COLS",
-        help="chunk shape in pixels instead of one derived from --memory-limit (at most 4096 chunks)",
-    )
-    options.add(g["fit"], "k", "seed", "max_iter", "tol", "method")
+    options.add_fit_options(g, "chunks")
     c.set_defaults(k=None)  # so that a -k given with --codebook is seen (and refused)
     g["fit"].add_argument(
         "--codebook",
@@ -139,7 +129,6 @@ def disk_errors(what: str) -> Iterator[None]:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, report
-    from .._objstore import parse_storage_options
     from .tasks import watching  # with the library: --help stays light
 
     if args.sample and args.input:
@@ -166,23 +155,14 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         store = api.compress(
             source,
             output,
-            k=options.k_value(DEFAULT_K if args.k is None else args.k),
-            seed=args.seed,
-            max_iter=args.max_iter,
-            tol=args.tol,
-            method=args.method,
-            memory_limit=args.memory_limit,
+            **options.fit_keywords(args),
             chunks=args.chunks,
-            level=args.level,
-            series=args.series,
-            axes=args.axes,
             overwrite=overwrite,
             progress=r,
             codebook=args.codebook,
             target_psnr=args.target_psnr,
             max_k=options.k_value(args.max_k),
             labels_level=args.labels_level,
-            storage_options=parse_storage_options(args.storage_options),
         )
     info = store.info()
     nbytes = info.get("source_bytes") or input_bytes(source)  # recorded, unless a URL's was unknown

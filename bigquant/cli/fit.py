@@ -31,23 +31,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     g = options.groups(f, "input", "fit", "output", "cluster", "diagnostics")
     g["input"].add_argument("inputs", nargs="+", metavar="IMAGE", help="images with the same channels and dtype")
-    options.add(
-        g["input"],
-        "level",
-        "series",
-        "axes",
-        "storage_options",
+    options.add_fit_options(
+        g,
         level="pyramid level of pyramidal TIFFs or OME-Zarr (default 0)",
         series="image N of multi-image files (default: each file's main image)",
         axes="the images' axes, e.g. CYX (default: from their metadata)",
-    )
-    options.add(
-        g["fit"],
-        "k",
-        "seed",
-        "max_iter",
-        "tol",
-        "method",
         k="colours in the palette, 1-65536 (default 16)",
         tol="as for compress (default 1e-4)",
         method="as for compress",
@@ -61,28 +49,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import api, report
-    from .._objstore import parse_storage_options
     from .tasks import watching  # with the library: --help stays light
 
     options.check_run_options(args)
     r = renderer(args, err)
     with scheduler(args, err) as client, watching(r, client), disk_errors(f"the palette {show_path(args.output)}"):
         compile_notice(r)
-        pal = api.fit(
-            args.inputs,
-            args.output,
-            k=options.k_value(args.k),
-            seed=args.seed,
-            max_iter=args.max_iter,
-            tol=args.tol,
-            method=args.method,
-            memory_limit=args.memory_limit,
-            level=args.level,
-            series=args.series,
-            axes=args.axes,
-            overwrite=args.overwrite,
-            progress=r,
-            storage_options=parse_storage_options(args.storage_options),
-        )
+        pal = api.fit(args.inputs, args.output, **options.fit_keywords(args), overwrite=args.overwrite, progress=r)
     print("\n".join(report.fit_lines(pal.path, pal.metadata)), file=out)
     return 0

@@ -35,13 +35,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     g["input"].add_argument(
         "path", metavar="PATH", help="a bigquant store or palette (.bq.zarr), or an input image; a path or a URL"
     )
-    options.add(g["input"], "level", "series", "axes", "storage_options")
-    g["input"].add_argument(
-        "--chunks",
-        type=options.pair,
-        default=None,
-        metavar="ROWS,COLS",
-        help="chunk shape of the compress to plan, instead of one derived from --memory-limit (inputs only)",
+    options.add(
+        g["input"],
+        *options.SOURCE_OPTIONS,
+        "chunks",
+        chunks="chunk shape of the compress to plan, instead of one derived from --memory-limit (inputs only)",
     )
     options.add(
         g["fit"],

@@ -2,7 +2,8 @@
 
 A subcommand adds the ones it takes with :func:`add` (``add(parser, "seed", "max_iter")``), in
 the order its ``--help`` lists them; :func:`add_run_options` adds the ones every command that
-computes takes. Nothing here imports the library's numerical stack, so ``--help`` and usage
+computes takes, :func:`add_fit_options` those of every command that fits (read back as the API's
+keywords by :func:`fit_keywords`). Nothing here imports the library's numerical stack, so ``--help`` and usage
 errors stay fast.
 """
 
@@ -188,6 +189,15 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "C channels, T and Z of length 1 (default: from the input's metadata)",
         ),
     ),
+    "chunks": (
+        ("--chunks",),
+        dict(
+            type=pair,
+            default=None,
+            metavar="ROWS,COLS",
+            help="chunk shape in pixels instead of one derived from --memory-limit (at most 4096 chunks)",
+        ),
+    ),
     "debug": (
         ("--debug",),
         dict(action="store_true", default=argparse.SUPPRESS, help="print the traceback of an unexpected error"),
@@ -270,3 +280,38 @@ def add_run_options(g: dict[str, Any], **help_texts: str) -> None:
     add(g["output"], "overwrite", **help_texts)
     add(g["cluster"], "memory_limit", "scheduler", "workers", **help_texts)
     add(g["diagnostics"], "quiet", "debug", **help_texts)
+
+
+#: The options that say which image (or level of it) a command reads, in --help's order.
+SOURCE_OPTIONS = ("level", "series", "axes", "storage_options")
+#: The options of every command that fits a codebook (compress, fit), in --help's order.
+FIT_OPTIONS = ("k", "seed", "max_iter", "tol", "method")
+
+
+def add_fit_options(g: dict[str, Any], *more_input: str, **help_texts: str) -> None:
+    """The options of a command that reads images and fits a codebook, into its groups
+    (:func:`groups`): :data:`SOURCE_OPTIONS` and then ``more_input`` (input), :data:`FIT_OPTIONS`
+    (fit), so that compress and fit take the same ones; :func:`fit_keywords` reads them back."""
+    add(g["input"], *SOURCE_OPTIONS, *more_input, **help_texts)
+    add(g["fit"], *FIT_OPTIONS, **help_texts)
+
+
+def fit_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """What :func:`add_fit_options` (and --memory-limit) parsed, as the keywords of
+    :func:`bigquant.compress` and :func:`bigquant.fit`. A ``-k`` left None (compress defaults it
+    to None to see one given with --codebook) is the shared default."""
+    from .._objstore import parse_storage_options  # here, not above: --help stays light
+
+    k = OPTIONS["k"][1]["default"] if args.k is None else args.k
+    return dict(
+        k=k_value(k),
+        seed=args.seed,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        method=args.method,
+        memory_limit=args.memory_limit,
+        level=args.level,
+        series=args.series,
+        axes=args.axes,
+        storage_options=parse_storage_options(args.storage_options),
+    )

@@ -11,9 +11,11 @@ turns those warnings into errors (the scaled decode still walks all the entropy-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,23 +129,33 @@ def describe_png(p: Path) -> ImageInfo:
     return _whole_image(p, "png", (h.rows, h.cols, h.channels), dtype, bands, size)
 
 
-def describe_jpeg(p: Path) -> ImageInfo:
-    """A JPEG described from its header (Pillow opens it lazily): grey or RGB (CMYK and YCbCr are
-    decoded to RGB); the pixel size from the JFIF density when it is per inch or centimetre."""
-    where = f"input {show_path(p)}"
+@contextlib.contextmanager
+def _open_jpeg(p: Path, where: str) -> Iterator[Image.Image]:
+    """The JPEG at ``p`` opened lazily by Pillow (header read, no pixels), closed after the block;
+    a failure to open it is one line naming ``where``: MemoryBudgetError for an image past
+    Pillow's decompression-bomb limit, InputError for anything else."""
     with warnings.catch_warnings():
+        # The callers' budget checks are the guard that matters; Pillow's warning would be noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(p) as im:
-                cols, rows = im.size
-                grey = im.mode in ("1", "L")
-                unit, density = im.info.get("jfif_unit"), im.info.get("jfif_density")
+            im = Image.open(p)
         except Image.DecompressionBombError as exc:
             raise MemoryBudgetError(
                 f"{where} is too large to decode in memory ({exc}); convert it to a tiled TIFF or Zarr"
             ) from exc
         except Exception as exc:
             raise InputError(f"{where} is not a readable JPEG file: {exc}") from exc
+        with im:
+            yield im
+
+
+def describe_jpeg(p: Path) -> ImageInfo:
+    """A JPEG described from its header (Pillow opens it lazily): grey or RGB (CMYK and YCbCr are
+    decoded to RGB); the pixel size from the JFIF density when it is per inch or centimetre."""
+    with _open_jpeg(p, f"input {show_path(p)}") as im:
+        cols, rows = im.size
+        grey = im.mode in ("1", "L")
+        unit, density = im.info.get("jfif_unit"), im.info.get("jfif_density")
     per = {1: 25400.0, 2: 10000.0}.get(unit or 0)
     size = pixel_size(per / density[1], per / density[0], "micrometer") if per and density and all(density) else None
     bands = ("grey",) if grey else ("red", "green", "blue")
@@ -188,33 +200,22 @@ def decode_jpeg(p: Path, budget: int) -> np.ndarray:
     where = f"input {show_path(p)}"
     if p.stat().st_size == 0:
         raise InputError(f"{where} is empty (0 bytes)")
-    with warnings.catch_warnings():
-        # The budget check below is the guard that matters; Pillow's warning would be noise.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with _open_jpeg(p, where) as im:
+        if im.format != "JPEG":
+            raise InputError(f"{where} holds a {im.format} image, not JPEG; give it the matching extension")
+        cols, rows = im.size
+        channels = 1 if im.mode in ("1", "L") else 3
+        need = rows * cols * channels
+        if need > budget // 2:
+            raise budget_error(where, need, budget)
         try:
-            im = Image.open(p)
-        except Image.DecompressionBombError as exc:
-            raise MemoryBudgetError(
-                f"{where} is too large to decode in memory ({exc}); convert it to a tiled TIFF or Zarr"
-            ) from exc
+            im.load()
+            # CMYK and YCbCr JPEGs become RGB; 'L' stays one channel.
+            if im.mode not in ("L", "RGB"):
+                im = im.convert("L" if channels == 1 else "RGB")
+            pixels = np.asarray(im)
         except Exception as exc:
-            raise InputError(f"{where} is not a readable JPEG file: {exc}") from exc
-        with im:
-            if im.format != "JPEG":
-                raise InputError(f"{where} holds a {im.format} image, not JPEG; give it the matching extension")
-            cols, rows = im.size
-            channels = 1 if im.mode in ("1", "L") else 3
-            need = rows * cols * channels
-            if need > budget // 2:
-                raise budget_error(where, need, budget)
-            try:
-                im.load()
-                # CMYK and YCbCr JPEGs become RGB; 'L' stays one channel.
-                if im.mode not in ("L", "RGB"):
-                    im = im.convert("L" if channels == 1 else "RGB")
-                pixels = np.asarray(im)
-            except Exception as exc:
-                raise InputError(f"cannot decode {where}: {exc}") from exc
+            raise InputError(f"cannot decode {where}: {exc}") from exc
     check_jpeg_scan(p.read_bytes(), where)
     return pixels
 

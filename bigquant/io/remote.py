@@ -18,7 +18,7 @@ from ..errors import InputError
 from ._checks import ZARR_MARKERS
 from .image_info import ImageInfo
 from .remote_tiff import RemoteTiffPlan, open_remote_tiff, read_remote_tiff
-from .sniff import KNOWN, MAGIC
+from .sniff import KNOWN, kind_by_content
 from .zarr_image import describe_zarr
 
 __all__ = ["RemoteTiffPlan", "open_remote", "read_remote_tiff", "sniff_remote"]
@@ -39,11 +39,9 @@ def sniff_remote(where: Location) -> str:
         head = fs.cat_file(where.path, start=0, end=8)
     except Exception as exc:
         raise InputError(f"cannot read {name}: {describe_error(exc)}") from None
-    if not head:
-        raise InputError(f"{name} is empty (0 bytes)")
-    for magic, kind in MAGIC:
-        if head.startswith(magic):
-            return kind
+    kind = kind_by_content(head, name)
+    if kind is not None:
+        return kind
     raise InputError(f"{name} is not an image bigquant can read: its content is none of {KNOWN}")
 
 

@@ -32,6 +32,7 @@ from ..chunking import resolve_chunks
 from ..errors import InputError
 from .image_info import ImageInfo
 from .tiff_input import TiffPlan, describe_tiff
+from .tiff_reader import as_rows_cols_channels, axis_key
 
 #: Header bytes fetched ahead per request while tifffile reads the IFDs.
 HEADER_BLOCK = 1 << 18
@@ -201,20 +202,13 @@ def _tifffile_source(where: Location, series: int, level: int) -> Any:
 
 
 def _read_region(where: Location, plan: TiffPlan, series: int, level: int, r0: int, r1: int, c0: int, c1: int):
-    sel: list[Any] = [0] * len(plan.source_shape)
-    sel[plan.row_axis], sel[plan.col_axis] = slice(r0, r1), slice(c0, c1)
-    if plan.chan_axis is not None:
-        sel[plan.chan_axis] = slice(None)
+    axes = (plan.row_axis, plan.col_axis, plan.chan_axis)
+    key = axis_key(len(plan.source_shape), *axes, slice(r0, r1), slice(c0, c1), slice(None))
     try:
-        block = np.asarray(_tifffile_source(where, series, level)[tuple(sel)])
+        block = np.asarray(_tifffile_source(where, series, level)[key])
     except Exception as exc:
         raise InputError(f"cannot read input '{where.url}': {describe_error(exc)}") from None
-    kept = sorted(a for a in (plan.row_axis, plan.col_axis, plan.chan_axis) if a is not None)
-    order = [kept.index(plan.row_axis), kept.index(plan.col_axis)]
-    if plan.chan_axis is not None:
-        order.append(kept.index(plan.chan_axis))
-    block = block.transpose(order)
-    return np.ascontiguousarray(block if plan.chan_axis is not None else block[:, :, None])
+    return np.ascontiguousarray(as_rows_cols_channels(block, *axes))
 
 
 def read_remote_tiff(

@@ -25,6 +25,18 @@ MAGIC = (
 KNOWN = "TIFF (any flavour: SVS, NDPI, SCN, BIF, QPTIFF, Philips, OME-TIFF, GeoTIFF, ...), PNG, JPEG or a Zarr folder"
 
 
+def kind_by_content(head: bytes, where: str) -> str | None:
+    """The kind (``"tiff"``, ``"png"``, ``"jpeg"``) that a file's first bytes ``head`` (8 are
+    enough) announce, or None for none of :data:`MAGIC`; an empty file, named ``where``, is an
+    InputError."""
+    if not head:
+        raise InputError(f"{where} is empty (0 bytes)")
+    for magic, kind in MAGIC:
+        if head.startswith(magic):
+            return kind
+    return None
+
+
 def sniff(p: Path) -> str:
     """The kind of input at ``p`` by its content: ``"tiff"``, ``"png"``, ``"jpeg"`` or ``"zarr"``.
 
@@ -46,11 +58,9 @@ def sniff(p: Path) -> str:
             head = f.read(8)
     except OSError as exc:
         raise InputError(f"cannot read {where}: {exc}") from exc
-    if not head:
-        raise InputError(f"{where} is empty (0 bytes)")
-    for magic, kind in MAGIC:
-        if head.startswith(magic):
-            return kind
+    kind = kind_by_content(head, where)
+    if kind is not None:
+        return kind
     if p.suffix.lower() == ".zarr":
         raise InputError(f"{where} is a file; a .zarr input must be a directory (a zarr array or group)")
     ext = f"extension {p.suffix!r}" if p.suffix else "no extension"

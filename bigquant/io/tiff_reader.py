@@ -149,6 +149,29 @@ def file_stamp(path: str) -> tuple[int, int]:
     return st.st_mtime_ns, st.st_size
 
 
+def axis_key(
+    ndim: int, row_axis: int, col_axis: int, chan_axis: int | None, rows: slice, cols: slice, chans: slice
+) -> tuple[Any, ...]:
+    """The index into a source array of ``ndim`` axes that takes ``rows``, ``cols`` and ``chans``
+    along its row, column and channel axes, and index 0 along any other (all of length 1)."""
+    sel: list[Any] = [0] * ndim
+    sel[row_axis], sel[col_axis] = rows, cols
+    if chan_axis is not None:
+        sel[chan_axis] = chans
+    return tuple(sel)
+
+
+def as_rows_cols_channels(block: np.ndarray, row_axis: int, col_axis: int, chan_axis: int | None) -> np.ndarray:
+    """A block read with :func:`axis_key` (whose integer indices dropped the other axes), its
+    axes put in the order (rows, cols, C); without a channel axis it gets one of length 1."""
+    kept = sorted(a for a in (row_axis, col_axis, chan_axis) if a is not None)
+    order = [kept.index(row_axis), kept.index(col_axis)]
+    if chan_axis is not None:
+        order.append(kept.index(chan_axis))
+    block = block.transpose(order)
+    return block if chan_axis is not None else block[:, :, None]
+
+
 class TiffReader:
     """Picklable stand-in for one TIFF series level, seen as an array of shape (rows, cols, C).
 
@@ -233,20 +256,13 @@ class TiffReader:
                 return source.read(rows, cols, self.dtype)[:, :, chans]
             except Exception as exc:
                 raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
-        sel: list[Any] = [0] * len(self.source_shape)  # any other axis has length 1
-        sel[self.row_axis], sel[self.col_axis] = rows, cols
-        if self.chan_axis is not None:
-            sel[self.chan_axis] = chans
+        key = axis_key(len(self.source_shape), self.row_axis, self.col_axis, self.chan_axis, rows, cols, chans)
         try:
             source = _tiff_source(self.path, self.series, self.level, self.stamp, self.mode, self.ndpi)
-            block = np.asarray(source[tuple(sel)])
+            block = np.asarray(source[key])
         except Exception as exc:
             raise InputError(f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
-        kept = sorted(a for a in (self.row_axis, self.col_axis, self.chan_axis) if a is not None)
-        order = [kept.index(self.row_axis), kept.index(self.col_axis)]
-        if self.chan_axis is not None:
-            order.append(kept.index(self.chan_axis))
-        block = block.transpose(order)
-        if self.chan_axis is None:
-            block = block[:, :, None][:, :, chans]
+        block = as_rows_cols_channels(block, self.row_axis, self.col_axis, self.chan_axis)
+        if self.chan_axis is None:  # the length-1 channel axis added above, selected like a real one
+            block = block[:, :, chans]
         return np.ascontiguousarray(block, dtype=self.dtype)

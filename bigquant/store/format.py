@@ -20,13 +20,13 @@ here bind the writer and the reader alike (:mod:`.metadata` reads and validates 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numba import njit
 from zarr.codecs import ZstdCodec
 
 from .._objstore import ATTRS as OBJSTORE_ATTRS
@@ -122,14 +122,21 @@ def mode_2x2(labels: np.ndarray) -> np.ndarray:
     Categorical, never an interpolation: every output label occurs in its block. Returns an
     array of shape (ceil(rows / 2), ceil(cols / 2)) and the same dtype.
     """
-    return _mode_2x2(np.ascontiguousarray(labels))
+    return _compiled_mode()(np.ascontiguousarray(labels))
 
 
-# Compiled, not NumPy: the label pass runs this on every chunk, and the array expression (four
-# strided views, a dozen temporaries) took a quarter of the label pass. Branches follow the
-# common case: most blocks of a label image hold one label.
-@njit(nogil=True, cache=True)
+@functools.cache
+def _compiled_mode() -> Any:
+    # Compiled, not NumPy: the label pass runs this on every chunk, and the array expression
+    # (four strided views, a dozen temporaries) took a quarter of the label pass. numba is
+    # imported here, on first use, so that importing bigquant does not load it.
+    from numba import njit
+
+    return njit(nogil=True, cache=True)(_mode_2x2)
+
+
 def _mode_2x2(labels):  # pragma: no cover - compiled
+    # branches follow the common case: most blocks of a label image hold one label
     rows, cols = labels.shape
     out = np.empty(((rows + 1) // 2, (cols + 1) // 2), dtype=labels.dtype)
     for i in range(out.shape[0]):

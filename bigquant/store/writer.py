@@ -20,7 +20,6 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import dask
@@ -29,6 +28,7 @@ import numpy as np
 import zarr
 
 from .. import ngff
+from .._abort import AbortOnError
 from .._dask import compute_settled, tree_reduce
 from .._objstore import Location, RemoteStaging, open_array, open_group
 from .._staging import Staging, check_output_folder, clean_stale_staging, write_atomic
@@ -207,7 +207,7 @@ def _write_small_chunk(src: str, dst: str, region: tuple[int, int, int, int]) ->
     arr[r0:r1, c0:c1] = mode_2x2(labels)
 
 
-class StoreWriter:
+class StoreWriter(AbortOnError):
     """Builds a store in a hidden sibling of ``target`` and renames it into place on :meth:`commit`.
 
     Use as a context manager: leaving the block by an exception removes the partial store.
@@ -274,15 +274,6 @@ class StoreWriter:
             for lv in range(self.levels)
         ]
         self.labels_path = self.level_paths[0]
-
-    def __enter__(self) -> StoreWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None:
-            self.abort()
 
     def write_labels(
         self, x: da.Array, label_fn: Callable, fn_args: tuple, stats_len: int, combine: Callable[[list], Any]
