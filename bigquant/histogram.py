@@ -340,4 +340,5 @@ def label_block(
     flat = block.reshape(-1, block.shape[-1])
     labels = np.empty(len(flat), dtype=lut.dtype)
     stats = kh.lut_labels(flat, lut, np.ascontiguousarray(codebook, dtype=np.float64), labels, with_error)
+    stats[-2:] = (block.min(), block.max()) if block.size else (255, 0)
     return labels.reshape(block.shape[:-1]), stats

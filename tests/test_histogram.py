@@ -82,16 +82,24 @@ def test_ring_search_at_large_k_equals_the_pixel_path(china, monkeypatch, k, rin
     np.testing.assert_allclose(hist.centroids, pix.centroids, rtol=1e-9, atol=1e-9)
 
 
-def test_label_table_labels_like_the_pixel_kernel(coffee):
-    x = da.from_array(coffee, chunks=(100, 100, -1))
+@pytest.mark.parametrize("channels", [3, 2, 1])
+def test_label_table_labels_like_the_pixel_kernel(coffee, channels):
+    img = np.ascontiguousarray(coffee[..., :channels])
+    x = da.from_array(img, chunks=(100, 100, -1))
     colours, counts = histogram.colour_histogram(x)
     codebook = colours[:: max(1, len(colours) // 20)][:20].astype(np.uint8)
+    k = len(codebook)
     lut, sq_err = histogram.label_table(colours, codebook)
-    lab_h, stats_h = histogram.label_block(coffee, lut, codebook)
-    lab_p, stats_p = kmeans.label_block(coffee, codebook)
+    lab_h, stats_h = histogram.label_block(img, lut, codebook)
+    lab_p, stats_p = kmeans.label_block(img, codebook)
     assert np.array_equal(lab_h, lab_p)
     np.testing.assert_allclose(stats_h, stats_p)  # counts, squared error and data range agree
-    assert np.isclose((sq_err * counts).sum(), stats_p[20])
+    assert np.isclose((sq_err * counts).sum(), stats_p[k])
+    # one pixel, and none: the counts of a single run, and the empty range (255, 0)
+    _, one = histogram.label_block(img[:1, :1], lut, codebook)
+    assert one[:k].sum() == 1 and one[lab_p[0, 0]] == 1 and tuple(one[-2:]) == (img[0, 0].min(), img[0, 0].max())
+    _, none = histogram.label_block(img[:0], lut, codebook)
+    assert not none[: k + 1].any() and tuple(none[-2:]) == (255, 0)
 
 
 def test_full_label_table_matches_nearest_codebook_entry():
