@@ -9,7 +9,7 @@ import pytest
 from conftest import known_colours_image
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from bigquant import _dask, kmeans, params, seeding
+from bigquant import _dask, coreset, kmeans, params, seeding
 from bigquant.errors import InputError, ParameterError
 
 
@@ -221,3 +221,33 @@ def test_tree_reduce_is_a_tree():
     graph = dict(total.__dask_graph__())
     combines = [k for k in graph if str(k).startswith("sum_parts")]
     assert len(combines) == 25 + 7 + 2 + 1
+
+
+@pytest.mark.parametrize("k, channels", [(1, 3), (6, 3), (32, 3), (300, 3), (24, 4)])
+def test_labels_keep_a_neighbours_centroid_only_when_it_is_the_nearest(k, channels):
+    # The labelling kernels try the previous pixel's centroid first. Even integer centroids and
+    # integer pixels make every distance exact, so the nearest (the lowest index on ties) is
+    # known. The pixels step from a centroid to the midpoint between it and its nearest other
+    # centroid (a tie the lower index must win) and to either side of it; a twin centroid has
+    # no radius at all within which its label could be kept.
+    rng = np.random.default_rng(k)
+    cb = 2 * rng.integers(0, 500, (k, channels)).astype(np.float64)
+    if k > 4:
+        cb[3] = cb[1]
+    gaps = ((cb[:, None] - cb[None]) ** 2).sum(-1) + np.diag(np.full(k, np.inf))
+    step = np.eye(channels)[0]
+    rows = []
+    for a in rng.integers(0, k, 300):
+        b = gaps[a].argmin()
+        mid = (cb[a] + cb[b]) / 2
+        rows += [cb[a], mid, cb[a], mid + step, cb[a], mid - step, cb[b], mid]
+    x = np.array(rows).reshape(1, -1, channels)
+    exact = ((x.reshape(-1, 1, channels) - cb[None]) ** 2).sum(-1).argmin(1)
+    labels, stats = kmeans.label_block(x, cb)
+    assert np.array_equal(labels.ravel(), exact)
+    assert np.array_equal(stats[:k], np.bincount(exact, minlength=k))
+    np.testing.assert_array_equal(kmeans.min_sq_dist(x[0], cb), ((x[0] - cb[exact]) ** 2).sum(-1))
+    fused_labels, _ = coreset.label_and_sum(x, cb)
+    assert np.array_equal(fused_labels.ravel(), exact)
+    partials = kmeans.lloyd_step_graph(da.from_array(x, chunks=(1, 480, -1)), cb).compute()
+    assert np.array_equal(np.asarray(partials).reshape(k + 1, -1)[:k, channels], np.bincount(exact, minlength=k))

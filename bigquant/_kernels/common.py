@@ -27,6 +27,61 @@ def sq_norms(centroids):  # pragma: no cover - compiled
 
 
 @njit(**JIT)
+def expanded_slack(pts, pcn):  # pragma: no cover - compiled
+    """``(R, f)``: the largest centroid norm and the factor of :func:`nearest`'s slack."""
+    r2 = 0.0
+    for p in range(pcn.shape[0]):
+        r2 = max(r2, pcn[p])
+    # |error| of |c|^2 - 2 x.c, of |x|^2 and of a box bound: each under (2C + 2) u (|x| + R)^2
+    return np.sqrt(r2), 16.0 * (pts.shape[1] + 1) * 2.0**-52
+
+
+@njit(**JIT)
+def keep_bounds(centroids, cn):  # pragma: no cover - compiled
+    """``(q (K,), R, f)`` for :func:`keeps`: a quarter of each centroid's squared distance to
+    its nearest other (inf for K = 1), then :func:`expanded_slack` of the centroids."""
+    k = centroids.shape[0]
+    q = np.full(k, np.inf)
+    for a in range(k):
+        for b in range(a + 1, k):
+            s = 0.25 * pair_sq_dist(centroids, a, b)
+            q[a] = min(q[a], s)
+            q[b] = min(q[b], s)
+    radius, factor = expanded_slack(centroids, cn)
+    return q, radius, factor
+
+
+@njit(**JIT)
+def sq_dist_to(row, centroids, j):  # pragma: no cover - compiled
+    """``|row - c_j|^2``, summed channel by channel (the kernels' inertia term)."""
+    s = 0.0
+    for ch in range(row.shape[0]):
+        t = row[ch] - centroids[j, ch]
+        s += t * t
+    return s
+
+
+@njit(**JIT)
+def keeps(row, j, dj, bounds):  # pragma: no cover - compiled
+    """Whether centroid ``j``, at squared distance ``dj`` from ``row``, is the one
+    :func:`nearest` (and :func:`nearest_t`, and the k-d tree) would return, without searching.
+
+    Neighbouring pixels mostly share their centroid, so the labelling kernels try the last
+    pixel's first. A point nearer to ``c_j`` than half the way to its nearest other centroid
+    (``dj < q_j``) has ``c_j`` as its only nearest, and by a margin: if ``dj + delta <= q_j``,
+    every other centroid is farther by at least ``2 delta`` (``|x - c_i| >= 2 sqrt(q_j) - |x -
+    c_j|``). With ``delta`` :func:`expanded_slack`'s bound, eight times the rounding of the
+    expanded distances, the full search could not have ranked another centroid first.
+    """
+    q, radius, factor = bounds
+    xx = 0.0
+    for ch in range(row.shape[0]):
+        xx += row[ch] * row[ch]
+    scale = np.sqrt(xx) + radius
+    return dj + factor * scale * scale < q[j]
+
+
+@njit(**JIT)
 def nearest(row, centroids, cn):  # pragma: no cover - compiled
     """Index of the centroid nearest to ``row`` (C,) by ``|c|^2 - 2 x.c``; the first on ties."""
     k, c = centroids.shape

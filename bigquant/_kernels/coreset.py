@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .common import JIT, load_row, nearest_t, transposed
+from .common import JIT, keep_bounds, keeps, load_row, nearest_t, sq_dist_to, transposed
 
 
 @njit(**JIT)
@@ -158,15 +158,17 @@ def label_and_sum(x, centroids, labels):  # pragma: no cover - compiled
     stats[k + 2] = -np.inf
     base = k + 3
     ct, cn, d = transposed(centroids)
+    bounds = keep_bounds(centroids, cn)
     row = np.empty(c, dtype=np.float64)
+    best = 0
     for i in range(n):
         load_row(x, i, row, stats, k + 1)
-        best = nearest_t(row, ct, cn, d)
+        err = sq_dist_to(row, centroids, best)
+        if not keeps(row, best, err, bounds):
+            best = nearest_t(row, ct, cn, d)
+            err = sq_dist_to(row, centroids, best)
         labels[i] = best
-        err = 0.0
         for ch in range(c):
-            diff = row[ch] - centroids[best, ch]
-            err += diff * diff
             stats[base + best * c + ch] += row[ch]
         stats[best] += 1.0
         stats[k] += err

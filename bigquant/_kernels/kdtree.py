@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .common import JIT, sq_norms
+from .common import JIT, expanded_slack, sq_norms
 from .common import nearest as full_nearest
 
 #: Points per leaf: a leaf's points are scanned in full, so small leaves prune finer but cost
@@ -110,16 +110,6 @@ def box_sq_dist(row, boxes, nd):  # pragma: no cover - compiled
         else:
             s += 0.0
     return s
-
-
-@njit(**JIT)
-def expanded_slack(pts, pcn):  # pragma: no cover - compiled
-    """``(R, f)``: the largest centroid norm and the factor of :func:`nearest`'s slack."""
-    r2 = 0.0
-    for p in range(pcn.shape[0]):
-        r2 = max(r2, pcn[p])
-    # |error| of |c|^2 - 2 x.c, of |x|^2 and of a box bound: each under (2C + 2) u (|x| + R)^2
-    return np.sqrt(r2), 16.0 * (pts.shape[1] + 1) * 2.0**-52
 
 
 @njit(**JIT)

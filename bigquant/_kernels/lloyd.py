@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .common import JIT, load_row, nearest_t, transposed
+from .common import JIT, keep_bounds, keeps, load_row, nearest_t, sq_dist_to, transposed
 from .kdtree import find, searcher
 
 
@@ -40,8 +40,10 @@ def lloyd_partials(x, w, centroids, tree=None):  # pragma: no cover - compiled
     out = np.zeros((k + 1, c + 2), dtype=np.float64)
     ct, cn, d = transposed(centroids)
     srch = searcher(tree, cn)
+    bounds = keep_bounds(centroids, cn)
     weighted = w.shape[0] > 0
     row = np.empty(c, dtype=np.float64)
+    best = 0
     for i in range(n):
         finite = True
         for ch in range(c):
@@ -52,16 +54,16 @@ def lloyd_partials(x, w, centroids, tree=None):  # pragma: no cover - compiled
         if not finite:
             out[k, 0] += 1.0
             continue
-        if tree is None:  # decided here: inside the inlined find() it cost 40 %
-            best = nearest_t(row, ct, cn, d)
-        else:
-            best = find(row, centroids, cn, tree, srch)
+        err = sq_dist_to(row, centroids, best)
+        if not keeps(row, best, err, bounds):
+            if tree is None:  # decided here: inside the inlined find() it cost 40 %
+                best = nearest_t(row, ct, cn, d)
+            else:
+                best = find(row, centroids, cn, tree, srch)
+            err = sq_dist_to(row, centroids, best)
         wi = w[i] if weighted else 1.0
-        err = 0.0
         for ch in range(c):
             out[best, ch] += wi * row[ch]
-            diff = row[ch] - centroids[best, ch]
-            err += diff * diff
         out[best, c] += wi
         out[best, c + 1] += wi * err
     return out
@@ -92,18 +94,19 @@ def assign_labels(x, centroids, labels, tree=None):  # pragma: no cover - compil
     stats[k + 2] = -np.inf
     ct, cn, d = transposed(centroids)
     srch = searcher(tree, cn)
+    bounds = keep_bounds(centroids, cn)
     row = np.empty(c, dtype=np.float64)
+    best = 0
     for i in range(n):
         load_row(x, i, row, stats, k + 1)
-        if tree is None:  # decided here: inside the inlined find() it cost 40 %
-            best = nearest_t(row, ct, cn, d)
-        else:
-            best = find(row, centroids, cn, tree, srch)
+        err = sq_dist_to(row, centroids, best)
+        if not keeps(row, best, err, bounds):
+            if tree is None:  # decided here: inside the inlined find() it cost 40 %
+                best = nearest_t(row, ct, cn, d)
+            else:
+                best = find(row, centroids, cn, tree, srch)
+            err = sq_dist_to(row, centroids, best)
         labels[i] = best
-        err = 0.0
-        for ch in range(c):
-            diff = row[ch] - centroids[best, ch]
-            err += diff * diff
         stats[best] += 1.0
         stats[k] += err
     return stats
@@ -120,19 +123,20 @@ def nearest_sq_dist(x, centroids, out, labels, tree=None):  # pragma: no cover -
     n, c = x.shape
     ct, cn, dd = transposed(centroids)
     srch = searcher(tree, cn)
+    bounds = keep_bounds(centroids, cn)
     row = np.empty(c, dtype=np.float64)
     with_labels = labels.shape[0] > 0
+    j = 0
     for i in range(n):
         for ch in range(c):
             row[ch] = np.float64(x[i, ch])
-        if tree is None:  # decided here: inside the inlined find() it cost 40 %
-            j = nearest_t(row, ct, cn, dd)
-        else:
-            j = find(row, centroids, cn, tree, srch)
-        s = 0.0
-        for ch in range(c):
-            d = row[ch] - centroids[j, ch]
-            s += d * d
+        s = sq_dist_to(row, centroids, j)
+        if not keeps(row, j, s, bounds):
+            if tree is None:  # decided here: inside the inlined find() it cost 40 %
+                j = nearest_t(row, ct, cn, dd)
+            else:
+                j = find(row, centroids, cn, tree, srch)
+            s = sq_dist_to(row, centroids, j)
         out[i] = s
         if with_labels:
             labels[i] = j
