@@ -224,8 +224,8 @@ def test_tree_reduce_is_a_tree():
 
 
 @pytest.mark.parametrize("k, channels", [(1, 3), (6, 3), (32, 3), (300, 3), (24, 4)])
-def test_labels_keep_a_neighbours_centroid_only_when_it_is_the_nearest(k, channels):
-    # The labelling kernels try the previous pixel's centroid first. Even integer centroids and
+def test_labels_from_the_previous_pixels_neighbours_are_the_full_searchs(k, channels):
+    # The labelling kernels search from the previous pixel's centroid. Even integer centroids and
     # integer pixels make every distance exact, so the nearest (the lowest index on ties) is
     # known. The pixels step from a centroid to the midpoint between it and its nearest other
     # centroid (a tie the lower index must win) and to either side of it; a twin centroid has
@@ -237,7 +237,7 @@ def test_labels_keep_a_neighbours_centroid_only_when_it_is_the_nearest(k, channe
     gaps = ((cb[:, None] - cb[None]) ** 2).sum(-1) + np.diag(np.full(k, np.inf))
     step = np.eye(channels)[0]
     rows = []
-    for a in rng.integers(0, k, 300):
+    for a in rng.integers(0, k, 800):  # enough rows for neighbour lists at K = 300
         b = gaps[a].argmin()
         mid = (cb[a] + cb[b]) / 2
         rows += [cb[a], mid, cb[a], mid + step, cb[a], mid - step, cb[b], mid]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .common import JIT, keep_bounds, keeps, load_row, nearest_t, sq_dist_to, transposed
+from .common import JIT
+from .lloyd import none, scan
 
 
 @njit(**JIT)
@@ -151,25 +152,8 @@ def label_and_sum(x, centroids, labels):  # pragma: no cover - compiled
         Members per label (K), the sum of squared errors, the minimum and maximum value seen,
         then each cluster's per-channel sum of its members (K x C, row-major).
     """
-    n, c = x.shape
-    k = centroids.shape[0]
+    k, c = centroids.shape
     stats = np.zeros(k + 3 + k * c, dtype=np.float64)
-    stats[k + 1] = np.inf
-    stats[k + 2] = -np.inf
-    base = k + 3
-    ct, cn, d = transposed(centroids)
-    bounds = keep_bounds(centroids, cn)
-    row = np.empty(c, dtype=np.float64)
-    best = 0
-    for i in range(n):
-        load_row(x, i, row, stats, k + 1)
-        err = sq_dist_to(row, centroids, best)
-        if not keeps(row, best, err, bounds):
-            best = nearest_t(row, ct, cn, d)
-            err = sq_dist_to(row, centroids, best)
-        labels[i] = best
-        for ch in range(c):
-            stats[base + best * c + ch] += row[ch]
-        stats[best] += 1.0
-        stats[k] += err
+    _, no_1d, no_2d = none()
+    scan(x, no_1d, centroids, None, labels, no_1d, no_2d, stats[: k + 3], stats[k + 3 :].reshape(k, c))
     return stats
