@@ -47,21 +47,28 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
     row = np.empty(c, dtype=np.float64)
     m = 0
     bad = 0
+    ftop = np.float64(top)
     for i in range(n):
-        finite = True
+        # No exit from the channel loop: a clipped truncation is the clipped floor, and one
+        # test of |x|^2 finds a non-finite value afterwards (rare: then the channels are looked at).
         code = np.int64(0)
+        nn = 0.0
         for ch in range(c):
             v = np.float64(x[i, ch])
             row[ch] = v
-            if not np.isfinite(v):
-                finite = False
-                break
-            q = np.int64(np.floor((v - lo[ch]) * scale[ch]))
-            q = min(max(q, np.int64(0)), np.int64(top))
-            code |= q << np.int64(bits * ch)
-        if not finite:
-            bad += 1
-            continue
+            nn += v * v
+            t = (v - lo[ch]) * scale[ch]
+            t = t if t > 0.0 else 0.0
+            t = t if t < ftop else ftop
+            code |= np.int64(t) << np.int64(bits * ch)
+        if not np.isfinite(nn):
+            finite = True
+            for ch in range(c):
+                if not np.isfinite(row[ch]):
+                    finite = False
+            if not finite:
+                bad += 1
+                continue
         h = (code * np.int64(-7046029254386353131)) >> np.int64(17)
         s = h & mask
         while slot_code[s] != -1 and slot_code[s] != code:
@@ -73,10 +80,8 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
             slot_code[s] = code
             m += 1
         acc[s, 0] += 1.0
-        nn = 0.0
         for ch in range(c):
             acc[s, 1 + ch] += row[ch]
-            nn += row[ch] * row[ch]
         acc[s, c + 1] += nn
     codes = np.empty(m, dtype=np.int64)
     counts = np.empty(m, dtype=np.float64)
