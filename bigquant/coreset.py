@@ -17,13 +17,14 @@ Pure algorithm on NumPy and dask arrays: no file I/O, no printing.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import dask
 import numpy as np
 
-from ._dask import as_list, tree_reduce
+from ._dask import as_list, tree_reduce, worker_threads
 from .params import labels_dtype
 
 #: Most occupied cells a merge keeps before it coarsens the grid by one bit per channel.
@@ -173,11 +174,7 @@ def block_part(block: np.ndarray, lo: np.ndarray, unit: np.ndarray, bits: int, b
 
     flat = block.reshape(-1, block.shape[-1])
     cap = max(1, budget // CHUNK_SHARE)
-    while True:
-        codes, counts, sums, sq, bad = kc.block_cells(flat, lo, unit * float(1 << bits), bits, cap)
-        if bad >= 0 or bits == 1:
-            break
-        bits -= 1
+    codes, counts, sums, sq, bad, bits = kc.block_cells(flat, lo, unit * float(1 << bits), bits, cap)
     return _coarsen((codes, counts, sums, sq, bits, int(bad)), bits)
 
 
@@ -241,7 +238,10 @@ def best_start(
     if RESTARTS < 2 or len(coarse.points) < COARSE_MIN_CELLS_PER_K * k:
         return None
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=RESTARTS - 1)
-    starts = [start] + [kmeans_plusplus(coarse.points, k, int(s), coarse.counts)[0] for s in seeds]
+    # the seedings side by side (their kernel releases the GIL, and runs on one thread each)
+    with ThreadPoolExecutor(max_workers=max(1, min(worker_threads(), len(seeds)))) as pool:
+        seeded = pool.map(lambda s: kmeans_plusplus(coarse.points, k, int(s), coarse.counts)[0], seeds)
+        starts = [start, *seeded]
     fits = [
         lloyd_in_memory(coarse.points, coarse.counts, s, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol)
         for s in starts

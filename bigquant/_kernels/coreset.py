@@ -16,8 +16,8 @@ from .lloyd import none, scan
 
 @njit(**JIT)
 def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
-    """The occupied cells of one block, in table order, or none if they pass
-    ``max_cells`` (then ``bad`` is -1: the caller tries a coarser grid).
+    """The occupied cells of one block, in table order, on the finest grid of at most ``bits``
+    per channel that holds them in ``max_cells`` cells.
 
     Parameters
     ----------
@@ -31,10 +31,15 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
     -------
     codes : (m,) int64; counts : (m,) float64; sums : (m, C) float64; sq : (m,) float64
         Each cell's packed code, pixel count, per-channel sum and sum of ``|x|^2``.
-        Rows holding NaN or inf are skipped; their number comes last (an int).
+    bad : int
+        Rows holding NaN or inf, skipped; -1 if even one bit per channel needs more cells
+        (then the arrays are empty).
+    bits : int
+        The grid the cells are on. When the table fills, its cells are merged onto the grid of
+        one bit less and the scan goes on: one pass whatever the grid, where starting again
+        would read the block once per bit.
     """
     n, c = x.shape
-    top = (1 << bits) - 1
     cap = min(n, max_cells)
     size = 16
     while size < 2 * cap:
@@ -45,22 +50,18 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
     slot_code = np.full(size, -1, dtype=np.int64)
     acc = np.zeros((size, c + 2), dtype=np.float64)
     row = np.empty(c, dtype=np.float64)
+    sc = scale.copy()
     m = 0
     bad = 0
-    ftop = np.float64(top)
+    ftop = np.float64((1 << bits) - 1)
     for i in range(n):
         # No exit from the channel loop: a clipped truncation is the clipped floor, and one
         # test of |x|^2 finds a non-finite value afterwards (rare: then the channels are looked at).
-        code = np.int64(0)
         nn = 0.0
         for ch in range(c):
             v = np.float64(x[i, ch])
             row[ch] = v
             nn += v * v
-            t = (v - lo[ch]) * scale[ch]
-            t = t if t > 0.0 else 0.0
-            t = t if t < ftop else ftop
-            code |= np.int64(t) << np.int64(bits * ch)
         if not np.isfinite(nn):
             finite = True
             for ch in range(c):
@@ -69,14 +70,28 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
             if not finite:
                 bad += 1
                 continue
-        h = (code * np.int64(-7046029254386353131)) >> np.int64(17)
-        s = h & mask
-        while slot_code[s] != -1 and slot_code[s] != code:
-            s = (s + 1) & mask
-        if slot_code[s] == -1:
-            if m == cap:
+        while True:
+            code = np.int64(0)
+            for ch in range(c):
+                t = (row[ch] - lo[ch]) * sc[ch]
+                t = t if t > 0.0 else 0.0
+                t = t if t < ftop else ftop
+                code |= np.int64(t) << np.int64(bits * ch)
+            h = (code * np.int64(-7046029254386353131)) >> np.int64(17)
+            s = h & mask
+            while slot_code[s] != -1 and slot_code[s] != code:
+                s = (s + 1) & mask
+            if slot_code[s] != -1 or m < cap:
+                break
+            if bits == 1:
                 e = np.empty(0, dtype=np.int64)
-                return e, np.empty(0), np.empty((0, c)), np.empty(0), -1
+                return e, np.empty(0), np.empty((0, c)), np.empty(0), -1, bits
+            m = merge_down(slot_code, acc, bits)
+            bits -= 1
+            ftop = np.float64((1 << bits) - 1)
+            for ch in range(c):
+                sc[ch] *= 0.5  # floor(t / 2) = floor(t) >> 1: the merged cells' grid
+        if slot_code[s] == -1:
             slot_code[s] = code
             m += 1
         acc[s, 0] += 1.0
@@ -96,7 +111,34 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
                 sums[j, ch] = acc[s, 1 + ch]
             sq[j] = acc[s, c + 1]
             j += 1
-    return codes, counts, sums, sq, bad
+    return codes, counts, sums, sq, bad, bits
+
+
+@njit(**JIT)
+def merge_down(slot_code, acc, bits):  # pragma: no cover - compiled
+    """:func:`block_cells`'s table (IN/OUT) with its cells of ``bits`` per channel merged onto
+    the grid of ``bits - 1``, in place, in slot order; returns the number of cells."""
+    size = slot_code.shape[0]
+    mask = size - 1
+    c = acc.shape[1] - 2
+    held = np.flatnonzero(slot_code != -1)
+    old_codes = coarsen_codes(slot_code[held], c, bits, 1)
+    old_acc = acc[held].copy()
+    slot_code[:] = -1
+    acc[:] = 0.0
+    m = 0
+    for r in range(held.shape[0]):
+        code = old_codes[r]
+        h = (code * np.int64(-7046029254386353131)) >> np.int64(17)
+        s = h & mask
+        while slot_code[s] != -1 and slot_code[s] != code:
+            s = (s + 1) & mask
+        if slot_code[s] == -1:
+            slot_code[s] = code
+            m += 1
+        for f in range(c + 2):
+            acc[s, f] += old_acc[r, f]
+    return m
 
 
 @njit(**JIT)
