@@ -107,6 +107,38 @@ def shared(value: Any) -> Any:
     return dask.delayed(value, pure=True)
 
 
+def from_memory(arr: np.ndarray, chunks: tuple) -> Any:
+    """``arr``, an image in this process's memory (a decoded PNG or JPEG, an array given to the
+    API), as a dask array of ``chunks``.
+
+    On a ``dask.distributed`` client the array is scattered once and each chunk is a slice of it
+    on the workers: :func:`dask.array.from_array` would put every pixel into the graph (51 MiB
+    for a 5640 x 3172 JPEG), which the scheduler warns about and then holds. Otherwise
+    ``from_array``, named at random rather than by a hash of every pixel.
+    """
+    import dask.array as da
+
+    client = current_client()
+    if client is None:
+        return da.from_array(arr, chunks=chunks, name=False)
+    held = dask.delayed(client.scatter(arr, hash=False))
+    norm = da.core.normalize_chunks(chunks, arr.shape, dtype=arr.dtype)
+    starts = [np.cumsum((0, *c[:-1])) for c in norm]
+
+    def piece(index: tuple[int, ...]) -> Any:
+        sl = tuple(slice(int(starts[a][i]), int(starts[a][i]) + norm[a][i]) for a, i in enumerate(index))
+        shape = tuple(s.stop - s.start for s in sl)
+        return da.from_delayed(held[sl], shape=shape, dtype=arr.dtype, meta=np.empty((0,) * arr.ndim, arr.dtype))
+
+    def nest(prefix: tuple[int, ...]) -> Any:
+        axis = len(prefix)
+        if axis == arr.ndim:
+            return piece(prefix)
+        return [nest((*prefix, i)) for i in range(len(norm[axis]))]
+
+    return da.block(nest(()))
+
+
 #: Seconds :func:`settle` waits for tasks that are still running on the workers.
 SETTLE_TIMEOUT_S = 60.0
 

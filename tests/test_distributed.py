@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from PIL import Image
 
 import bigquant
 from bigquant import kmeans
@@ -168,13 +169,20 @@ def test_workers_option_starts_a_local_cluster(inputs, tmp_path, capsys):
 
 
 @pytest.mark.timeout(300)
-def test_workers_run_says_nothing_from_distributed(inputs, tmp_path):
+@pytest.mark.parametrize("image", ["float.tif", "big.png"])
+def test_workers_run_says_nothing_from_distributed(inputs, tmp_path, china, image):
     """A --workers run prints bigquant's lines only: no "Port 8787 is already in use" while
     another service holds the dashboard's default port, no nanny's "killing worker" at the end,
-    nothing else of distributed's logs, from this process or from the worker processes."""
+    nothing else of distributed's logs, from this process or from the worker processes. A PNG
+    is decoded in this process: its 14 MiB of pixels must reach the workers outside the graph
+    (distributed warns about graphs over 10 MB)."""
     import os
     import subprocess
     import sys
+
+    if image == "big.png":
+        Image.fromarray(np.tile(china, (5, 4, 1))[:2100, :2400]).save(tmp_path / image)
+    source = tmp_path / image if image == "big.png" else inputs / image
 
     holder = socket.socket()
     with contextlib.suppress(OSError):  # another cluster may hold it already: the same case
@@ -182,7 +190,7 @@ def test_workers_run_says_nothing_from_distributed(inputs, tmp_path):
         holder.listen()
     env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(bigquant.__file__).parents[1]), env.get("PYTHONPATH")]))
-    argv = ["compress", str(inputs / "float.tif"), "-k", "5", "--max-iter", "4", "--chunks", "128,128"]
+    argv = ["compress", str(source), "-k", "5", "--max-iter", "4", "--chunks", "128,128"]
     try:
         r = subprocess.run(
             [sys.executable, "-m", "bigquant.cli", *argv, "-o", str(tmp_path / "w.bq.zarr"), "--workers", "2"],

@@ -12,6 +12,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from .._dask import from_memory
 from .._objstore import Location, RemoteStaging, check_target
 from .._staging import check_output_folder, clean_stale_staging, staged
 from ..chunking import choose_chunks, format_bytes, parse_memory_limit
@@ -98,7 +99,7 @@ def as_image(array: Any, *, memory_limit: Any = None, chunks: tuple[int, int] | 
         x = x[..., None]
     if not isinstance(x, da.Array):
         cr, cc = chunks or choose_chunks(x.shape[:2], x.dtype.itemsize * x.shape[2], parse_memory_limit(memory_limit))
-        return da.from_array(x, chunks=(cr, cc, -1), name=False)  # no hash of every pixel
+        return from_memory(x, (cr, cc, x.shape[2]))
     if chunks:
         x = x.rechunk((chunks[0], chunks[1], -1))
     return x

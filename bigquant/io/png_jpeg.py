@@ -25,6 +25,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
+from .._dask import from_memory
 from .._runtime import start_kernel_warm_up
 from .._staging import staged
 from ..chunking import format_bytes, resolve_chunks
@@ -56,8 +57,7 @@ def read_png_jpeg(p: Path, kind: str, budget: int, chunks: tuple[int, int] | Non
     check_image_shape(arr.shape, f"input {show_path(p)}")
     check_dtype(arr.dtype, f"input {show_path(p)}")
     cr, cc = resolve_chunks(arr.shape[:2], arr.itemsize * arr.shape[2], budget, chunks, None, threads)
-    # name=False: a random graph name instead of hashing every decoded byte
-    return da.from_array(arr, chunks=(cr, cc, arr.shape[2]), name=False)
+    return from_memory(arr, (cr, cc, arr.shape[2]))
 
 
 @dataclass(frozen=True)
