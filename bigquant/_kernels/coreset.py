@@ -55,8 +55,7 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
     bad = 0
     ftop = np.float64((1 << bits) - 1)
     for i in range(n):
-        # No exit from the channel loop: a clipped truncation is the clipped floor, and one
-        # test of |x|^2 finds a non-finite value afterwards (rare: then the channels are looked at).
+        # one test of |x|^2 finds a non-finite value (rare: then the channels are looked at)
         nn = 0.0
         for ch in range(c):
             v = np.float64(x[i, ch])
@@ -70,8 +69,8 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
             if not finite:
                 bad += 1
                 continue
-        while True:
-            code = np.int64(0)
+        while True:  # once, but again after each merge onto a coarser grid
+            code = np.int64(0)  # a clipped truncation is the clipped floor, without a branch
             for ch in range(c):
                 t = (row[ch] - lo[ch]) * sc[ch]
                 t = t if t > 0.0 else 0.0
