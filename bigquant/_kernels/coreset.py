@@ -13,6 +13,9 @@ from numba import njit
 from .common import JIT
 from .lloyd import none, scan
 
+#: The multiplier of the cell tables' Fibonacci hash (the slot is the product's bits from 17 up).
+HASH = -7046029254386353131
+
 
 @njit(**JIT)
 def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
@@ -76,7 +79,7 @@ def block_cells(x, lo, scale, bits, max_cells):  # pragma: no cover - compiled
                 t = t if t > 0.0 else 0.0
                 t = t if t < ftop else ftop
                 code |= np.int64(t) << np.int64(bits * ch)
-            h = (code * np.int64(-7046029254386353131)) >> np.int64(17)
+            h = (code * np.int64(HASH)) >> np.int64(17)
             s = h & mask
             while slot_code[s] != -1 and slot_code[s] != code:
                 s = (s + 1) & mask
@@ -128,7 +131,7 @@ def merge_down(slot_code, acc, bits):  # pragma: no cover - compiled
     m = 0
     for r in range(held.shape[0]):
         code = old_codes[r]
-        h = (code * np.int64(-7046029254386353131)) >> np.int64(17)
+        h = (code * np.int64(HASH)) >> np.int64(17)
         s = h & mask
         while slot_code[s] != -1 and slot_code[s] != code:
             s = (s + 1) & mask
