@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -36,6 +37,15 @@ def regular_chunks(x: Any) -> Any:
 def worker_threads() -> int:
     """Threads of Dask's local scheduler: ``num_workers`` if configured, else the CPU count."""
     return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+def parallel_tasks() -> int:
+    """Tasks the current scheduler runs at once: the threads of every worker of a
+    ``dask.distributed`` client, else :func:`worker_threads`."""
+    client = current_client()
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    return worker_threads()
 
 
 def on_default_scheduler(fn: F) -> F:
@@ -105,6 +115,29 @@ def shared(value: Any) -> Any:
     if client is not None:
         return client.scatter(value, broadcast=True, hash=True)
     return dask.delayed(value, pure=True)
+
+
+#: Views of file-backed arrays in small chunks, by ``id`` of the array (see :func:`windows`).
+_WINDOWS: dict[int, Any] = {}
+
+
+def with_windows(x: Any, view: Any) -> Any:
+    """``x``, a dask array read from a file, with ``view``: the same pixels in smaller chunks,
+    each read on its own (only the tiles it covers). Returns ``x``.
+
+    Slicing ``x`` still reads whole chunks of ``x`` (Dask does not push a slice into the
+    reader), so a pass that wants a few small regions asks :func:`windows` for this view.
+    Any new array made from ``x`` (``persist``, ``rechunk``) has no view.
+    """
+    key = id(x)
+    _WINDOWS[key] = view
+    weakref.finalize(x, _WINDOWS.pop, key, None)
+    return x
+
+
+def windows(x: Any) -> Any:
+    """The small-chunk view :func:`with_windows` gave ``x``, or None."""
+    return _WINDOWS.get(id(x))
 
 
 def from_memory(arr: np.ndarray, chunks: tuple) -> Any:

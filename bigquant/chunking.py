@@ -28,6 +28,9 @@ EXTRA_BYTES_PER_PIXEL = 8
 MIN_SIDE = 256
 #: Nor larger than this, so a gigapixel image still has enough chunks for every thread.
 MAX_SIDE = 8192
+#: Side of the small regions a pass reads when it needs only a few places of a large file (the
+#: pixel sample): about a quarter of a megapixel, rounded up to the file's tiles.
+WINDOW_SIDE = 512
 
 
 #: Most chunks one pass over an image may have: each is a few tasks (read, label, statistics,
@@ -139,6 +142,13 @@ def _balanced(n: int, chunk: int, step: int) -> int:
     """
     parts = _ceil_div(n, chunk)
     return min(n, _ceil_div(_ceil_div(n, parts), step) * step)
+
+
+def window_chunks(tile: tuple[int, int] | None, chunks: tuple[int, int]) -> tuple[int, int]:
+    """The (rows, cols) of the small regions read on their own (:func:`bigquant._dask.windows`):
+    whole multiples of ``tile`` from :data:`WINDOW_SIDE` up, never larger than ``chunks``."""
+    tr, tc = (max(1, int(t)) for t in tile) if tile else (1, 1)
+    return min(chunks[0], _ceil_div(WINDOW_SIDE, tr) * tr), min(chunks[1], _ceil_div(WINDOW_SIDE, tc) * tc)
 
 
 def choose_chunks(

@@ -24,7 +24,7 @@ from typing import Any
 import dask
 import numpy as np
 
-from ._dask import as_list, tree_reduce, worker_threads
+from ._dask import as_list, parallel_tasks, tree_reduce, worker_threads
 from .params import labels_dtype
 
 #: Most occupied cells a merge keeps before it coarsens the grid by one bit per channel.
@@ -201,15 +201,30 @@ def coreset(xs: Any, sample: np.ndarray, budget: int = CORESET_CELLS) -> Coreset
     arrays = as_list(xs)
     pixels = sum(int(np.prod(a.shape[:-1])) for a in arrays)
     lo, unit, bits = grid(sample, arrays[0].dtype, pixels, budget)
-    part = dask.delayed(block_part, pure=True)
-    parts = []
+    blocks = []
     for arr in arrays:
         if arr.numblocks[-1] != 1:
             arr = arr.rechunk({arr.ndim - 1: -1})
-        parts += [part(b, lo, unit, bits, budget) for b in arr.to_delayed().ravel().tolist()]
+        blocks += arr.to_delayed().ravel().tolist()
+    part = dask.delayed(block_part, pure=True)
+    # Chunks spread over the image go first; the others start on the coarsest grid these end
+    # on. Every part is merged onto the coarsest grid among them anyway, so the coreset is the
+    # same, but a chunk no longer fills its table on a finer grid only to merge it down.
+    probes = np.unique(np.linspace(0, len(blocks) - 1, min(len(blocks), parallel_tasks())).round().astype(int))
+    parts: list[Any] = [None] * len(blocks)
+    if len(probes) < len(blocks):
+        done = dask.persist(*[part(blocks[i], lo, unit, bits, budget) for i in probes])
+        bits = min(dask.compute(*[dask.delayed(_bits_of)(p) for p in done]))
+        for i, p in zip(probes, done):
+            parts[i] = p
+    parts = [p if p is not None else part(b, lo, unit, bits, budget) for p, b in zip(parts, blocks)]
     root = tree_reduce(parts, lambda ps: merge_parts(ps, budget), split_every=MERGE_FAN_IN)
     (res,) = dask.compute(root)
     return _as_coreset(res)
+
+
+def _bits_of(part: Part) -> int:
+    return int(part[4])
 
 
 def _as_coreset(part: Part) -> Coreset:

@@ -12,7 +12,7 @@ from typing import Any
 import dask
 import numpy as np
 
-from ._dask import as_list
+from ._dask import as_list, windows
 from .params import DEFAULT_SAMPLE_SIZE
 
 __all__ = [
@@ -49,6 +49,16 @@ def _block_sample(block: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.array(flat[idx])
 
 
+def _sampled_view(x: Any, max_blocks: int) -> Any:
+    """``x``, or its small-region view when reading ``max_blocks`` regions of it reads less than
+    reading ``max_blocks`` of its chunks (a large image; never one held in memory)."""
+    view = windows(x)
+    if view is None:
+        return x
+    chunks, regions = (math.prod(a.numblocks[:-1]) for a in (x, view))
+    return view if min(regions, max_blocks) / regions < min(chunks, max_blocks) / chunks else x
+
+
 def sample_pixels(
     points: Any, n: int = DEFAULT_SAMPLE_SIZE, seed: int = 0, max_blocks: int = SAMPLE_MAX_BLOCKS
 ) -> np.ndarray:
@@ -57,9 +67,11 @@ def sample_pixels(
     ``points`` may be a list of dask arrays (several images): the sample is drawn from all of
     them in proportion to their sizes. Draws from at most ``max_blocks`` chunks chosen at random
     with probability proportional to their size, so the pass that feeds the initialisation
-    reads a bounded part of the data. The same seed and chunking always give the same sample.
+    reads a bounded part of the data. An array read from a file that has a view of small
+    regions (:func:`bigquant._dask.windows`) is sampled in those regions instead, where they
+    read less than its chunks would. The same seed, input and chunking always give the same sample.
     """
-    arrays: Sequence[Any] = as_list(points)
+    arrays: Sequence[Any] = [_sampled_view(x, max_blocks) for x in as_list(points)]
     rng = np.random.default_rng(seed)
     sizes, delayed_blocks = [], []
     for x in arrays:

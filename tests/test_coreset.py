@@ -163,3 +163,20 @@ def test_restarts_are_never_worse_than_one_start(photo, monkeypatch):
     pairs = [(inertia(s, restarts), inertia(s, 1)) for s in range(4)]
     assert all(best <= one for best, one in pairs)
     assert any(best < one for best, one in pairs)
+
+
+def test_probe_chunks_change_no_cell(photo, monkeypatch):
+    """The chunks read first set the grid the others start on; the coreset is the one every
+    chunk gets from the sample's grid (a chunk that overflows merges down either way)."""
+    x = da.from_array(photo, chunks=(61, 83, -1))
+    sample = seeding.sample_pixels(x, 20_000, 0)
+    budget = 4 * 300  # chunk tables of 300 cells: the chunks of these photos end on 2-4 grids
+    probed = coreset.coreset(x, sample, budget)
+    monkeypatch.setattr(coreset, "parallel_tasks", lambda: 10**6)  # every chunk a probe
+    plain = coreset.coreset(x, sample, budget)
+    assert probed.bits == plain.bits < coreset.grid(sample, photo.dtype, photo.size, budget)[2]
+    np.testing.assert_array_equal(probed.codes, plain.codes)
+    np.testing.assert_array_equal(probed.counts, plain.counts)
+    np.testing.assert_allclose(probed.sums, plain.sums, rtol=1e-12)
+    if photo.dtype.kind == "u":  # integer sums are exact whatever order the pixels come in
+        np.testing.assert_array_equal(probed.sums, plain.sums)

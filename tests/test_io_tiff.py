@@ -321,3 +321,40 @@ def test_tiff_written_by_bigquant_reads_tile_aligned(tmp_path):
     assert arr.chunks[0][0] % 128 == 0 and arr.chunks[1][0] % 64 == 0
     with dask.config.set(scheduler="threads"):
         np.testing.assert_array_equal(arr.compute(), image)
+
+
+def test_pixel_sample_reads_only_small_regions_of_a_large_file(tmp_path, monkeypatch):
+    """The initialisation sample of a tiled TIFF reads regions of about WINDOW_SIDE, not whole
+    chunks, and is the same on every run."""
+    import sys
+
+    from bigquant import chunking, seeding, sources
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 65535, size=(1024, 1024, 3), dtype=np.uint16)
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, img, tile=(128, 128), compression="zlib", photometric="rgb")
+    x = sources.load(path, chunks=(1024, 1024)).x
+    reader = sys.modules["bigquant.io.tiff_reader"].TiffReader
+    read: list[tuple[int, int]] = []
+    original = reader.__getitem__
+
+    def counted(self, key):
+        block = original(self, key)
+        read.append(block.shape[:2])
+        return block
+
+    monkeypatch.setattr(reader, "__getitem__", counted)
+    a = seeding.sample_pixels(x, 1000, 5, max_blocks=2)
+    side = chunking.WINDOW_SIDE
+    assert read and all(r <= side and c <= side for r, c in read) and len(read) == 2
+    assert len(a) == 1000 and a.dtype == np.uint16
+    flat = {tuple(p) for p in img.reshape(-1, 3)}
+    assert all(tuple(p) in flat for p in a[:50])
+    np.testing.assert_array_equal(
+        a, seeding.sample_pixels(sources.load(path, chunks=(1024, 1024)).x, 1000, 5, max_blocks=2)
+    )
+    held = x.persist()
+    read.clear()
+    seeding.sample_pixels(held, 1000, 5, max_blocks=2)  # in memory: the file is not read again
+    assert read == []

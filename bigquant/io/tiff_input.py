@@ -22,7 +22,8 @@ import tifffile
 import zarr
 from dask.base import tokenize
 
-from ..chunking import chunk_budget_bytes, format_bytes, resolve_chunks
+from .._dask import with_windows
+from ..chunking import chunk_budget_bytes, format_bytes, resolve_chunks, window_chunks
 from ..errors import BigquantError, InputError, MemoryBudgetError, ParameterError, show_path
 from . import tiff_meta
 from ._checks import check_dtype, check_image_shape
@@ -309,12 +310,18 @@ def read_tiff(
     rows, cols, channels = info.shape
     reader, tile = tiff_reader(p, info, plan, budget, threads)
     cr, cc = resolve_chunks((rows, cols), info.dtype.itemsize * channels, budget, chunks, tile, threads)
-    return da.from_array(
-        reader,
-        chunks=(cr, cc, channels),
-        lock=False,
-        asarray=True,
-        fancy=False,
-        meta=np.empty((0, 0, 0), dtype=info.dtype),
-        name=f"read-tiff-{tokenize(reader, cr, cc)}",
-    )
+
+    def chunked(r: int, c: int) -> da.Array:
+        return da.from_array(
+            reader,
+            chunks=(r, c, channels),
+            lock=False,
+            asarray=True,
+            fancy=False,
+            meta=np.empty((0, 0, 0), dtype=info.dtype),
+            name=f"read-tiff-{tokenize(reader, r, c)}",
+        )
+
+    x = chunked(cr, cc)
+    wr, wc = window_chunks(tile, (cr, cc))
+    return x if (wr, wc) == (cr, cc) else with_windows(x, chunked(wr, wc))

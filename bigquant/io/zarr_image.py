@@ -17,9 +17,9 @@ import numpy as np
 import zarr
 import zarr.storage
 
-from .._dask import compute_settled, regular_chunks
+from .._dask import compute_settled, regular_chunks, with_windows
 from .._objstore import Location, chunk_writer
-from ..chunking import resolve_chunks
+from ..chunking import resolve_chunks, window_chunks
 from ..errors import InputError, show_path
 from ..params import ZARR_ZSTD_LEVEL, check_compression_level
 from . import ome_zarr_input as oz
@@ -248,18 +248,26 @@ def read_zarr(
     by chunk, so nothing is rewritten."""
     rows, cols, channels = info.shape
     cr, cc = resolve_chunks((rows, cols), info.dtype.itemsize * channels, budget, chunks, info.tile, threads)
+    # Absolute: the graph may run on workers whose working folder is not ours. A local input's
+    # reads are checked against the chunk files' stamps taken here, before the first pass.
+    local = None if "://" in plan.root else zarr_source(plan.root, plan.component, f"input {show_path(info.path)}")
+    x = _chunked(plan, info, local, cr, cc)
+    wr, wc = window_chunks(info.tile, (cr, cc))
+    return x if (wr, wc) == (cr, cc) else with_windows(x, _chunked(plan, info, local, wr, wc))
+
+
+def _chunked(plan: ZarrPlan, info: ImageInfo, local: Any, cr: int, cc: int) -> da.Array:
+    """:func:`read_zarr`'s array in chunks of (``cr``, ``cc``) pixels, read through ``local`` (a
+    local input's reader) or from the URL."""
     src = [1] * len(plan.source_shape)
     src[plan.row_axis], src[plan.col_axis] = cr, cc
     if plan.chan_axis is not None:
-        src[plan.chan_axis] = channels
-    # Absolute: the graph may run on workers whose working folder is not ours. A local input's
-    # reads are checked against the chunk files' stamps taken here, before the first pass.
-    if "://" in plan.root:
+        src[plan.chan_axis] = info.shape[2]
+    if local is None:
         kw = {} if plan.options is None else {"storage_options": plan.options}
         x = da.from_zarr(plan.root, component=plan.component, chunks=tuple(src), **kw)
     else:
-        source = zarr_source(plan.root, plan.component, f"input {show_path(info.path)}")
-        x = da.from_array(source, chunks=tuple(src), asarray=False)  # the reader is stored once in the graph
+        x = da.from_array(local, chunks=tuple(src), asarray=False)  # the reader is stored once in the graph
     kept = [a for a in (plan.row_axis, plan.col_axis, plan.chan_axis) if a is not None]
     x = x[tuple(slice(None) if a in kept else 0 for a in range(x.ndim))]
     order = [sorted(kept).index(a) for a in kept]
