@@ -253,14 +253,19 @@ def best_start(
     if RESTARTS < 2 or len(coarse.points) < COARSE_MIN_CELLS_PER_K * k:
         return None
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=RESTARTS - 1)
-    # the seedings side by side (their kernel releases the GIL, and runs on one thread each)
+    # the seedings side by side (their kernel releases the GIL, and runs on one thread each), and
+    # then the fits: a fit's late steps skip almost every cell, so much of their time is Python's
     with ThreadPoolExecutor(max_workers=max(1, min(worker_threads(), len(seeds)))) as pool:
         seeded = pool.map(lambda s: kmeans_plusplus(coarse.points, k, int(s), coarse.counts)[0], seeds)
         starts = [start, *seeded]
-    fits = [
-        lloyd_in_memory(coarse.points, coarse.counts, s, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol)
-        for s in starts
-    ]
+        fits = list(
+            pool.map(
+                lambda s: lloyd_in_memory(
+                    coarse.points, coarse.counts, s, max_iter=max_iter, tol_abs=tol_abs, inertia_rtol=inertia_rtol
+                ),
+                starts,
+            )
+        )
     best = min(range(len(fits)), key=lambda i: fits[i].inertia)  # the first on ties
     return None if best == 0 else fits[best].centroids
 

@@ -16,6 +16,7 @@ import functools
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,8 +248,13 @@ def _fit_cells(data: FitData, k: int, opts: FitOptions, init: Any, progress: Pro
     other = None
     if restarts:
         or_silent(progress)(Step(f"seeding: the best of {coreset.RESTARTS} starts on a coarse grid"))
-        other = coreset.best_start(cells, start, opts.seed, tol_abs, opts.inertia_rtol, CORESET_MAX_ITER)
-    res = fit_from(start, progress)
+        # the fit from the one start runs meanwhile: its late steps are more Python than kernel
+        with ThreadPoolExecutor(max_workers=1) as side:
+            own = side.submit(fit_from, start, progress)
+            other = coreset.best_start(cells, start, opts.seed, tol_abs, opts.inertia_rtol, CORESET_MAX_ITER)
+            res = own.result()
+    else:
+        res = fit_from(start, progress)
     if other is not None:  # kept only if it ends better: never worse than the one start
         alt = fit_from(other, None)
         res = alt if alt.inertia < res.inertia else res
