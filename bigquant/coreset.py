@@ -30,8 +30,11 @@ from .params import labels_dtype
 #: Most occupied cells a merge keeps before it coarsens the grid by one bit per channel.
 CORESET_CELLS = 1 << 20
 #: A chunk's own cells are coarsened to at most this share of the budget, so the first merges of
-#: a tree rarely need a second grouping.
+#: a tree rarely need a second grouping (:func:`chunk_share`) ...
 CHUNK_SHARE = 4
+#: ... but from this many channels on, a larger share.
+WIDE_CHANNELS = 4
+WIDE_CHUNK_SHARE = 2
 #: k-means++ starts :func:`best_start` compares on a coarse grid.
 RESTARTS = 8
 #: Most cells of that coarse grid (5-6 bits per channel for RGB, 4-5 for four bands): finer
@@ -125,6 +128,17 @@ def _distinct_cells(pts: np.ndarray, lo: np.ndarray, unit: np.ndarray, bits: int
     return len(np.unique(codes))
 
 
+def chunk_share(channels: int) -> int:
+    """The share of the budget one chunk's cells may take: one in :data:`CHUNK_SHARE`, one in
+    :data:`WIDE_CHUNK_SHARE` from :data:`WIDE_CHANNELS` channels on.
+
+    Four bands spread the same pixels over more cells: a quarter of the budget leaves their grid
+    so coarse that exact passes must finish the fit, half lets most images stop after the label
+    pass, and all of it only makes the tables larger (benchmarks/README.md, "Four bands").
+    """
+    return WIDE_CHUNK_SHARE if channels >= WIDE_CHANNELS else CHUNK_SHARE
+
+
 def grid(sample: np.ndarray, dtype: Any, pixels: int, budget: int) -> tuple[np.ndarray, np.ndarray, int]:
     """``(lo, unit, bits)``: the grid over the range of ``sample`` (n, C) is ``floor((v - lo) *
     unit * 2**bits)`` per channel, clipped to ``[0, 2**bits)``.
@@ -144,7 +158,11 @@ def grid(sample: np.ndarray, dtype: Any, pixels: int, budget: int) -> tuple[np.n
     if np.dtype(dtype).kind in "ui":  # no finer than one cell per integer value
         top = min(top, max(1, int(np.ceil(np.log2(float(span.max()))))))
     bits = max(1, top)
-    while pixels * CHUNK_SHARE > budget and bits > 1 and _distinct_cells(pts, lo, unit, bits) * SAMPLE_SHARE > len(pts):
+    while (
+        pixels * chunk_share(pts.shape[1]) > budget
+        and bits > 1
+        and _distinct_cells(pts, lo, unit, bits) * SAMPLE_SHARE > len(pts)
+    ):
         bits -= 1
     return lo, unit, bits
 
@@ -168,12 +186,12 @@ def _fit_budget(part: Part, budget: int) -> Part:
 
 
 def block_part(block: np.ndarray, lo: np.ndarray, unit: np.ndarray, bits: int, budget: int) -> Part:
-    """The cells of one chunk (..., C), sorted by code, within ``budget // CHUNK_SHARE`` cells
+    """The cells of one chunk (..., C), sorted by code, within ``budget // chunk_share(C)`` cells
     (on a coarser grid than ``bits`` if need be)."""
     from ._kernels import coreset as kc
 
     flat = block.reshape(-1, block.shape[-1])
-    cap = max(1, budget // CHUNK_SHARE)
+    cap = max(1, budget // chunk_share(block.shape[-1]))
     codes, counts, sums, sq, bad, bits = kc.block_cells(flat, lo, unit * float(1 << bits), bits, cap)
     return _coarsen((codes, counts, sums, sq, bits, int(bad)), bits)
 

@@ -180,3 +180,20 @@ def test_probe_chunks_change_no_cell(photo, monkeypatch):
     np.testing.assert_allclose(probed.sums, plain.sums, rtol=1e-12)
     if photo.dtype.kind == "u":  # integer sums are exact whatever order the pixels come in
         np.testing.assert_array_equal(probed.sums, plain.sums)
+
+
+def test_four_bands_give_a_chunk_a_larger_share_of_the_budget():
+    """A 4-band chunk keeps up to half the budget of cells, a 3-band one a quarter, every sum
+    exact."""
+    img = _image("chelsea-4band")
+    budget = 1 << 12
+    parts = {}
+    for c in (3, 4):
+        block = np.ascontiguousarray(img[..., :c])
+        sample = block.reshape(-1, c)[::7]
+        lo, unit, bits = coreset.grid(sample, block.dtype, block.size, budget)
+        parts[c] = coreset.block_part(block, lo, unit, bits, budget)
+        assert len(parts[c][0]) <= budget // coreset.chunk_share(c)
+        np.testing.assert_array_equal(parts[c][2].sum(0), block.reshape(-1, c).sum(0, dtype=np.float64))
+    assert coreset.chunk_share(3) == coreset.CHUNK_SHARE > coreset.chunk_share(4) == coreset.WIDE_CHUNK_SHARE
+    assert len(parts[4][0]) > budget // coreset.CHUNK_SHARE
