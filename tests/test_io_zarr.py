@@ -55,3 +55,30 @@ def test_write_zarr_round_trip(tmp_path, astronaut):
     assert "zstd" in str(z.compressors).lower()
     np.testing.assert_array_equal(z[...], astronaut)
     np.testing.assert_array_equal(read_image(out).compute(), astronaut)
+
+
+def test_pixel_sample_reads_only_small_regions_of_a_large_array(tmp_path, monkeypatch):
+    """As for a tiled TIFF: the sample of a Zarr input chunked finer than its dask chunks reads
+    regions of about WINDOW_SIDE."""
+    import sys
+
+    from bigquant import chunking, seeding, sources
+
+    img = np.random.default_rng(4).integers(0, 65535, size=(1024, 1024, 3), dtype=np.uint16)
+    arr = zarr.create_array(tmp_path / "in.zarr", shape=img.shape, chunks=(128, 128, 3), dtype=img.dtype)
+    arr[...] = img
+    x = sources.load(tmp_path / "in.zarr", chunks=(1024, 1024)).x
+    reader = sys.modules["bigquant.io.zarr_reader"].ZarrReader
+    read: list[tuple[int, ...]] = []
+    original = reader.__getitem__
+
+    def counted(self, key):
+        block = original(self, key)
+        read.append(block.shape)
+        return block
+
+    monkeypatch.setattr(reader, "__getitem__", counted)
+    sample = seeding.sample_pixels(x, 1000, 5, max_blocks=2)
+    side = chunking.WINDOW_SIDE
+    assert len(read) == 2 and all(r[0] <= side and r[1] <= side for r in read)
+    assert sample.shape == (1000, 3)
