@@ -27,13 +27,14 @@ import numpy as np
 from ._dask import as_list, parallel_tasks, tree_reduce, worker_threads
 from .params import labels_dtype
 
-#: Most occupied cells a merge keeps before it coarsens the grid by one bit per channel.
+#: Most occupied cells a merge keeps before it coarsens the grid by one bit per channel ...
 CORESET_CELLS = 1 << 20
-#: A chunk's own cells are coarsened to at most this share of the budget, so the first merges of
-#: a tree rarely need a second grouping (:func:`chunk_share`) ...
-CHUNK_SHARE = 4
-#: ... but from this many channels on, a larger share.
+#: ... and this many times as many from :data:`WIDE_CHANNELS` channels on (:func:`cell_budget`).
+WIDE_BUDGET = 2
 WIDE_CHANNELS = 4
+#: A chunk's own cells are coarsened to at most this share of the budget, so the first merges of
+#: a tree rarely need a second grouping (:func:`chunk_share`).
+CHUNK_SHARE = 4
 WIDE_CHUNK_SHARE = 2
 #: k-means++ starts :func:`best_start` compares on a coarse grid.
 RESTARTS = 8
@@ -128,14 +129,21 @@ def _distinct_cells(pts: np.ndarray, lo: np.ndarray, unit: np.ndarray, bits: int
     return len(np.unique(codes))
 
 
+def cell_budget(channels: int) -> int:
+    """The most cells a coreset of ``channels`` keeps: :data:`CORESET_CELLS`, times
+    :data:`WIDE_BUDGET` from :data:`WIDE_CHANNELS` channels on.
+
+    One bit less per channel leaves up to 2**C times fewer cells, so in four bands a budget just
+    short of a grid's cells drops it to a grid so coarse that exact passes must finish the fit,
+    many of them (benchmarks/README.md, "Four bands").
+    """
+    return CORESET_CELLS * (WIDE_BUDGET if channels >= WIDE_CHANNELS else 1)
+
+
 def chunk_share(channels: int) -> int:
     """The share of the budget one chunk's cells may take: one in :data:`CHUNK_SHARE`, one in
-    :data:`WIDE_CHUNK_SHARE` from :data:`WIDE_CHANNELS` channels on.
-
-    Four bands spread the same pixels over more cells: a quarter of the budget leaves their grid
-    so coarse that exact passes must finish the fit, half lets most images stop after the label
-    pass, and all of it only makes the tables larger (benchmarks/README.md, "Four bands").
-    """
+    :data:`WIDE_CHUNK_SHARE` from :data:`WIDE_CHANNELS` channels on (a chunk whose table fills
+    drags the whole coreset a bit coarser, which in four bands costs exact passes too)."""
     return WIDE_CHUNK_SHARE if channels >= WIDE_CHANNELS else CHUNK_SHARE
 
 
@@ -158,11 +166,7 @@ def grid(sample: np.ndarray, dtype: Any, pixels: int, budget: int) -> tuple[np.n
     if np.dtype(dtype).kind in "ui":  # no finer than one cell per integer value
         top = min(top, max(1, int(np.ceil(np.log2(float(span.max()))))))
     bits = max(1, top)
-    while (
-        pixels * chunk_share(pts.shape[1]) > budget
-        and bits > 1
-        and _distinct_cells(pts, lo, unit, bits) * SAMPLE_SHARE > len(pts)
-    ):
+    while pixels * CHUNK_SHARE > budget and bits > 1 and _distinct_cells(pts, lo, unit, bits) * SAMPLE_SHARE > len(pts):
         bits -= 1
     return lo, unit, bits
 
@@ -211,13 +215,15 @@ def merge_parts(parts: list[Part], budget: int) -> Part:
     return _fit_budget(_coarsen(joined, bits), budget)
 
 
-def coreset(xs: Any, sample: np.ndarray, budget: int = CORESET_CELLS) -> Coreset:
+def coreset(xs: Any, sample: np.ndarray, budget: int | None = None) -> Coreset:
     """The grid coreset of ``xs`` (rows, cols, C), or a list of such dask arrays, in one pass.
 
-    ``sample`` (n, C), a sample of the pixels, sets the grid's range.
+    ``sample`` (n, C), a sample of the pixels, sets the grid's range; ``budget`` bounds the
+    cells (default :func:`cell_budget`).
     """
     arrays = as_list(xs)
     pixels = sum(int(np.prod(a.shape[:-1])) for a in arrays)
+    budget = cell_budget(arrays[0].shape[-1]) if budget is None else budget
     lo, unit, bits = grid(sample, arrays[0].dtype, pixels, budget)
     blocks = []
     for arr in arrays:

@@ -183,8 +183,8 @@ def test_probe_chunks_change_no_cell(photo, monkeypatch):
 
 
 def test_four_bands_give_a_chunk_a_larger_share_of_the_budget():
-    """A 4-band chunk keeps up to half the budget of cells, a 3-band one a quarter, every sum
-    exact."""
+    """A 4-band image has twice the cell budget and a chunk of it up to half the budget, a 3-band
+    one a quarter, every sum exact."""
     img = _image("chelsea-4band")
     budget = 1 << 12
     parts = {}
@@ -196,4 +196,5 @@ def test_four_bands_give_a_chunk_a_larger_share_of_the_budget():
         assert len(parts[c][0]) <= budget // coreset.chunk_share(c)
         np.testing.assert_array_equal(parts[c][2].sum(0), block.reshape(-1, c).sum(0, dtype=np.float64))
     assert coreset.chunk_share(3) == coreset.CHUNK_SHARE > coreset.chunk_share(4) == coreset.WIDE_CHUNK_SHARE
+    assert coreset.cell_budget(4) == coreset.WIDE_BUDGET * coreset.cell_budget(3) > coreset.cell_budget(3)
     assert len(parts[4][0]) > budget // coreset.CHUNK_SHARE
