@@ -4,7 +4,7 @@ Each pixel falls in a cell of a grid over the data's range (``bits`` per channel
 map-reduce pass yields every occupied cell's pixel count, per-channel sums and sum of squared
 norms; chunks' cells are merged by a tree reduction of fixed shape, so the result is the same
 on every run with the same chunking. A merge whose cells exceed the budget
-(:data:`CORESET_CELLS`) drops one bit per channel and merges again: cells of a coarser level are
+(:func:`cell_budget`) drops one bit per channel and merges again: cells of a coarser level are
 unions of finer ones, so every sum stays exact.
 
 A cell stands for its pixels as its mean weighted by its count. Weighted Lloyd's on the cells
