@@ -72,7 +72,7 @@ def test_reader_declines_what_is_not_a_store(tmp_path, v1_store):
 
 
 def test_napari_builds_the_layers_without_a_window(tmp_path, china, small_screen):
-    # Runs where napari is installed (the napari extra): its own layer classes take the data.
+    # napari (in the test extra, no Qt binding needed): its own layer classes take the data.
     napari_layers = pytest.importorskip("napari.layers")
     store = bigquant.compress(china, tmp_path / "s.bq.zarr", k=8, chunks=(128, 128), pixel_size=0.5)
     image, labels = (napari_layers.Layer.create(*t) for t in plugin.read_store(store.path))
