@@ -2,8 +2,10 @@
 
 For each of three images of ``make_pixel_images.py`` (uint16, float32, 4-band uint16) and each
 K, a 1024 x 2048 block and a codebook from four Lloyd steps: the label pass's fused kernel
-(``coreset.label_and_sum``), the exact pass's (``lloyd.lloyd_partials``) and the labelling one
-(``lloyd.assign_labels``, with the k-d tree from K = 96 as in a run). With ``--against DIR``
+(``coreset.label_and_sum``; also with the cell table of the block's coreset, "cell table",
+at any share of labelled pixels, which the row names), the exact pass's
+(``lloyd.lloyd_partials``) and the labelling one (``lloyd.assign_labels``, with the k-d tree
+from K = 96 as in a run). With ``--against DIR``
 (a checkout of another commit, e.g. ``git worktree add /tmp/old 49a4b33``) the same kernels of
 that checkout run beside these on the same blocks, and every output is compared bit for bit.
 
@@ -19,8 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import tifffile
+
+from bigquant import coreset
 
 HERE = Path(__file__).resolve().parent
 IMAGES = ("Bridge_by_Sander_Klootwijk_u16", "Wine_by_Jakkub_Mede_f32", "Wine_by_Jakkub_Mede_u16x4")
@@ -40,6 +45,17 @@ def kernels(root: Path | None):
     sys.modules["other_kernels"] = mod
     spec.loader.exec_module(mod)
     return tuple(importlib.import_module(f"other_kernels.{m}") for m in ("coreset", "lloyd", "kdtree"))
+
+
+def fused(mc, x, cb, labels, table=None):
+    """The label pass's kernel of module ``mc``, with the cell table ``table`` (this checkout's
+    :class:`bigquant.coreset.CellLabels`) or none; an older kernel takes no table."""
+    if mc.label_and_sum.py_func.__code__.co_argcount == 3:
+        return mc.label_and_sum(x, cb, labels)
+    c = cb.shape[1]
+    if table is None:
+        return mc.label_and_sum(x, cb, labels, np.empty(0, np.int16), np.zeros(c), np.ones(c), 1)
+    return mc.label_and_sum(x, cb, labels, table.table, table.lo, table.scale, table.bits)
 
 
 def per_pixel(f, n: int) -> float:
@@ -69,24 +85,29 @@ def main(argv=None) -> int:
         for k in args.k:
             cb = x[rng.choice(n, k, replace=False)].astype(np.float64)
             for _ in range(4):
-                st = kc.label_and_sum(x, cb, np.empty(n, np.uint16))
+                st = fused(kc, x, cb, np.empty(n, np.uint16))
                 cnt, sums = st[:k], st[k + 3 :].reshape(k, c)
                 cb[cnt > 0] = sums[cnt > 0] / cnt[cnt > 0, None]
+            cells = coreset.coreset(da.from_array(x.reshape(1024, 2048, c), chunks=(256, 2048, c)), x[::37])
+            table = coreset.cell_labels(cells, cb, min_share=0.0)
             runs = {}
             for tag, (mc, ml, mt) in sets:
                 tree = mt.build(cb) if k >= 96 and c <= 4 else None
                 labels = np.empty(n, np.uint16)
                 calls = {
-                    "label + sum": lambda mc=mc, lab=labels: mc.label_and_sum(x, cb, lab),
+                    "label + sum": lambda mc=mc, lab=labels: fused(mc, x, cb, lab),
                     "Lloyd partials": lambda ml=ml, t=tree: ml.lloyd_partials(x, np.empty(0), cb, t),
                     "assign labels": lambda ml=ml, t=tree, lab=labels: ml.assign_labels(x, cb, lab, t),
                 }
+                if tag == "this" and table is not None:
+                    name_t = f"label + sum, cell table ({table.share:.0%} of the pixels)"
+                    calls[name_t] = lambda mc=mc, lab=labels: fused(mc, x, cb, lab, table) + table.held
                 runs[tag] = {
                     kname: (per_pixel(f, n), np.asarray(f()).copy(), labels.copy()) for kname, f in calls.items()
                 }
             for kname, (ns, out, lab) in runs["this"].items():
                 row = f"| {name} | {k} | {kname} | {ns:.1f} |"
-                if args.against:
+                if args.against and kname in runs["other"]:
                     ons, oout, olab = runs["other"][kname]
                     same = np.array_equal(out, oout) and np.array_equal(lab, olab)
                     row += f" {ons:.1f} | {'yes' if same else 'NO'} |"

@@ -98,12 +98,12 @@ def _write_store(
     with _store.StoreWriter(
         output, (rows, cols, c), chunks, k, overwrite=overwrite, labels_level=labels_level
     ) as writer:
-        stats = writer.write_labels(x, plan.fn, plan.args, plan.stats_len, plan.combine)
+        stats = plan.total(writer.write_labels(x, plan.fn, plan.args, plan.stats_len, plan.combine))
         again = polishing.after_labels(x, fit, plan, stats, opts, say)
         while again is not None:  # the pixel path's codebook moved: label again
             plan = again
             say(Pass("labels"))
-            stats = writer.write_labels(x, plan.fn, plan.args, plan.stats_len, plan.combine)
+            stats = plan.total(writer.write_labels(x, plan.fn, plan.args, plan.stats_len, plan.combine))
             again = polishing.after_labels(x, fit, plan, stats, opts, say)
         sse = float(stats[k]) if plan.sse is None else plan.sse
         data_range = (float(stats[k + 1]), float(stats[k + 2]))

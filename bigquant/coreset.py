@@ -77,6 +77,9 @@ class Coreset:
         Pixels holding NaN or inf (left out of every cell).
     codes : ndarray of shape (m,), int64
         Each cell's packed grid code (sorted), from which :meth:`coarser` merges cells.
+    lo, unit : ndarray of shape (C,), float64
+        The grid: a value ``v`` of channel ``ch`` has index ``floor((v - lo) * unit * 2**bits)``
+        (clipped to the grid: the edge cells also hold the values beyond it).
     """
 
     points: np.ndarray
@@ -86,6 +89,8 @@ class Coreset:
     bits: int
     nonfinite: int
     codes: np.ndarray
+    lo: np.ndarray
+    unit: np.ndarray
 
     @property
     def pixels(self) -> float:
@@ -96,7 +101,7 @@ class Coreset:
         """The same pixels on the finest coarser grid (whole bits per channel) with at most
         ``budget`` cells: every cell a union of these, every sum exact."""
         part = (self.codes, self.counts, self.sums, self.sq, self.bits, self.nonfinite)
-        return _as_coreset(_fit_budget(part, budget))
+        return _as_coreset(_fit_budget(part, budget), self.lo, self.unit)
 
     def scale(self) -> float:
         """The data's scale (square root of the mean per-channel variance) over every pixel, exact
@@ -244,16 +249,16 @@ def coreset(xs: Any, sample: np.ndarray, budget: int | None = None) -> Coreset:
     parts = [p if p is not None else part(b, lo, unit, bits, budget) for p, b in zip(parts, blocks)]
     root = tree_reduce(parts, lambda ps: merge_parts(ps, budget), split_every=MERGE_FAN_IN)
     (res,) = dask.compute(root)
-    return _as_coreset(res)
+    return _as_coreset(res, lo, unit)
 
 
 def _bits_of(part: Part) -> int:
     return int(part[4])
 
 
-def _as_coreset(part: Part) -> Coreset:
+def _as_coreset(part: Part, lo: np.ndarray, unit: np.ndarray) -> Coreset:
     codes, counts, sums, sq, bits, bad = part
-    return Coreset(sums / counts[:, None], counts, sums, sq, int(bits), int(bad), codes)
+    return Coreset(sums / counts[:, None], counts, sums, sq, int(bits), int(bad), codes, lo, unit)
 
 
 def best_start(
@@ -294,9 +299,83 @@ def best_start(
     return None if best == 0 else fits[best].centroids
 
 
-def label_and_sum(block: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class CellLabels:
+    """The label of every cell of a coarsened coreset grid that lies inside one centroid's
+    region (:func:`cell_labels`), for :func:`label_and_sum`.
+
+    Attributes
+    ----------
+    table : ndarray of shape (2**(bits * C),), int16
+        By packed cell code: the label, or -1 (the cell straddles regions or holds no pixel).
+    lo, scale : ndarray of shape (C,), float64
+        A value ``v`` of channel ``ch`` has grid index ``floor((v - lo) * scale)``.
+    bits : int
+    share : float
+        The share of the coreset's pixels that lie in labelled cells.
+    held : ndarray of shape (K + 3 + K * C,), float64
+        Those pixels' part of :func:`label_and_sum`'s stats, which the label pass leaves out:
+        each label's pixel count and per-channel sums over its cells (zeros elsewhere). Add it
+        once to the combined stats of a pass over the coreset's pixels.
+    """
+
+    table: np.ndarray
+    lo: np.ndarray
+    scale: np.ndarray
+    bits: int
+    share: float
+    held: np.ndarray
+
+
+#: A label table has at most 2**TABLE_LOG2 cells (4 MiB), on the coreset's grid with whole bits
+#: per channel dropped: 7 bits for RGB, 5 for four bands. At 7 bits, 80 % of a uint16
+#: photograph's pixels lie in labelled cells at K = 32 and skip the search.
+TABLE_LOG2 = 21
+#: Coarser tables label too few pixels to pay for themselves (K = 32: a third at 5 bits in RGB).
+TABLE_MIN_BITS = 4
+#: A table that labels a smaller share of the pixels costs more (a lookup for every pixel, and
+#: the others searched apart) than it saves: 47 % made the kernel 20 % slower, 72 % a third faster
+#: (benchmarks/bench_label_kernels.py). RGB photographs at K = 32 reach 80-87 %, four bands 26-46 %.
+TABLE_MIN_SHARE = 0.6
+
+
+def cell_labels(cells: Coreset, codebook: np.ndarray, min_share: float = TABLE_MIN_SHARE) -> CellLabels | None:
+    """The label table of ``codebook`` (K, C) on the cells of ``cells``, or None where K is
+    beyond the table's int16 labels and neighbour lists, the grid would be too coarse, or the
+    table would label less than ``min_share`` of the pixels."""
+    from ._kernels import coreset as kc
+    from ._kernels import lloyd as kl
+    from ._kernels.common import transposed
+
+    k, c = codebook.shape
+    bits = min(cells.bits, TABLE_LOG2 // c)
+    if k > kl.NEIGHBOURS_MAX_K or bits < TABLE_MIN_BITS:
+        return None
+    cb = np.ascontiguousarray(codebook, dtype=np.float64)
+    order, gap, _, _ = kl.neighbour_lists(cb, transposed(cb)[1], k * k)
+    coarse = kc.coarsen_codes(cells.codes, c, cells.bits, cells.bits - bits)
+    scale = cells.unit * float(1 << bits)
+    table = kc.pure_cells(np.unique(coarse), bits, cells.lo, scale, cb, order, gap)
+    label = table[coarse]
+    held = label >= 0
+    share = float(cells.counts[held].sum()) / cells.pixels
+    if share < min_share:
+        return None
+    stats = np.zeros(k + 3 + k * c)
+    stats[:k] = np.bincount(label[held], cells.counts[held], minlength=k)
+    for ch in range(c):
+        stats[k + 3 + ch :: c] = np.bincount(label[held], cells.sums[held, ch], minlength=k)
+    return CellLabels(table, cells.lo, scale, bits, share, stats)
+
+
+def label_and_sum(
+    block: np.ndarray, codebook: np.ndarray, table: CellLabels | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Label one chunk (..., C) like :func:`bigquant.kmeans.label_block`, and sum each
-    cluster's pixels: the label pass that is also an exact Lloyd step.
+    cluster's pixels: the label pass that is also an exact Lloyd step. A pixel in a cell of
+    ``table`` that has a label takes it without a search (the same label), and is left out of
+    the counts and sums (``table.held`` holds them: ``stats`` of every chunk plus it are the
+    pass's, where the chunks are the coreset's pixels).
 
     Returns
     -------
@@ -306,10 +385,13 @@ def label_and_sum(block: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, 
     """
     from ._kernels import coreset as kc
 
-    k = codebook.shape[0]
+    k, c = codebook.shape
     flat = block.reshape(-1, block.shape[-1])
     labels = np.empty(len(flat), dtype=labels_dtype(k))
-    stats = kc.label_and_sum(flat, np.ascontiguousarray(codebook, dtype=np.float64), labels)
+    cb = np.ascontiguousarray(codebook, dtype=np.float64)
+    if table is None:
+        table = CellLabels(np.empty(0, np.int16), np.zeros(c), np.ones(c), 1, 0.0, np.zeros(0))
+    stats = kc.label_and_sum(flat, cb, labels, table.table, table.lo, table.scale, table.bits)
     return labels.reshape(block.shape[:-1]), stats
 
 

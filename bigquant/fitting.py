@@ -308,8 +308,10 @@ class LabelPlan:
     """How the last pass labels each chunk: ``fn(block, *args) -> (labels, stats)``.
 
     ``stats`` has ``stats_len`` entries, the first K + 3 those of :func:`bigquant.kmeans.label_block`;
-    ``combine`` adds a list of them. ``sse``: the exact SSE when known without that pass (the
-    histogram path). ``polish``: the pass also sums the codebook's Lloyd update.
+    ``combine`` adds a list of them, and :meth:`total` the part no chunk's stats hold. ``sse``:
+    the exact SSE when known without that pass (the histogram path). ``polish``: the pass also
+    sums the codebook's Lloyd update. ``held``: the counts and sums of the pixels that the
+    chunks label from their coreset cell (:class:`bigquant.coreset.CellLabels`), or None.
     """
 
     fn: LabelFn
@@ -318,12 +320,19 @@ class LabelPlan:
     stats_len: int
     combine: Callable[[list], np.ndarray]
     polish: bool = False
+    held: np.ndarray | None = None
+
+    def total(self, combined: np.ndarray) -> np.ndarray:
+        """The pass's stats from ``combined``, the chunks' stats combined."""
+        return combined if self.held is None else combined + self.held
 
 
 def label_plan(x: da.Array, fit: FitResult, progress: Progress | None = None) -> LabelPlan:
     """The label plan for image ``x`` (rows, cols, C) and a fitted (or fixed) codebook.
 
-    ``progress`` hears of the pass that labels every possible colour, where there is one.
+    ``progress`` hears of the pass that labels every possible colour, where there is one. On
+    the pixel path ``x`` must be the image the fit's coreset holds: the plan takes the counts
+    and sums of the pixels in its labelled cells from there.
     """
     cb = fit.codebook
     k, c = cb.shape[0], x.shape[2]
@@ -337,7 +346,10 @@ def label_plan(x: da.Array, fit: FitResult, progress: Progress | None = None) ->
         return LabelPlan(histogram.label_block, (shared(lut), cbd, False), sse, *plain)
     if data is not None and data.cells is not None and fit.result is not None:
         combine = functools.partial(coreset.combine_fused, k=k)
-        return LabelPlan(coreset.label_and_sum, (cbd,), None, k + 3 + k * c, combine, True)
+        table = coreset.cell_labels(data.cells, cb)
+        held = None if table is None else table.held
+        args = (cbd, table and shared(table))
+        return LabelPlan(coreset.label_and_sum, args, None, k + 3 + k * c, combine, True, held)
     if histogram.applies(x.dtype, c) and x.shape[0] * x.shape[1] >= histogram.nbins(c) // 4:
         # More pixels than colours: label every possible colour once, then look pixels up.
         or_silent(progress)(Pass("label table"))

@@ -102,6 +102,83 @@ def test_fused_label_pass_is_an_exact_lloyd_step(photo):
     np.testing.assert_array_equal(labels, ref)
 
 
+@pytest.mark.parametrize("k", [32, 300])
+def test_cell_labels_are_the_full_searchs_on_every_point_of_their_cells(photo, k):
+    # K = 300 passes the neighbour lists' 24 entries, so some cells compare every centroid
+    x = da.from_array(photo, chunks=(97, 130, -1))
+    sample = seeding.sample_pixels(x, 20_000, 0)
+    cells = coreset.coreset(x, sample)
+    cb = seeding.init_centroids(sample, k, 0)
+    c = photo.shape[2]
+    table = coreset.cell_labels(cells, cb, min_share=0.0)
+    assert table is not None and table.bits == min(cells.bits, coreset.TABLE_LOG2 // c)
+    # too few pixels in labelled cells (four bands, K = 300): no table, a lookup each costs more
+    assert (coreset.cell_labels(cells, cb) is None) == (table.share < coreset.TABLE_MIN_SHARE)
+    # by chunks: each leaves its labelled cells' counts and sums out, the table holds them
+    parts = [coreset.label_and_sum(photo[r : r + 97], cb, table) for r in range(0, len(photo), 97)]
+    labels = np.concatenate([p[0] for p in parts])
+    stats = coreset.combine_fused([p[1] for p in parts], k) + table.held
+    ref, ref_stats = coreset.label_and_sum(photo, cb)
+    np.testing.assert_array_equal(labels, ref)
+    np.testing.assert_array_equal(stats[:k], ref_stats[:k])
+    np.testing.assert_allclose(stats, ref_stats, rtol=1e-12)
+    # a labelled cell's box lies in its centroid's region: all its corners do (the region is
+    # convex), each strictly nearer that centroid than any other
+    held = np.flatnonzero(table.table >= 0)
+    q = (held[:, None] >> (table.bits * np.arange(c))) & ((1 << table.bits) - 1)
+    corners = np.array(np.meshgrid(*[[0, 1]] * c, indexing="ij")).reshape(c, -1).T
+    for corner in corners:
+        pts = table.lo + (q + corner) / table.scale
+        d = ((pts[:, None, :] - cb[None]) ** 2).sum(-1)
+        own = d[np.arange(len(held)), table.table[held]]
+        d[np.arange(len(held)), table.table[held]] = np.inf
+        assert (own < d.min(1)).all()
+    # the share of pixels in labelled cells is the one the table reports, and most of them at
+    # K = 32 in RGB (a finer Voronoi partition at K = 300, and four bands, leave fewer)
+    pix = photo.reshape(-1, c).astype(np.float64)
+    idx = np.floor((pix - table.lo) * table.scale).astype(np.int64)
+    inside = ((idx >= 0) & (idx < (1 << table.bits))).all(1)
+    code = (np.clip(idx, 0, (1 << table.bits) - 1) << (table.bits * np.arange(c))).sum(1)
+    hit = (inside & (table.table[code] >= 0)).mean()
+    assert hit == pytest.approx(table.share, abs=0.01)
+    assert hit > {(32, 3): 0.8, (300, 3): 0.35, (32, 4): 0.3, (300, 4): 0.02}[k, c]
+
+
+def test_pixels_beyond_the_grid_are_searched_and_counted_once(photo):
+    # A sample that misses the brightest tenth of each channel: the coreset clips those pixels
+    # into its edge cells, which the table may label although the pixels lie outside them.
+    x = da.from_array(photo, chunks=(97, 130, -1))
+    sample = seeding.sample_pixels(x, 20_000, 0)
+    sample = sample[(sample < np.quantile(sample, 0.9, axis=0)).all(1)]
+    cells = coreset.coreset(x, sample)
+    cb = seeding.init_centroids(sample, 16, 1)
+    table = coreset.cell_labels(cells, cb, min_share=0.0)
+    beyond = (photo.reshape(-1, photo.shape[2]) >= cells.lo + 1 / cells.unit).any(1)
+    assert table is not None and beyond.mean() > 0.05
+    labels, stats = coreset.label_and_sum(photo, cb, table)
+    ref, ref_stats = coreset.label_and_sum(photo, cb)
+    np.testing.assert_array_equal(labels, ref)
+    np.testing.assert_array_equal((stats + table.held)[:16], ref_stats[:16])
+    np.testing.assert_allclose(stats + table.held, ref_stats, rtol=1e-12)
+
+
+def test_a_tie_on_a_cells_edge_is_searched():
+    # One band of the integers 0..1023: cells one value wide, each the interval [v, v + 1). Even
+    # centroids put their bisectors on integers, so a cell's lower edge is a tie that the lower
+    # index wins, while the rest of the cell lies nearer the other centroid: the cell must be
+    # searched, not labelled (a table that took ties as inside gives the higher index there).
+    x = np.arange(1024, dtype=np.uint16).reshape(1, -1, 1)
+    cb = np.array([[100.0], [400.0], [230.0], [20.0], [900.0], [700.0]])
+    cells = coreset.coreset(da.from_array(x, chunks=(1, 256, -1)), x[0])
+    table = coreset.cell_labels(cells, cb)
+    assert table is not None and table.bits == 10
+    labels, _ = coreset.label_and_sum(x, cb, table)
+    d = np.abs(x.reshape(-1, 1).astype(float) - cb.T)
+    exact = d.argmin(1)  # the first on ties
+    np.testing.assert_array_equal(labels.ravel(), exact)
+    assert (table.table[[60, 165, 315, 550, 800]] == -1).all()  # the cells of the five ties
+
+
 def _compress(img, tmp_path, name, **kw):
     return bigquant.compress(img, tmp_path / f"{name}.bq.zarr", chunks=(97, 130), **kw)
 

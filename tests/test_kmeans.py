@@ -249,5 +249,11 @@ def test_labels_from_the_previous_pixels_neighbours_are_the_full_searchs(k, chan
     np.testing.assert_array_equal(kmeans.min_sq_dist(x[0], cb), ((x[0] - cb[exact]) ** 2).sum(-1))
     fused_labels, _ = coreset.label_and_sum(x, cb)
     assert np.array_equal(fused_labels.ravel(), exact)
+    # and where a cell's label stands in for the search: the cells holding the ties straddle
+    cells = coreset.coreset(da.from_array(x, chunks=(1, 480, -1)), x[0])
+    table = coreset.cell_labels(cells, cb, min_share=0.0)
+    assert table is not None
+    table_labels, _ = coreset.label_and_sum(x, cb, table)
+    assert np.array_equal(table_labels.ravel(), exact)
     partials = kmeans.lloyd_step_graph(da.from_array(x, chunks=(1, 480, -1)), cb).compute()
     assert np.array_equal(np.asarray(partials).reshape(k + 1, -1)[:k, channels], np.bincount(exact, minlength=k))

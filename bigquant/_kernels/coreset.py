@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .common import JIT
+from .common import JIT, expanded_slack
 from .lloyd import none, scan
 
 #: The multiplier of the cell tables' Fibonacci hash (the slot is the product's bits from 17 up).
@@ -197,23 +197,168 @@ def sum_sorted(codes, order, counts, sums, sq):  # pragma: no cover - compiled
 
 
 @njit(**JIT)
-def label_and_sum(x, centroids, labels):  # pragma: no cover - compiled
+def label_and_sum(x, centroids, labels, table, tlo, tscale, tbits):  # pragma: no cover - compiled
     """Label every row of ``x`` (n, C) with its nearest centroid and accumulate the Lloyd update.
+
+    A row that lies in a labelled cell of ``table`` (:func:`pure_cells`; empty: none) takes the
+    cell's label without a search, and its count and sum are left out: they are the coreset's,
+    added once for the whole image (:class:`bigquant.coreset.CellLabels`). The other rows are
+    searched by :func:`.lloyd.scan`; one beyond the grid that the coreset put in a labelled edge
+    cell, and that the search labels otherwise, is moved from that cell's label to its own.
+    Either way the label is the full search's, and the squared error is summed for every row.
 
     Parameters
     ----------
     x : ndarray of shape (n, C), any real dtype (IN)
     centroids : ndarray of shape (K, C), float64 (IN)
     labels : ndarray of shape (n,), uint8 or uint16 (OUT)
+    table : ndarray of shape (2**(tbits * C),) or (0,), int16 (IN)
+        A row falls in the cell of grid indices ``floor((v - tlo) * tscale)``, packed as the
+        coreset's codes (and clipped to the grid, as the coreset clips them).
+    tlo, tscale : ndarray of shape (C,), float64 (IN)
+    tbits : int
 
     Returns
     -------
     stats : ndarray of shape (K + 3 + K * C,), float64
         Members per label (K), the sum of squared errors, the minimum and maximum value seen,
-        then each cluster's per-channel sum of its members (K x C, row-major).
+        then each cluster's per-channel sum of its members (K x C, row-major); members and sums
+        without the rows of labelled cells.
     """
+    n = x.shape[0]
     k, c = centroids.shape
     stats = np.zeros(k + 3 + k * c, dtype=np.float64)
+    sums = stats[k + 3 :].reshape(k, c)
     _, no_1d, no_2d = none()
-    scan(x, no_1d, centroids, None, labels, no_1d, no_2d, stats[: k + 3], stats[k + 3 :].reshape(k, c))
+    if table.shape[0] == 0:
+        scan(x, no_1d, centroids, None, labels, no_1d, no_2d, stats[: k + 3], sums)
+        return stats
+    miss = np.empty(n, dtype=np.int64)
+    owner = np.empty(n, dtype=np.int64)  # the label of the cell the coreset put a missed row in
+    m = 0
+    lo, hi = np.inf, -np.inf
+    sse = 0.0
+    top = np.float64(1 << tbits)
+    for i in range(n):
+        code = np.int64(0)
+        inside = True
+        finite = True
+        for ch in range(c):
+            t = (np.float64(x[i, ch]) - tlo[ch]) * tscale[ch]
+            if not (t >= 0.0 and t < top):  # beyond the grid, or NaN: clipped as the coreset does
+                inside = False
+                finite = finite and t - t == 0.0
+                t = top - 1.0 if t >= top else 0.0
+            code |= np.int64(t) << np.int64(tbits * ch)
+        j = table[code]
+        if not inside or j < 0:
+            miss[m] = i
+            owner[m] = j if finite else -1  # the coreset leaves out rows that hold NaN or inf
+            m += 1
+            continue
+        err = 0.0
+        for ch in range(c):
+            v = np.float64(x[i, ch])
+            e = v - centroids[j, ch]
+            err += e * e
+            lo = min(lo, v)
+            hi = max(hi, v)
+        labels[i] = j
+        sse += err
+    stats[k] = sse
+    if m:
+        rows = np.empty((m, c), dtype=x.dtype)
+        for r in range(m):
+            for ch in range(c):
+                rows[r, ch] = x[miss[r], ch]
+        found = np.empty(m, dtype=labels.dtype)
+        part = np.zeros(k + 3, dtype=np.float64)
+        scan(rows, no_1d, centroids, None, found, no_1d, no_2d, part, sums)
+        for r in range(m):
+            labels[miss[r]] = found[r]
+            j = owner[r]
+            if j >= 0:  # counted in its cell's label by the coreset: taken back from there
+                stats[j] -= 1.0
+                for ch in range(c):
+                    sums[j, ch] -= np.float64(rows[r, ch])
+        for j in range(k + 1):
+            stats[j] += part[j]
+        lo = min(lo, part[k + 1])
+        hi = max(hi, part[k + 2])
+    stats[k + 1] = lo
+    stats[k + 2] = hi
     return stats
+
+
+@njit(**JIT)
+def pure_cells(codes, bits, tlo, tscale, centroids, order, gap):  # pragma: no cover - compiled
+    """The label table of :func:`label_and_sum`: for each cell of ``codes`` (packed, ``bits`` per
+    channel, on the grid ``floor((v - tlo) * tscale)``) the centroid that is nearest to every
+    point of the cell, or -1 where the cell's box reaches into another centroid's region.
+
+    ``order``, ``gap``: each centroid's neighbour list, nearest first (:func:`.lloyd.neighbour_lists`;
+    where a list ends nearer than a box's reach, every centroid is compared). A cell is
+    labelled only if its box, widened by a millionth of a cell for the rounding of
+    ``(v - tlo) * tscale``, lies in the region with a margin of four times
+    :func:`.common.expanded_slack`'s bound on the rounding of an expanded distance: then every
+    pixel that falls in the cell has that centroid as the full search's answer, bit for bit.
+    """
+    k, c = centroids.shape
+    table = np.full(np.int64(1) << np.int64(bits * c), -1, dtype=np.int16)
+    cn = np.empty(k)
+    for j in range(k):
+        cn[j] = 0.0
+        for ch in range(c):
+            cn[j] += centroids[j, ch] * centroids[j, ch]
+    radius, factor = expanded_slack(centroids, cn)
+    width = order.shape[1]
+    mask = (np.int64(1) << np.int64(bits)) - 1
+    a = np.empty(c)
+    b = np.empty(c)
+    for r in range(codes.shape[0]):
+        code = codes[r]
+        norm = 0.0
+        for ch in range(c):
+            q = np.float64((code >> np.int64(bits * ch)) & mask)
+            a[ch] = tlo[ch] + (q - 1e-6) / tscale[ch]
+            b[ch] = tlo[ch] + (q + 1.0 + 1e-6) / tscale[ch]
+            norm += max(a[ch] * a[ch], b[ch] * b[ch])
+        best = 0
+        bestd = np.inf
+        for j in range(k):  # nearest to the box's centre: the only candidate
+            d = 0.0
+            for ch in range(c):
+                t = 0.5 * (a[ch] + b[ch]) - centroids[j, ch]
+                d += t * t
+            if d < bestd:
+                bestd = d
+                best = j
+        reach = 0.0  # the box's farthest point from the candidate, squared
+        for ch in range(c):
+            reach += max((a[ch] - centroids[best, ch]) ** 2, (b[ch] - centroids[best, ch]) ** 2)
+        margin = 4.0 * factor * (np.sqrt(norm) + radius) ** 2
+        # a centroid at least 2 sqrt(reach + margin) from the candidate is farther from every
+        # point of the box by more than the margin; the list holds the nearer ones, nearest first
+        far = 4.0 * (reach + margin)
+        pure = True
+        t = 0
+        while pure and t < width + k:
+            if t < width:
+                if gap[best, t] >= far:
+                    break
+                i = order[best, t]
+            elif width == k:
+                break  # the list held every centroid
+            else:  # the list ended nearer than that: every centroid is compared
+                i = t - width
+            t += 1
+            if i == best:
+                continue
+            worst = cn[best] - cn[i]  # the box's largest (|c_best|^2 - 2 x.c_best) - (... c_i)
+            for ch in range(c):
+                g = 2.0 * (centroids[i, ch] - centroids[best, ch])
+                worst += max(a[ch] * g, b[ch] * g)
+            pure = worst < -margin
+        if pure:
+            table[code] = best
+    return table
