@@ -115,9 +115,23 @@ class Location:
             raise ParameterError(f"cannot open {self.url!r} with these storage options: {exc}") from None
 
     @property
+    def fs_class(self) -> Any:
+        """The class of :attr:`fs`, one for all the names of a scheme (``az``, ``abfs``)."""
+        from fsspec.registry import get_filesystem_class
+
+        try:
+            return get_filesystem_class(scheme_of(self.url))
+        except ImportError as exc:
+            raise _missing_backend(self.url, exc) from None
+        except ValueError as exc:  # a scheme fsspec does not know
+            raise ParameterError(f"cannot open {self.url!r}: {exc}") from None
+
+    @property
     def path(self) -> str:
-        """The URL as the file system names it (no scheme)."""
-        return self.fs._strip_protocol(self.url)
+        """The URL as the file system names it (no scheme). Needs no file system instance, so no
+        credentials: adlfs, for one, refuses to be created without them."""
+        return self.fs_class._strip_protocol(self.url)
+
 
     @property
     def name(self) -> str:
