@@ -154,7 +154,7 @@ class Location:
 
 
 def _overlap(out: Location, read: Location) -> str | None:
-    if scheme_of(out.url) != scheme_of(read.url):
+    if out.fs_class is not read.fs_class:
         return None
     a, b = out.path.strip("/"), read.path.strip("/")
     if a == b:
