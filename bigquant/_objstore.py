@@ -70,16 +70,28 @@ def _missing_backend(url: str, exc: ImportError) -> BigquantError:
     return ParameterError(f"cannot open {url!r}: {exc}; {hint}")
 
 
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a refused request, where the exception carries one: aiohttp's
+    ``status``, the Azure SDK's ``status_code`` (adlfs), gcsfs's ``code``."""
+    for attr in ("status", "status_code", "code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int) and 100 <= value < 600:
+            return value
+    return None
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for a failed request: what the service said, without the traceback."""
-    name = type(exc).__name__
+    name, status = type(exc).__name__, _http_status(exc)
+    # gcsfs raises a plain OSError("Forbidden: PATH ...") for HTTP 403
+    if status in (401, 403) or type(exc) is OSError and str(exc).startswith("Forbidden"):
+        return f"access denied (HTTP {status or 403})"
     if name == "NoCredentialsError" or "credential" in str(exc).lower() and name != "PermissionError":
         return f"no credentials found ({exc}); set them in the environment or pass --storage-options"
-    status = getattr(exc, "status", None)  # an HTTP answer (aiohttp)
-    if status in (401, 403):
-        return f"access denied (HTTP {status})"
     if isinstance(exc, FileNotFoundError) or status == 404:
-        return f"not found ({exc.args[-1] if exc.args else exc})"
+        # the Azure SDK's message goes on with lines of RequestId, Time and ErrorCode
+        said = str(exc.args[-1] if exc.args else exc).strip().splitlines()
+        return f"not found ({said[0] if said else name})"
     if isinstance(exc, PermissionError):
         return f"access denied ({exc})"
     text = " ".join(str(exc).split())
@@ -115,9 +127,22 @@ class Location:
             raise ParameterError(f"cannot open {self.url!r} with these storage options: {exc}") from None
 
     @property
+    def fs_class(self) -> Any:
+        """The class of :attr:`fs`, one for all the names of a scheme (``az``, ``abfs``)."""
+        from fsspec.registry import get_filesystem_class
+
+        try:
+            return get_filesystem_class(scheme_of(self.url))
+        except ImportError as exc:
+            raise _missing_backend(self.url, exc) from None
+        except ValueError as exc:  # a scheme fsspec does not know
+            raise ParameterError(f"cannot open {self.url!r}: {exc}") from None
+
+    @property
     def path(self) -> str:
-        """The URL as the file system names it (no scheme)."""
-        return self.fs._strip_protocol(self.url)
+        """The URL as the file system names it (no scheme). Needs no file system instance, so no
+        credentials: adlfs, for one, refuses to be created without them."""
+        return self.fs_class._strip_protocol(self.url)
 
     @property
     def name(self) -> str:
@@ -140,7 +165,7 @@ class Location:
 
 
 def _overlap(out: Location, read: Location) -> str | None:
-    if scheme_of(out.url) != scheme_of(read.url):
+    if out.fs_class is not read.fs_class:
         return None
     a, b = out.path.strip("/"), read.path.strip("/")
     if a == b:

@@ -104,6 +104,50 @@ def known_colours_image(k: int = 6, shape=(120, 170), noise: float = 2.0, seed: 
     return img.astype(dtype), colours
 
 
+# --- Object storage: the images put in a bucket, and what the remote tests check with ---------------
+# Used by tests/test_remote.py (S3, memory://) and tests/test_remote_gcs_azure.py (GCS, Azure).
+
+
+def blocks_image(seed: int = 3, shape=(256, 320)) -> np.ndarray:
+    """uint8 RGB: a few colour blocks with noise (the histogram path, fast labels)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (6, 3))
+    idx = (np.arange(shape[0])[:, None] // 48 + np.arange(shape[1])[None, :] // 64) % 6
+    return np.clip(base[idx] + rng.normal(0, 6, (*shape, 3)), 0, 255).astype(np.uint8)
+
+
+def write_bucket_inputs(folder: Path) -> Path:
+    """Write one 384 x 384 image as a tiled BigTIFF (``slide.tif``) and as a Zarr array
+    (``img.zarr``) in ``folder``: the inputs the remote tests put in a bucket."""
+    import tifffile
+    import zarr
+
+    img = blocks_image(shape=(384, 384))
+    tifffile.imwrite(folder / "slide.tif", img, tile=(64, 64), compression="zlib", photometric="rgb", bigtiff=True)
+    zarr.create_array(folder / "img.zarr", shape=img.shape, chunks=(64, 64, 3), dtype=img.dtype)[...] = img
+    return folder
+
+
+def upload_bucket_inputs(fs, bucket: str, folder: Path) -> None:
+    """Upload :func:`write_bucket_inputs`' files from ``folder`` to ``bucket`` on the fsspec file system ``fs``."""
+    fs.put_file(str(folder / "slide.tif"), f"{bucket}/slide.tif")
+    fs.put(str(folder / "img.zarr"), f"{bucket}/img.zarr", recursive=True)
+
+
+def object_keys(fs, path: str) -> set[str]:
+    """The keys below ``path`` on ``fs``, relative to it (listed afresh)."""
+    fs.invalidate_cache()
+    base = path.strip("/")
+    return {k.strip("/")[len(base) + 1 :] for k in fs.find(path)}
+
+
+def one_line(err: str) -> str:
+    """The one non-blank line of ``err``; fails on more, or on a traceback."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
 # --- A real dask.distributed cluster: `dask scheduler` + `dask worker` subprocesses on 127.0.0.1 ---
 # Used by tests/test_distributed.py and tests/test_faults.py, each through a module-scoped fixture.
 
@@ -141,11 +185,15 @@ class DaskCluster:
 
 
 @contextlib.contextmanager
-def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90, own_folders: bool = False):
+def dask_cluster(
+    folder, n_workers: int = 2, start_timeout: float = 90, own_folders: bool = False, env: dict | None = None
+):
     """Start `dask scheduler` and ``n_workers`` `dask worker --nthreads 1` (with nannies) on 127.0.0.1.
 
     ``own_folders``: each worker runs in an empty working folder of its own, apart from the
     scheduler's and the test's (a cluster that shares no file system with its client).
+    ``env``: variables to set in the processes' environment (this one's otherwise); None as a
+    value removes the variable.
 
     Each process runs in its own session, so teardown kills whole process groups (nanny and worker
     alike): SIGTERM, then SIGKILL whatever is left after a few seconds. Workers also exit by
@@ -164,7 +212,9 @@ def dask_cluster(folder, n_workers: int = 2, start_timeout: float = 90, own_fold
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    extra = env or {}
+    env = {k: v for k, v in os.environ.items() if k not in extra}
+    env.update({k: v for k, v in extra.items() if v is not None})
     env.pop("DASK_SCHEDULER_ADDRESS", None)
     # Workers import the same bigquant as this process, installed or not.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(bigquant.__file__).parents[1]), env.get("PYTHONPATH")]))

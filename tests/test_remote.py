@@ -23,7 +23,14 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import dask_cluster
+from conftest import (
+    blocks_image,
+    dask_cluster,
+    object_keys,
+    one_line,
+    upload_bucket_inputs,
+    write_bucket_inputs,
+)
 
 import bigquant
 import bigquant.io
@@ -33,20 +40,6 @@ from bigquant.cli import main
 from bigquant.errors import InputError, OutputError, StoreFormatError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _image(seed: int = 3, shape=(256, 320)) -> np.ndarray:
-    """uint8 RGB: a few colour blocks with noise (the histogram path, fast labels)."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (6, 3))
-    idx = (np.arange(shape[0])[:, None] // 48 + np.arange(shape[1])[None, :] // 64) % 6
-    return np.clip(base[idx] + rng.normal(0, 6, (*shape, 3)), 0, 255).astype(np.uint8)
-
-
-def _keys(fs, path: str) -> set[str]:
-    fs.invalidate_cache()
-    base = path.strip("/")
-    return {k.strip("/")[len(base) + 1 :] for k in fs.find(path)}
 
 
 def _root(fs, path: str) -> dict:
@@ -80,7 +73,7 @@ def mem():
 )
 def test_a_remote_tiff_in_strips_reads_as_the_local_one(mem, tmp_path, photometric, planar, channels):
     fs, prefix = mem
-    img = _image()[:, :, :channels]
+    img = blocks_image()[:, :, :channels]
     data = np.moveaxis(img, 2, 0) if planar else img[:, :, 0]
     tifffile.imwrite(tmp_path / "s.tif", data, photometric=photometric, planarconfig=planar, rowsperstrip=16)
     fs.pipe_file(f"{prefix}/s.tif", (tmp_path / "s.tif").read_bytes())  # strips: read through tifffile's store
@@ -108,7 +101,7 @@ def test_a_remote_object_of_no_known_kind_is_one_input_error(mem, data, said):
 
 def test_memory_store_equals_local_one(mem, tmp_path):
     fs, prefix = mem
-    img = _image()
+    img = blocks_image()
     tifffile.imwrite(tmp_path / "a.tif", img, tile=(64, 64), compression="zlib", photometric="rgb")
     fs.pipe_file(f"{prefix}/a.tif", (tmp_path / "a.tif").read_bytes())
     local = bigquant.compress(tmp_path / "a.tif", tmp_path / "a.bq.zarr", k=6, chunks=(64, 64))
@@ -117,7 +110,7 @@ def test_memory_store_equals_local_one(mem, tmp_path):
     assert np.array_equal(remote.labels.compute(), local.labels.compute())
     # The same keys as the local store's files, hidden staging names aside.
     files = {p.relative_to(tmp_path / "a.bq.zarr").as_posix() for p in (tmp_path / "a.bq.zarr").rglob("*")}
-    assert _keys(fs, f"{prefix}/a.bq.zarr") == {f for f in files if (tmp_path / "a.bq.zarr" / f).is_file()}
+    assert object_keys(fs, f"{prefix}/a.bq.zarr") == {f for f in files if (tmp_path / "a.bq.zarr" / f).is_file()}
     # The root consolidates every node, so plain zarr opens it without listing.
     assert set(_root(fs, f"{prefix}/a.bq.zarr")["consolidated_metadata"]["metadata"]) >= {
         "codebook",
@@ -129,7 +122,7 @@ def test_memory_store_equals_local_one(mem, tmp_path):
 def test_unfinished_store_is_refused_and_replaced_by_the_next_run(mem):
     fs, prefix = mem
     url = f"memory://{prefix}/s.bq.zarr"
-    img = _image()
+    img = blocks_image()
     # A run that died while writing: the writer was set up (chunks written) but never committed.
     writer = bq_store.StoreWriter(Location(url), img.shape, (32, 32), 6)
     zarr.open_array(f"{url}/labels/0", mode="r+")[:32, :32] = 1
@@ -140,14 +133,14 @@ def test_unfinished_store_is_refused_and_replaced_by_the_next_run(mem):
     # The next run writes there without --overwrite, and nothing of the dead run's survives.
     done = bigquant.compress(img, url, k=6, chunks=(64, 64))
     fresh = bigquant.compress(img, f"memory://{prefix}/fresh.bq.zarr", k=6, chunks=(64, 64))
-    assert _keys(fs, f"{prefix}/s.bq.zarr") == _keys(fs, f"{prefix}/fresh.bq.zarr")
+    assert object_keys(fs, f"{prefix}/s.bq.zarr") == object_keys(fs, f"{prefix}/fresh.bq.zarr")
     assert np.array_equal(done.labels.compute(), fresh.labels.compute())
 
 
 def test_overwrite_on_object_storage(mem):
     fs, prefix = mem
     url = f"memory://{prefix}/o.bq.zarr"
-    img = _image()
+    img = blocks_image()
     bigquant.compress(img, url, k=6, chunks=(32, 32))
     with pytest.raises(OutputError, match="exists; pass --overwrite"):
         bigquant.compress(img, url, k=4)
@@ -155,7 +148,7 @@ def test_overwrite_on_object_storage(mem):
     assert new.k == 4 and bq_store.open(Location(url)).k == 4
     # Old chunks (32 x 32) are gone: only the new store's keys are there.
     bigquant.compress(img, f"memory://{prefix}/n.bq.zarr", k=4, chunks=(128, 128))
-    assert _keys(fs, f"{prefix}/o.bq.zarr") == _keys(fs, f"{prefix}/n.bq.zarr")
+    assert object_keys(fs, f"{prefix}/o.bq.zarr") == object_keys(fs, f"{prefix}/n.bq.zarr")
     # Something else under the prefix is never replaced, --overwrite or not.
     fs.pipe_file(f"{prefix}/other/data.bin", b"x")
     with pytest.raises(OutputError, match="not a bigquant store"):
@@ -165,7 +158,7 @@ def test_overwrite_on_object_storage(mem):
 
 def test_an_output_url_inside_an_input_url_is_refused(mem):
     fs, prefix = mem
-    img = _image()
+    img = blocks_image()
     zarr.create_array(f"memory://{prefix}/img.zarr", shape=img.shape, chunks=(64, 64, 3), dtype=img.dtype)[...] = img
     with pytest.raises(OutputError, match="lies inside the input"):
         bigquant.compress(f"memory://{prefix}/img.zarr", f"memory://{prefix}/img.zarr/x.bq.zarr", k=4)
@@ -178,7 +171,7 @@ def test_an_output_url_inside_an_input_url_is_refused(mem):
 def test_failed_run_removes_what_it_wrote(mem):
     fs, prefix = mem
     url = f"memory://{prefix}/f.bq.zarr"
-    img = _image()
+    img = blocks_image()
 
     def fail(block):
         raise RuntimeError("boom")
@@ -218,12 +211,8 @@ def s3(tmp_path_factory):
         region_name="us-east-1",
     ).create_bucket(Bucket="bq-test")  # fmt: skip
     fs = s3fs.S3FileSystem(**opts)
-    d = tmp_path_factory.mktemp("s3-inputs")
-    img = _image(shape=(384, 384))
-    tifffile.imwrite(d / "slide.tif", img, tile=(64, 64), compression="zlib", photometric="rgb", bigtiff=True)
-    fs.put_file(str(d / "slide.tif"), "bq-test/slide.tif")
-    zarr.create_array(d / "img.zarr", shape=img.shape, chunks=(64, 64, 3), dtype=img.dtype)[...] = img
-    fs.put(str(d / "img.zarr"), "bq-test/img.zarr", recursive=True)
+    d = write_bucket_inputs(tmp_path_factory.mktemp("s3-inputs"))
+    upload_bucket_inputs(fs, "bq-test", d)
     yield {"opts": opts, "fs": fs, "local": d, "json": json.dumps(opts)}
     server.stop()
     quiet.setLevel(level)
@@ -262,20 +251,14 @@ def test_bucket_input_and_store_on_a_cluster_match_a_local_run(s3, s3_cluster, t
         assert np.array_equal(out, decoded) and np.array_equal(np.moveaxis(ome["0"][...], 0, -1), decoded)
 
 
-def _one_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
-
 def test_missing_bucket_object_and_credentials_are_one_line_exit_2(s3, tmp_path, capsys):
     opts = ["--storage-options", s3["json"], "-q"]
     assert main(["compress", "s3://no-such-bucket/x.tif", "-o", str(tmp_path / "x.bq.zarr"), *opts]) == 2
-    assert "not found" in _one_line(capsys.readouterr().err)
+    assert "not found" in one_line(capsys.readouterr().err)
     assert main(["compress", "s3://bq-test/missing.tif", "-o", str(tmp_path / "x.bq.zarr"), *opts]) == 2
-    assert "not found" in _one_line(capsys.readouterr().err)
+    assert "not found" in one_line(capsys.readouterr().err)
     assert main(["compress", str(s3["local"] / "slide.tif"), "-o", "s3://no-such-bucket/x.bq.zarr", *opts]) == 2
-    assert "bucket 'no-such-bucket'" in _one_line(capsys.readouterr().err)
+    assert "bucket 'no-such-bucket'" in one_line(capsys.readouterr().err)
     # No credentials anywhere: not in the options, the environment or a config file.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"))
@@ -290,7 +273,7 @@ def test_missing_bucket_object_and_credentials_are_one_line_exit_2(s3, tmp_path,
         timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
-    assert "credentials" in _one_line(proc.stderr)
+    assert "credentials" in one_line(proc.stderr)
 
 
 @pytest.mark.timeout(180)
@@ -302,7 +285,7 @@ def test_killed_mid_write_leaves_no_complete_store_and_the_rerun_succeeds(s3, tm
     proc = subprocess.Popen([sys.executable, "-m", "bigquant.cli", *argv], env=env, start_new_session=True)
     try:
         end = time.monotonic() + 120
-        while not any(k.startswith("labels/0/c/") for k in _keys(fs, "bq-test/killed.bq.zarr")):
+        while not any(k.startswith("labels/0/c/") for k in object_keys(fs, "bq-test/killed.bq.zarr")):
             assert proc.poll() is None, "bigquant finished before it could be killed while writing"
             assert time.monotonic() < end, "bigquant never started writing"
             time.sleep(0.1)
@@ -335,7 +318,7 @@ def test_worker_killed_mid_job_changes_nothing(s3, s3_cluster, tmp_path):
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(job)
         end = time.monotonic() + 120
-        while not any(k.startswith("labels/0/c/") for k in _keys(fs, "bq-test/hit.bq.zarr")):
+        while not any(k.startswith("labels/0/c/") for k in object_keys(fs, "bq-test/hit.bq.zarr")):
             assert not running.done() and time.monotonic() < end, "the job ended before any label was written"
             time.sleep(0.1)
         os.kill(victim_pid, signal.SIGKILL)  # the worker itself; its nanny starts a new one
@@ -413,10 +396,10 @@ def test_decode_to_the_bucket_opens_with_plain_zarr_and_equals_the_local_decode(
     assert np.array_equal(tifffile.imread(fs.open("bq-test/out/r.tif")), tifffile.imread(d / "r.tif"))
     # An existing output needs --overwrite; with it, the same keys again (the old ones deleted).
     assert main([*base, "-o", "s3://bq-test/out/r.zarr"]) == 2
-    assert "pass --overwrite" in _one_line(capsys.readouterr().err)
-    before = _keys(fs, "bq-test/out/r.zarr")
+    assert "pass --overwrite" in one_line(capsys.readouterr().err)
+    before = object_keys(fs, "bq-test/out/r.zarr")
     assert main([*base, "-o", "s3://bq-test/out/r.zarr", "--overwrite"]) == 0
-    assert _keys(fs, "bq-test/out/r.zarr") == before
+    assert object_keys(fs, "bq-test/out/r.zarr") == before
 
 
 def test_an_unfinished_decode_in_the_bucket_is_no_zarr_and_the_next_one_replaces_it(s3, bucket_store):
@@ -452,9 +435,9 @@ def test_decode_and_info_errors_on_object_storage_are_one_line_exit_2(s3, bucket
     s3["fs"].pipe_file("bq-test/junk.tif/data.bin", b"x")
     for argv, words in cases:
         assert main([*argv, *opts] if argv[0] == "decode" else [*argv, opts[0], opts[1]]) == 2, argv
-        line = _one_line(capsys.readouterr().err)
+        line = one_line(capsys.readouterr().err)
         assert re.search(words, line), (argv, line)
     assert s3["fs"].cat_file("bq-test/junk.zarr/data.bin") == s3["fs"].cat_file("bq-test/junk.tif/data.bin") == b"x"
     # A private store read anonymously over HTTP: denied, in one line.
     assert main(["info", f"{s3['opts']['endpoint_url']}/bq-test/copy.bq.zarr"]) == 2
-    assert "access denied" in _one_line(capsys.readouterr().err)
+    assert "access denied" in one_line(capsys.readouterr().err)
