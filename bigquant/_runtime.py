@@ -191,13 +191,19 @@ def start_kernel_warm_up() -> threading.Thread:
     return thread
 
 
-#: The kernel modules whose compiled code numba caches on disk (``bigquant/_kernels``).
-KERNEL_MODULES = ("common", "hamerly", "histogram", "kdtree", "lloyd", "seeding")
+#: The kernel modules (``bigquant/_kernels``) whose compiled code numba caches on disk, by the
+#: path of a fit that compiles them: the histogram path's, and the pixel path's.
+PATH_KERNELS = (
+    ("common", "hamerly", "histogram", "kdtree", "lloyd", "seeding"),
+    ("common", "coreset", "hamerly", "kdtree", "lloyd", "seeding"),
+)
 
 
 def kernels_cached() -> bool:
-    """Whether numba's on-disk cache holds compiled code of every kernel module, without
-    importing numba: a run that finds none compiles them first (several seconds, once).
+    """Whether numba's on-disk cache holds compiled code of every kernel module of one path of
+    :data:`PATH_KERNELS`, without importing numba: a run that finds neither compiles first
+    (several seconds, once). A machine that has run one path only compiles the other's few
+    kernels, unannounced, on its first run of it.
 
     numba keeps the cache in ``__pycache__`` beside the sources where that folder is writable,
     else under ``$NUMBA_CACHE_DIR`` or the user's cache folder (``~/.cache/numba``); an index
@@ -206,11 +212,10 @@ def kernels_cached() -> bool:
     """
     here = Path(__file__).parent / "_kernels"
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    wanted = {f"{m}." for m in KERNEL_MODULES}
 
     def found(names: Any) -> bool:
-        seen = {n.split(".")[0] + "." for n in names if n.endswith(f".{tag}.nbi")}
-        return wanted <= seen
+        seen = {n.split(".")[0] for n in names if n.endswith(f".{tag}.nbi")}
+        return any(set(path) <= seen for path in PATH_KERNELS)
 
     custom = os.environ.get("NUMBA_CACHE_DIR")
     if not custom:

@@ -69,3 +69,18 @@ def test_map_large_arrays_returns_freed_arrays_at_once(mode):
         assert freed_mib > 90, out
     else:
         assert freed_mib < 20, out
+
+
+def test_the_kernels_count_as_cached_once_one_paths_modules_are(tmp_path, monkeypatch):
+    # numba's index files under NUMBA_CACHE_DIR, as a run of one path leaves them: a machine that
+    # only ever ran the pixel path has no histogram kernels cached, and is not told it compiles
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    folder = tmp_path / "bigquant_kernels"
+    folder.mkdir()
+    assert not _runtime.kernels_cached()
+    for module in ("common", "hamerly", "kdtree", "lloyd", "seeding"):
+        (folder / f"{module}.fn-10.{tag}.nbi").write_bytes(b"")
+    assert not _runtime.kernels_cached()  # neither path has all its kernels
+    (folder / f"coreset.block_cells-31.{tag}.nbi").write_bytes(b"")
+    assert _runtime.kernels_cached()
