@@ -308,11 +308,10 @@ class CellLabels:
     ----------
     table : ndarray of shape (2**(bits * C),), int16
         By packed cell code: the label, or -1 (the cell straddles regions or holds no pixel).
-    lo, scale : ndarray of shape (C,), float64
+    lo, scale : ndarray of shape (C,), float64; bits : int
         A value ``v`` of channel ``ch`` has grid index ``floor((v - lo) * scale)``.
-    bits : int
     share : float
-        The share of the coreset's pixels that lie in labelled cells.
+        The share of the coreset's pixels in labelled cells.
     held : ndarray of shape (K + 3 + K * C,), float64
         Those pixels' part of :func:`label_and_sum`'s stats, which the label pass leaves out:
         each label's pixel count and per-channel sums over its cells (zeros elsewhere). Add it
@@ -327,15 +326,12 @@ class CellLabels:
     held: np.ndarray
 
 
-#: A label table has at most 2**TABLE_LOG2 cells (4 MiB), on the coreset's grid with whole bits
-#: per channel dropped: 7 bits for RGB, 5 for four bands. At 7 bits, 80 % of a uint16
-#: photograph's pixels lie in labelled cells at K = 32 and skip the search.
+#: A label table has at most 2**TABLE_LOG2 cells (4 MiB): 7 bits per channel for RGB, 5 for 4 bands.
 TABLE_LOG2 = 21
-#: Coarser tables label too few pixels to pay for themselves (K = 32: a third at 5 bits in RGB).
+#: Coarser tables label too few pixels to pay for themselves.
 TABLE_MIN_BITS = 4
-#: A table that labels a smaller share of the pixels costs more (a lookup for every pixel, and
-#: the others searched apart) than it saves: 47 % made the kernel 20 % slower, 72 % a third faster
-#: (benchmarks/bench_label_kernels.py). RGB photographs at K = 32 reach 80-87 %, four bands 26-46 %.
+#: Below this share of the pixels in labelled cells, a lookup for every pixel (the others then
+#: searched apart) costs more than it saves (benchmarks/README.md, "labels from the coreset's cells").
 TABLE_MIN_SHARE = 0.6
 
 
@@ -372,10 +368,9 @@ def label_and_sum(
     block: np.ndarray, codebook: np.ndarray, table: CellLabels | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label one chunk (..., C) like :func:`bigquant.kmeans.label_block`, and sum each
-    cluster's pixels: the label pass that is also an exact Lloyd step. A pixel in a cell of
-    ``table`` that has a label takes it without a search (the same label), and is left out of
-    the counts and sums (``table.held`` holds them: ``stats`` of every chunk plus it are the
-    pass's, where the chunks are the coreset's pixels).
+    cluster's pixels: the label pass that is also an exact Lloyd step. A pixel in a labelled
+    cell of ``table`` takes its label unsearched and is left out of the counts and sums, which
+    ``table.held`` holds for the coreset's pixels (add it once to all chunks' stats).
 
     Returns
     -------
