@@ -82,3 +82,22 @@ def test_pixel_sample_reads_only_small_regions_of_a_large_array(tmp_path, monkey
     side = chunking.WINDOW_SIDE
     assert len(read) == 2 and all(r[0] <= side and r[1] <= side for r in read)
     assert sample.shape == (1000, 3)
+
+
+def test_a_100_gigapixel_inputs_reader_travels_in_the_graph_without_a_size_warning(tmp_path):
+    # The reader holds a digest of every stored chunk's stamp; 100 Gpx in 512 x 512 chunks is
+    # 381,924 of them. The array has only its metadata: every chunk is stamped as missing.
+    import pickle
+
+    import dask
+    import distributed  # noqa: F401 - its configuration holds the threshold
+    from dask.utils import parse_bytes
+
+    from bigquant.io.zarr_reader import ZarrReader
+
+    side = 316_228
+    zarr.create_array(tmp_path / "big.zarr", shape=(side, side, 3), chunks=(512, 512, 3), dtype=np.uint8)
+    reader = ZarrReader(str(tmp_path / "big.zarr"), None, "input 'big.zarr'")
+    assert reader.stamps.size == 618 * 618
+    threshold = parse_bytes(dask.config.get("distributed.admin.large-graph-warning-threshold"))
+    assert len(pickle.dumps(reader, protocol=5)) < threshold / 2
