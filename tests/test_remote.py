@@ -84,6 +84,36 @@ def test_a_remote_tiff_in_strips_reads_as_the_local_one(mem, tmp_path, photometr
 
 
 @pytest.mark.parametrize(
+    ("byteorder", "bigtiff"),
+    [
+        # Classic little-endian TIFF: 32-bit tile offsets.
+        ("<", False),
+        # Big-endian BigTIFF: 64-bit offsets in the other byte order.
+        (">", True),
+    ],
+)
+def test_a_remote_tiled_tiffs_tasks_read_their_own_tile_offsets(mem, tmp_path, byteorder, bigtiff):
+    """The graph carries where the tile tables lie, not the tables: its size does not grow with
+    the number of tiles (a 100 Gpx file in 256-pixel tiles has 24 MB of them)."""
+    import pickle
+
+    fs, prefix = mem
+    img = np.concatenate([blocks_image()] * 2, axis=1)  # 192 x 256
+    graphs = {}
+    for tile in (16, 64):
+        name = f"t{tile}.tif"
+        tifffile.imwrite(
+            tmp_path / name, img, tile=(tile, tile), compression="zlib", photometric="rgb",
+            byteorder=byteorder, bigtiff=bigtiff,
+        )  # fmt: skip
+        fs.pipe_file(f"{prefix}/{name}", (tmp_path / name).read_bytes())
+        remote = bigquant.read_image(f"memory://{prefix}/{name}", chunks=(96, 128))
+        np.testing.assert_array_equal(remote.compute(), img)
+        graphs[tile] = len(pickle.dumps(dict(remote.__dask_graph__())))
+    assert abs(graphs[16] - graphs[64]) < 256  # 16x as many tiles, the same graph
+
+
+@pytest.mark.parametrize(
     ("data", "said"),
     [
         # No bytes at all: the same line as for an empty local file.

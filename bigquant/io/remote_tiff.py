@@ -1,10 +1,12 @@
 """TIFF and BigTIFF on object storage, read tile by tile with ranged requests.
 
 :func:`open_remote_tiff` reads the header (the IFDs) once, through an fsspec file object, and
-keeps the level's tile offsets and byte counts. Each task of :func:`read_remote_tiff`'s graph
-carries the URL, the storage options, the decoding parameters and the offsets of its own tiles
-only; it fetches each tile with one ranged read (``fs.cat_file(path, start, end)``) and decodes
-it with imagecodecs, so no task downloads the whole file and the graph holds no pixel.
+notes where in the file the level's tile offsets and byte counts lie. Each task of
+:func:`read_remote_tiff`'s graph carries the URL, the storage options, the decoding parameters
+and those two positions; it reads its own tiles' entries of both tables (one ranged read each),
+fetches each tile with one ranged read (``fs.cat_file(path, start, end)``) and decodes it with
+imagecodecs. So no task downloads the whole file, and the graph holds neither pixels nor the
+tables, whose size grows with the image (24 MB at 100 Gpx in 256-pixel tiles).
 
 A level that is not one tiled page of interleaved samples in a layout decoded here (strips,
 planar or packed samples, YCbCr subsampling without JPEG) is read through tifffile's Zarr store
@@ -57,15 +59,64 @@ class TileCodec:
 
 
 @dataclass(frozen=True)
+class TileIndex:
+    """Where a level's TileOffsets and TileByteCounts values lie in the file: tile ``i`` (row-major
+    over a grid ``across`` tiles wide) has its offset at byte ``offsets_at + i * itemsize``."""
+
+    offsets_at: int
+    offsets_dtype: str  # byte order included
+    counts_at: int
+    counts_dtype: str
+    across: int
+
+    def read(self, where: Location, ty: range, tx: range) -> tuple[np.ndarray, np.ndarray]:
+        """The offsets and byte counts of the tiles in rows ``ty`` and columns ``tx`` of the grid,
+        each from one ranged read of the rows' span of its table."""
+        first, last = ty.start * self.across + tx.start, (ty.stop - 1) * self.across + tx.stop
+        grid = np.arange(len(ty))[:, None] * self.across + np.arange(len(tx))[None, :]
+        out = []
+        for at, dtype in ((self.offsets_at, self.offsets_dtype), (self.counts_at, self.counts_dtype)):
+            size = np.dtype(dtype).itemsize
+            start, end = at + first * size, at + last * size
+            try:
+                raw = where.fs.cat_file(where.path, start=start, end=end)
+            except Exception as exc:
+                raise InputError(f"cannot read input '{where.url}': {describe_error(exc)}") from None
+            if len(raw) != end - start:
+                raise InputError(f"the tile table at byte {at} of input '{where.url}' ends past the end of the file")
+            out.append(np.frombuffer(raw, dtype=dtype)[grid].astype(np.int64))
+        return out[0], out[1]
+
+
+@dataclass(frozen=True)
 class RemoteTiffPlan:
     """What :func:`read_remote_tiff` needs: the file, its level, and how its tiles decode."""
 
     where: Location
     tiff: TiffPlan
     codec: TileCodec | None  # None: read through tifffile in each task
-    offsets: np.ndarray | None
-    counts: np.ndarray | None
-    across: int
+    index: TileIndex | None
+
+
+def _tile_index(tf: Any, page: Any, tile_cols: int) -> TileIndex | None:
+    """Where ``page``'s tile tables lie, or None where their values in the file are not the
+    offsets tifffile reads (NDPI keeps the high bits of its offsets elsewhere)."""
+    from tifffile import TIFF
+
+    if tf.is_ndpi:
+        return None
+    found = []
+    for code, values in ((324, page.dataoffsets), (325, page.databytecounts)):
+        tag = page.tags.get(code)
+        fmt = TIFF.DATA_FORMATS.get(tag.dtype, "") if tag is not None else ""
+        if fmt[-1:] not in ("H", "I", "Q") or tag.count != len(values) or len(values) == 0:
+            return None
+        dtype = np.dtype(tf.byteorder + fmt[-1])
+        if not np.array_equal(np.asarray(tag.value, dtype=np.int64), np.asarray(values, dtype=np.int64)):
+            return None
+        found.append((int(tag.valueoffset), dtype.str))
+    (oat, odt), (cat, cdt) = found
+    return TileIndex(oat, odt, cat, cdt, tile_cols)
 
 
 def _codec(page: Any) -> TileCodec | None:
@@ -115,16 +166,15 @@ def open_remote_tiff(
             raise InputError(f"{name} is not a readable TIFF file: {exc}") from None
         with tf:
             info, plan = describe_tiff(tf, name, where.url, size, level, series, axes)
-            codec = offsets = counts = None
-            across = 0
+            codec = index = None
             if plan.tiles:
                 page: Any = tf.series[info.series].levels[info.level].pages[0]
                 codec = _codec(page)
                 if codec is not None:
-                    offsets = np.asarray(page.dataoffsets, dtype=np.int64)
-                    counts = np.asarray(page.databytecounts, dtype=np.int64)
-                    across = -(-int(page.imagewidth) // codec.tile[1])
-    return info, RemoteTiffPlan(where, plan, codec, offsets, counts, across)
+                    index = _tile_index(tf, page, -(-int(page.imagewidth) // codec.tile[1]))
+                if index is None:
+                    codec = None
+    return info, RemoteTiffPlan(where, plan, codec, index)
 
 
 def decode_tile(data: Any, codec: TileCodec) -> np.ndarray:
@@ -158,14 +208,13 @@ def _read_tiles(
     r1: int,
     c0: int,
     c1: int,
-    first: tuple[int, int],
-    offsets: np.ndarray,
-    counts: np.ndarray,
+    index: TileIndex,
 ) -> np.ndarray:
-    """Rows r0:r1, cols c0:c1 from the tiles whose offsets this task carries (a grid of tiles
-    starting at tile ``first``, ``offsets.shape`` tiles)."""
+    """Rows r0:r1, cols c0:c1, from the tiles that hold them."""
     th, tw = codec.tile
     fs, path = where.fs, where.path
+    first = (r0 // th, c0 // tw)
+    offsets, counts = index.read(where, range(first[0], -(-r1 // th)), range(first[1], -(-c1 // tw)))
     out = np.zeros((r1 - r0, c1 - c0, codec.samples), dtype=dtype)
     for i in range(offsets.shape[0]):
         for j in range(offsets.shape[1]):
@@ -215,7 +264,7 @@ def read_remote_tiff(
     info: ImageInfo, plan: RemoteTiffPlan, budget: int, chunks: Sequence[int] | None, threads: int | None
 ) -> da.Array:
     """The level :func:`open_remote_tiff` described, as a dask array (rows, cols, C): one task
-    per chunk, each with its own tiles' offsets."""
+    per chunk, which reads its own tiles' offsets."""
     rows, cols, channels = info.shape
     cr, cc = resolve_chunks((rows, cols), info.dtype.itemsize * channels, budget, chunks, plan.tiff.tile, threads)
     name = f"read-remote-tiff-{tokenize(plan.where, info.series, info.level, info.file_bytes, cr, cc)}"
@@ -230,13 +279,8 @@ def read_remote_tiff(
                     _read_region, plan.where, plan.tiff, info.series, info.level, r0, r1, c0, c1
                 )  # fmt: skip
                 continue
-            th, tw = plan.codec.tile
-            ty, tx = r0 // th, c0 // tw
-            grid = np.arange(ty, -(-r1 // th))[:, None] * plan.across + np.arange(tx, -(-c1 // tw))[None, :]
-            assert plan.offsets is not None and plan.counts is not None
             graph[(name, i, j, 0)] = (
-                _read_tiles, plan.where, plan.codec, info.dtype, r0, r1, c0, c1, (ty, tx),
-                plan.offsets[grid], plan.counts[grid],
+                _read_tiles, plan.where, plan.codec, info.dtype, r0, r1, c0, c1, plan.index
             )  # fmt: skip
     chunks_ = (
         tuple(min(cr, rows - r) for r in row_starts),
