@@ -72,9 +72,9 @@ COLOUR_BYTES = 16
 #: photographs at K = 32: 6, range 1-18; images of 1-3 channels: none).
 TYPICAL_EXACT_PASSES = 6
 #: Seconds of the in-memory fit on the coreset (the best of 8 starts, then the fit on every
-#: cell), for 1-3 channels and for more (measured at K = 32 on 14.7 Mpx photographs: 0.7-1.2 s
-#: and 1.1-8 s).
-CORESET_FIT_S = (1.0, 4.0)
+#: cell), for 1-3 channels and for more (measured at K = 32 on 14.7 Mpx photographs: 0.4-1.6 s
+#: and 1.4-2.4 s).
+CORESET_FIT_S = (0.8, 2.0)
 #: Tiles :func:`bigquant.io.probe_read` decodes, spread along the image's diagonal.
 PROBE_TILES = 6
 
