@@ -38,11 +38,9 @@ CHUNK_SHARE = 4
 WIDE_CHUNK_SHARE = 2
 #: k-means++ starts :func:`best_start` compares on a coarse grid.
 RESTARTS = 8
-#: Most cells of that coarse grid (5-6 bits per channel for RGB, 4 for four bands). A start
-#: costs a fifth of what it does on 2**17 cells (k-means++ and the fit: 0.04 s against 0.19 s on
-#: a 14.7 Mpx photograph), and with the check on the fine cells (:func:`bigquant.fitting._fit_cells`)
-#: the finer grid's ranking ends no more than 0.04 dB either way from this one's
-#: (benchmarks/README.md, "A coarser grid for the starts").
+#: Most cells of that coarse grid (5-6 bits per channel for RGB, 4 for four bands): a start costs
+#: a fifth of what it does on 2**17 cells, and the finer grid's ranking ends within 0.04 dB of
+#: this one's either way (benchmarks/README.md, "a coarser grid for the starts").
 COARSE_CELLS = 1 << 15
 #: Fewer coarse cells than this many per centroid cannot rank the starts.
 COARSE_MIN_CELLS_PER_K = 8
