@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 #: Set by the ``bigquant`` command for its own process: the warm-up skips numba's BLAS probe
-#: (see :func:`warm_up`). A library user's other threads might import scipy.linalg meanwhile,
+#: (see :func:`set_up_numba`). A library user's other threads might import scipy.linalg meanwhile,
 #: so it stays off in-process.
 WARM_UP_WITHOUT_BLAS = False
 #: Arrays from this size up get pages of their own from the OS (see :func:`map_large_arrays`).
@@ -107,13 +107,19 @@ def release_freed_memory() -> None:
 
 
 def warm_up(without_blas: bool = False) -> None:
-    """Load numba's compiler machinery and the kernels of the histogram path from the cache.
+    """Load numba's compiler machinery (:func:`set_up_numba`) and the kernels of the histogram
+    path from the cache."""
+    set_up_numba(without_blas)
+    load_histogram_path()
+
+
+def set_up_numba(without_blas: bool = False) -> None:
+    """Import numba and set up its compiler machinery, by loading one kernel from the cache.
 
     A process's first call of any compiled function costs a few tenths of a second of numba
     set-up (its typing and lowering registries), whatever the function, after importing numba.
-    :func:`bigquant.io.read_image` runs this on a thread while a PNG or JPEG decodes (the
-    decoders release the GIL), so a one-shot ``bigquant compress`` does not pay for it after
-    the decode.
+    :func:`start_kernel_warm_up` runs this on a thread while an image decodes (the decoders
+    release the GIL), so a one-shot ``bigquant compress`` does not pay for it after the decode.
 
     With ``without_blas`` (the ``bigquant`` command's own process only), ``scipy.linalg`` is
     held out while numba sets up: numba imports it only to find out whether ``np.dot`` can be
@@ -129,7 +135,6 @@ def warm_up(without_blas: bool = False) -> None:
     finally:
         if held and sys.modules.get("scipy.linalg", 0) is None:
             del sys.modules["scipy.linalg"]
-    load_histogram_path()
 
 
 def load_histogram_path() -> None:
@@ -175,18 +180,19 @@ def load_histogram_path() -> None:
     kh.lut_labels(x, np.zeros(1, dtype=np.uint8), cen, np.zeros(4, dtype=np.uint8), False)
 
 
-def _warm_up_quietly() -> None:
+def _quietly(load: Any, *args: Any) -> None:
     try:
-        warm_up(without_blas=WARM_UP_WITHOUT_BLAS)
+        set_up_numba(WARM_UP_WITHOUT_BLAS)
+        (load or load_histogram_path)(*args)
     except Exception:  # pragma: no cover - the real first call will raise it again, in context
         pass
 
 
-def start_kernel_warm_up() -> threading.Thread:
-    """Run :func:`warm_up` on a thread while an image decodes; returns the started thread,
-    which the caller joins. (The modules import the kernels where they use them, so importing
-    bigquant does not import numba.)"""
-    thread = threading.Thread(target=_warm_up_quietly, name="bigquant-warm-up", daemon=True)
+def start_kernel_warm_up(load: Any = None, *args: Any) -> threading.Thread:
+    """Set numba up and run ``load(*args)`` (default: :func:`load_histogram_path`) on a thread
+    while an image decodes; returns the started thread, which the caller joins. (The modules
+    import the kernels where they use them, so importing bigquant does not import numba.)"""
+    thread = threading.Thread(target=_quietly, args=(load, *args), name="bigquant-warm-up", daemon=True)
     thread.start()
     return thread
 

@@ -270,7 +270,7 @@ def compress(
     x, name = src.x, src.name
     _store.check_store_limits(x.shape, k_requested, x.chunksize)  # before the fit: the store's limits
     if fixed is None and not fitting.use_histogram(opts.method, x.dtype, x.shape[2]) and x.nbytes <= mem // 4:
-        x = x.persist()  # the pixel path reads the image several times: decode it once
+        x = _sources.decoded(x, fitting.load_pixel_kernels)  # the pixel path reads it several times
     asked = dict(level=level, series=series, axes=axes, labels_level=labels_level, target_psnr=target_psnr)
     asked.update(max_k=max_k if target_psnr is not None else None, codebook=fixed[1] if fixed else None)
     options = _sources.run_options(opts, memory_limit=mem, chunks=chunks, **asked)

@@ -46,8 +46,7 @@ COARSE_CELLS = 1 << 15
 COARSE_MIN_CELLS_PER_K = 8
 #: Parts merged by one task of the tree.
 MERGE_FAN_IN = 4
-#: Finest grid: bits per channel (fewer where the packed code would pass 60 bits, and no finer
-#: than one cell per integer value).
+#: Finest grid: bits per channel (fewer where a code would pass 60 bits; no finer than integers).
 MAX_BITS = 10
 
 #: The grid starts at the finest level on which the pixel sample has at most one distinct cell
@@ -101,7 +100,7 @@ class Coreset:
         """The same pixels on the finest coarser grid (whole bits per channel) with at most
         ``budget`` cells: every cell a union of these, every sum exact."""
         part = (self.codes, self.counts, self.sums, self.sq, self.bits, self.nonfinite)
-        return _as_coreset(_fit_budget(part, budget), self.lo, self.unit)
+        return from_part(_fit_budget(part, budget), self.lo, self.unit)
 
     def scale(self) -> float:
         """The data's scale (square root of the mean per-channel variance) over every pixel, exact
@@ -249,14 +248,15 @@ def coreset(xs: Any, sample: np.ndarray, budget: int | None = None) -> Coreset:
     parts = [p if p is not None else part(b, lo, unit, bits, budget) for p, b in zip(parts, blocks)]
     root = tree_reduce(parts, lambda ps: merge_parts(ps, budget), split_every=MERGE_FAN_IN)
     (res,) = dask.compute(root)
-    return _as_coreset(res, lo, unit)
+    return from_part(res, lo, unit)
 
 
 def _bits_of(part: Part) -> int:
     return int(part[4])
 
 
-def _as_coreset(part: Part, lo: np.ndarray, unit: np.ndarray) -> Coreset:
+def from_part(part: Part, lo: np.ndarray, unit: np.ndarray) -> Coreset:
+    """The coreset of a reduced part on the grid ``lo``, ``unit``."""
     codes, counts, sums, sq, bits, bad = part
     return Coreset(sums / counts[:, None], counts, sums, sq, int(bits), int(bad), codes, lo, unit)
 

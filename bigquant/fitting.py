@@ -32,7 +32,7 @@ from .errors import BigquantWarning, InputError, KReducedWarning, ParameterError
 from .hamerly import lloyd_in_memory
 from .params import FitOptions
 from .progress import Pass, Progress, Step, or_silent
-from .seeding import KPP_PRUNED_MIN_K, distinct_rows, init_centroids, sample_pixels
+from .seeding import KPP_PRUNED_MIN_K, distinct_rows, init_centroids, kmeans_plusplus, sample_pixels
 
 #: Most in-memory Lloyd iterations on the coreset (each costs a small fraction of a pass).
 CORESET_MAX_ITER = 3000
@@ -149,6 +149,21 @@ def prepare(xs: Any, use_hist: bool, opts: FitOptions, what: str, progress: Prog
         )
     say(Step(f"coreset: {len(data.cells.counts):,} cells of {data.cells.bits} bits per channel"))
     return data
+
+
+def load_pixel_kernels(dtype: Any, channels: int) -> None:
+    """Load the pixel path's kernels from numba's cache for images of ``dtype`` and ``channels``,
+    through the functions a fit and its label pass call on a small image of that kind, so that
+    the argument types are theirs."""
+    dt = np.dtype(dtype)
+    ramp = np.linspace(0.0, 1.0, 64 * channels).reshape(-1, channels)
+    block = (ramp * 255).astype(dt) if dt.kind in "ui" else ramp.astype(dt)
+    budget = coreset.cell_budget(channels)
+    lo, unit, bits = coreset.grid(block, dt, len(block), budget)
+    cells = coreset.from_part(coreset.block_part(block, lo, unit, bits, budget), lo, unit)
+    start = kmeans_plusplus(cells.points, 2, 0, cells.counts)[0]
+    fit = lloyd_in_memory(cells.points, cells.counts, start, max_iter=2, tol_abs=0.0)
+    coreset.label_and_sum(block, fit.centroids, coreset.cell_labels(cells, fit.centroids, min_share=0.0))
 
 
 def reduce_k(k: int, distinct: int) -> int:

@@ -10,6 +10,7 @@ description; :func:`source_metadata` turns that description into the store's met
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from . import _staging, io, params
 from . import store as _store
 from ._dask import regular_chunks
 from ._objstore import Location, check_urls_apart, is_url, location
+from ._runtime import start_kernel_warm_up
 from .errors import ParameterError
 from .io import ImageInfo, as_image, default_bands
 from .io.image_info import in_micrometres
@@ -87,6 +89,16 @@ def load(
         return Source(regular(x), str(source), info)
     x = as_image(source, memory_limit=memory_limit, chunks=chunks)
     return Source(regular(x), f"<{type(source).__name__}>", None)
+
+
+def decoded(x: da.Array, load: Callable[[Any, int], None]) -> da.Array:
+    """``x`` decoded into memory once, for a path that reads it several times, while
+    ``load(dtype, channels)`` loads that path's kernels on a thread (the decoders release the GIL)."""
+    warm_up = start_kernel_warm_up(load, x.dtype, x.shape[2])
+    try:
+        return x.persist()
+    finally:
+        warm_up.join()  # never left running past the decode, or past an error it raised
 
 
 def source_metadata(src: Source) -> dict[str, Any]:

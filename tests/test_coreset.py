@@ -275,3 +275,37 @@ def test_four_bands_give_a_chunk_a_larger_share_of_the_budget():
     assert coreset.chunk_share(3) == coreset.CHUNK_SHARE > coreset.chunk_share(4) == coreset.WIDE_CHUNK_SHARE
     assert coreset.cell_budget(4) == coreset.WIDE_BUDGET * coreset.cell_budget(3) > coreset.cell_budget(3)
     assert len(parts[4][0]) > budget // coreset.CHUNK_SHARE
+
+
+def _signatures() -> dict[str, set[str]]:
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import bigquant._kernels as kernels
+
+    out: dict[str, set[str]] = {}
+    for info in pkgutil.iter_modules(kernels.__path__):
+        mod = importlib.import_module(f"bigquant._kernels.{info.name}")
+        for name, fn in vars(mod).items():
+            if isinstance(fn, CPUDispatcher):
+                out[f"{info.name}.{name}"] = {str(s) for s in fn.signatures}
+    return out
+
+
+def test_pixel_path_warm_up_loads_every_kernel_a_compress_calls(photo, tmp_path):
+    """The warm-up that runs while a TIFF decodes calls the kernels with the argument types of a
+    real compress of that kind of image, so the compress itself loads none."""
+    import tifffile
+
+    from bigquant import fitting
+
+    fitting.load_pixel_kernels(photo.dtype, photo.shape[2])
+    before = _signatures()
+    path = tmp_path / "in.tif"
+    extra = {"extrasamples": (0,)} if photo.shape[2] == 4 else {}  # a plain fourth band
+    tifffile.imwrite(path, photo, tile=(64, 64), photometric="rgb", compression="zlib", **extra)
+    bigquant.compress(path, tmp_path / "out.bq.zarr", k=8, chunks=(128, 128))
+    new = {name: sigs - before.get(name, set()) for name, sigs in _signatures().items()}
+    assert not {name: sigs for name, sigs in new.items() if sigs}
