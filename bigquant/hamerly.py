@@ -103,7 +103,7 @@ def lloyd_in_memory(
         def step(centroids: np.ndarray, shift: np.ndarray, first: bool) -> np.ndarray:
             cen = np.ascontiguousarray(centroids)
             order, ring, half_sep, tree = _neighbours(cen, k)
-            parts = pool.map(
+            parts = (map if len(slices) == 1 else pool.map)(  # one slice: no hand-off to a thread
                 lambda ab: kha.hamerly_step(
                     x[ab[0] : ab[1]],
                     w[ab[0] : ab[1]],

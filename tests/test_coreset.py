@@ -299,9 +299,9 @@ def test_pixel_path_warm_up_loads_every_kernel_a_compress_calls(photo, tmp_path)
     real compress of that kind of image, so the compress itself loads none."""
     import tifffile
 
-    from bigquant import fitting
+    from bigquant import _runtime, fitting
 
-    fitting.load_pixel_kernels(photo.dtype, photo.shape[2])
+    _runtime.start_kernel_warm_up(fitting.load_pixel_kernels, photo.dtype, photo.shape[2]).join()
     before = _signatures()
     path = tmp_path / "in.tif"
     extra = {"extrasamples": (0,)} if photo.shape[2] == 4 else {}  # a plain fourth band
